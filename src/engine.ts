@@ -1,0 +1,154 @@
+// Picks and starts the tfjs backend once per process: tfjs-node-gpu > tfjs-node > wasm > cpu.
+// tf.setBackend() returns false (it does not throw) when a backend cannot start, after which tfjs quietly keeps
+// running on `cpu`; every start here is therefore checked, and an engine asked for by name never falls back.
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import { projectRoot } from './paths.js';
+import { UserError } from './errors.js';
+
+export const ENGINE_NAMES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
+export type EngineRequest = EngineName | 'auto';
+
+export interface EngineInfo {
+  name: EngineName;
+  tfjsVersion: string;
+  /** TensorFlow runtime version for the native engines. */
+  tensorflowVersion?: string;
+  threads: number;
+  /** Where the native binding was loaded from (npm package or the from-source build). */
+  source?: string;
+  /** Why each engine better than the one running is not in use. */
+  notUsed: Partial<Record<EngineName, string>>;
+}
+
+const require = createRequire(import.meta.url);
+// TensorFlow's C++ logging (oneDNN and CPU-feature banners) would otherwise precede every command's output.
+process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+/** The from-source build made by scripts/setup-engine.mjs when npm could not install tfjs-node. */
+export const localTfjsNodeDir = path.join(projectRoot, '.engine', 'tfjs-node');
+
+let current: EngineInfo | undefined;
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0];
+}
+
+function isInstalled(spec: string): boolean {
+  try {
+    require.resolve(spec);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function activate(name: string): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(name);
+  } catch (err) {
+    throw new Error(`backend '${name}' failed to initialise: ${firstLine(err)}`);
+  }
+  if (!ok || tf.getBackend() !== name) throw new Error(`tf.setBackend('${name}') returned false`);
+  await tf.ready();
+}
+
+type Starter = () => Promise<Omit<EngineInfo, 'notUsed' | 'tfjsVersion'>>;
+
+function nativeVersion(): string | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const backend = tf.backend() as any;
+  return backend?.binding?.TF_Version as string | undefined;
+}
+
+const starters: Record<EngineName, Starter> = {
+  'tensorflow-gpu': async () => {
+    if (!isInstalled('@tensorflow/tfjs-node-gpu')) {
+      throw new Error('@tensorflow/tfjs-node-gpu is not installed (its install needs to download libtensorflow with CUDA)');
+    }
+    require('@tensorflow/tfjs-node-gpu');
+    await activate('tensorflow');
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const binding = (tf.backend() as any).binding;
+    if (typeof binding?.isUsingGpuDevice === 'function' && !binding.isUsingGpuDevice()) {
+      throw new Error('tfjs-node-gpu loaded but TensorFlow sees no GPU');
+    }
+    return { name: 'tensorflow-gpu', tensorflowVersion: nativeVersion(), threads: os.cpus().length, source: '@tensorflow/tfjs-node-gpu' };
+  },
+  tensorflow: async () => {
+    let source: string;
+    if (isInstalled('@tensorflow/tfjs-node')) {
+      require('@tensorflow/tfjs-node');
+      source = '@tensorflow/tfjs-node';
+    } else if (fs.existsSync(path.join(localTfjsNodeDir, 'package.json'))) {
+      require(localTfjsNodeDir);
+      source = '.engine/tfjs-node (built from source against tensorflow-cpu)';
+    } else {
+      throw new Error('@tensorflow/tfjs-node is not installed and no from-source build exists (run `node scripts/setup-engine.mjs`)');
+    }
+    await activate('tensorflow');
+    const threads = Number(process.env.TF_NUM_INTRAOP_THREADS) || os.cpus().length;
+    return { name: 'tensorflow', tensorflowVersion: nativeVersion(), threads, source };
+  },
+  wasm: async () => {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const { registerWasmTrainingKernels } = await import('./engine/wasm-kernels.js');
+    registerWasmTrainingKernels();
+    await activate('wasm');
+    void wasm;
+    return { name: 'wasm', threads: 1, source: '@tensorflow/tfjs-backend-wasm (single thread in Node)' };
+  },
+  cpu: async () => {
+    await activate('cpu');
+    return { name: 'cpu', threads: 1, source: '@tensorflow/tfjs-backend-cpu (pure JavaScript)' };
+  },
+};
+
+/** Starts the requested engine (once per process). `auto` takes the best that starts and records why each better
+ *  one did not; a named engine that cannot start is a UserError. */
+export async function startEngine(request: EngineRequest = 'auto'): Promise<EngineInfo> {
+  if (current) {
+    if (request !== 'auto' && request !== current.name) {
+      throw new UserError(`engine: '${current.name}' is already running in this process; cannot switch to '${request}'`);
+    }
+    return current;
+  }
+  const order: EngineName[] = request === 'auto' ? [...ENGINE_NAMES] : [request];
+  const notUsed: Partial<Record<EngineName, string>> = {};
+  for (const name of order) {
+    try {
+      const started = await starters[name]();
+      current = { ...started, tfjsVersion: tf.version_core, notUsed };
+      return current;
+    } catch (err) {
+      notUsed[name] = firstLine(err);
+      if (request !== 'auto') {
+        throw new UserError(`--backend ${name}: cannot start: ${notUsed[name]}`);
+      }
+    }
+  }
+  throw new Error('no tfjs engine could start: ' + JSON.stringify(notUsed));
+}
+
+export function currentEngine(): EngineInfo | undefined {
+  return current;
+}
+
+/** One line for the start of every command. */
+export function describeEngine(info: EngineInfo): string {
+  const tfv = info.tensorflowVersion ? `, TensorFlow ${info.tensorflowVersion}` : '';
+  const skipped = Object.entries(info.notUsed).map(([n, why]) => `${n}: ${why}`);
+  return `engine ${info.name} (tfjs ${info.tfjsVersion}${tfv}, ${info.threads} thread${info.threads === 1 ? '' : 's'})` +
+    (skipped.length ? ` — not used: ${skipped.join('; ')}` : '');
+}
+
+/** Parses --backend / GAPCAM_BACKEND. */
+export function parseEngineRequest(value: string | undefined): EngineRequest {
+  const v = value ?? process.env.GAPCAM_BACKEND ?? 'auto';
+  if (v === 'auto' || (ENGINE_NAMES as readonly string[]).includes(v)) return v as EngineRequest;
+  throw new UserError(`--backend: expected one of auto, ${ENGINE_NAMES.join(', ')}; got '${v}'`);
+}

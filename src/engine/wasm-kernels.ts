@@ -1,0 +1,2 @@
+/** Placeholder replaced by the wasm training kernels (Conv2DBackpropFilter / Conv2DBackpropInput). */
+export function registerWasmTrainingKernels(): void {}

@@ -1,0 +1,49 @@
+// Nothing already written is lost: files and folders are written under a temporary name and renamed into place
+// (rename is atomic within one filesystem), so a crash leaves either the old or the new version, never half.
+import fs from 'node:fs';
+import path from 'node:path';
+
+function tempName(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
+}
+
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await fs.promises.mkdir(path.dirname(target), { recursive: true });
+  const tmp = tempName(target);
+  await fs.promises.writeFile(tmp, data);
+  await fs.promises.rename(tmp, target);
+}
+
+export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const tmp = tempName(target);
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, target);
+}
+
+/** Fills a fresh temporary folder with `fill`, then swaps it in for `target`. The previous folder is moved aside
+ *  first and removed only after the new one is in place, so at every moment one complete version exists
+ *  (`target` or `target.old`). */
+export async function writeDirAtomic(target: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
+  await fs.promises.mkdir(path.dirname(target), { recursive: true });
+  const tmp = tempName(target);
+  await fs.promises.mkdir(tmp, { recursive: true });
+  try {
+    await fill(tmp);
+  } catch (err) {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const old = `${target}.old`;
+  await fs.promises.rm(old, { recursive: true, force: true });
+  if (fs.existsSync(target)) await fs.promises.rename(target, old);
+  await fs.promises.rename(tmp, target);
+  await fs.promises.rm(old, { recursive: true, force: true });
+}
+
+/** Reads a folder written by writeDirAtomic, recovering `target.old` if a crash hit between the two renames. */
+export function resolveAtomicDir(target: string): string | undefined {
+  if (fs.existsSync(target)) return target;
+  if (fs.existsSync(`${target}.old`)) return `${target}.old`;
+  return undefined;
+}
