@@ -1,0 +1,119 @@
+// Image decoding with sharp: one place that turns any JPEG/PNG/WebP/TIFF/GIF on disk into 8-bit RGB, HWC.
+// EXIF orientation is applied first (so width/height are the image as a viewer shows it), alpha is flattened onto
+// a background colour (white unless asked otherwise), greyscale/CMYK/16-bit inputs are converted to 8-bit sRGB.
+// Missing, empty, truncated or non-image files raise a one-line UserError naming the file.
+import fs from 'node:fs';
+import sharp from 'sharp';
+import { UserError } from '../errors.js';
+
+/** A decoded image: 8-bit RGB, row-major HWC (index = (y * width + x) * 3 + c). */
+export interface DecodedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface DecodeOptions {
+  /** Background that transparent pixels are composited onto, as RGB 0..255 (default white [255, 255, 255]). */
+  background?: [number, number, number];
+}
+
+// sharp's own thread pool decodes in parallel; the pipeline adds Promise-level concurrency on top.
+sharp.cache(false);
+
+/** Throws a one-line UserError unless `file` exists, is a file and is not empty. */
+export async function checkImageFile(file: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch {
+    throw new UserError(`image file not found: ${file}`);
+  }
+  if (!st.isFile()) throw new UserError(`image path is not a file: ${file}`);
+  if (st.size === 0) throw new UserError(`image file is empty (0 bytes): ${file}`);
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0].trim();
+}
+
+/** Wraps a sharp failure into a one-line UserError naming the file. */
+export function decodeError(file: string, err: unknown): UserError {
+  if (err instanceof UserError) return err;
+  return new UserError(`cannot decode image ${file}: ${firstLine(err)} (expected a readable JPEG/PNG/WebP/TIFF/GIF file)`);
+}
+
+/**
+ * A sharp instance reading `file`, already normalised: EXIF-oriented, alpha flattened, 8-bit sRGB, 3 channels.
+ * Callers may chain geometric operations (extract, resize, flop) and must finish with `.raw()`.
+ * `input` may be a Buffer holding the file's bytes (to avoid reading it twice).
+ */
+export function normalizedSharp(input: string | Buffer, options: DecodeOptions = {}): sharp.Sharp {
+  const [r, g, b] = options.background ?? [255, 255, 255];
+  return sharp(input, { failOn: 'error', limitInputPixels: 1 << 28 })
+    .autoOrient()
+    .flatten({ background: { r, g, b } })
+    .toColourspace('srgb');
+}
+
+/** Converts sharp's raw output to packed 3-channel RGB (sharp already gives 3 channels; this guards the rest). */
+export function toRgb(data: Buffer, width: number, height: number, channels: number): Uint8Array {
+  const n = width * height;
+  if (channels === 3) return new Uint8Array(data.buffer, data.byteOffset, n * 3);
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    if (channels >= 3) {
+      out[i * 3] = data[i * channels];
+      out[i * 3 + 1] = data[i * channels + 1];
+      out[i * 3 + 2] = data[i * channels + 2];
+    } else {
+      const v = data[i * channels];
+      out[i * 3] = v;
+      out[i * 3 + 1] = v;
+      out[i * 3 + 2] = v;
+    }
+  }
+  return out;
+}
+
+/** Runs a normalised sharp chain to raw RGB, turning sharp errors into one-line UserErrors naming `file`. */
+export async function toRawRgb(file: string, pipeline: sharp.Sharp): Promise<DecodedImage> {
+  let result: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    result = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    await checkImageFile(file);
+    throw decodeError(file, err);
+  }
+  const { data, info } = result;
+  return { data: toRgb(data, info.width, info.height, info.channels), width: info.width, height: info.height };
+}
+
+/** Decodes an image file to 8-bit RGB HWC (EXIF orientation applied; grey/CMYK/16-bit/alpha → 8-bit RGB). */
+export async function decodeImage(file: string, options: DecodeOptions = {}): Promise<DecodedImage> {
+  await checkImageFile(file);
+  return toRawRgb(file, normalizedSharp(file, options));
+}
+
+/** The size of an image as displayed (EXIF orientation applied), read from its header without decoding pixels. */
+export async function imageSize(file: string): Promise<{ width: number; height: number }> {
+  await checkImageFile(file);
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(file).metadata();
+  } catch (err) {
+    throw decodeError(file, err);
+  }
+  if (!meta.width || !meta.height) throw new UserError(`cannot read the size of image ${file}: no width/height in its header`);
+  const swap = (meta.orientation ?? 1) >= 5;
+  return swap ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
+}
+
+/** Encodes 8-bit RGB HWC pixels as PNG (used by the embedded dataset and by tests). */
+export async function encodePng(img: DecodedImage): Promise<Buffer> {
+  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
+    raw: { width: img.width, height: img.height, channels: 3 },
+  })
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+}
