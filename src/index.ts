@@ -1,3 +1,9 @@
 // The library API: typed exports, grown as modules land.
 export { startEngine, describeEngine, currentEngine, type EngineInfo, type EngineName } from './engine.js';
 export { UserError } from './errors.js';
+export {
+  loadLayersModelFromDir, loadLayersModelFromUrl, loadLayersModel, saveLayersModelToDir, loadCamModel, saveCamModel,
+  loadModelRef, readMeta, validateMeta, type LoadedModelRef,
+} from './models/io.js';
+export { asCamModel, detectCamHead } from './models/head.js';
+export type { CamModel, ModelMeta, HeadKind } from './models/types.js';
