@@ -7,3 +7,4 @@ export {
 } from './models/io.js';
 export { asCamModel, detectCamHead } from './models/head.js';
 export type { CamModel, ModelMeta, HeadKind } from './models/types.js';
+export { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, normalizedInputSizeMaps, type ClassSelection, type ClassActivationResult, type UpsampleOptions } from './cam/class-maps.js';
