@@ -8,3 +8,6 @@ export {
 export { asCamModel, detectCamHead } from './models/head.js';
 export type { CamModel, ModelMeta, HeadKind } from './models/types.js';
 export { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, normalizedInputSizeMaps, type ClassSelection, type ClassActivationResult, type UpsampleOptions } from './cam/class-maps.js';
+export { iou, maxIou, boxArea, checkBoxConvention, normalizeScoremap, connectedComponents, maskBoxes, mapBoxToOriginal, resizeMapping, type ScoreMap, type GridMapping, type BoxSelection } from './eval/boxes.js';
+export { ruleBoxes, ruleMask, ruleIou, sweepBoxes, sweepMask, camThresholds, centerGaussianMap, MaxBoxAccEvaluator, maxBoxAccEvaluator, maxBoxAccV2Evaluator, LocalizationAccuracy, type RuleOptions, type SweepOptions, type MaxBoxAccResult, type LocalizationAccuracyResult } from './eval/localization.js';
+export { ClassificationEvaluator, topK as rankTopK, confusionCsv, type ClassificationResult } from './eval/classification.js';
