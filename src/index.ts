@@ -11,3 +11,6 @@ export { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, 
 export { iou, maxIou, boxArea, checkBoxConvention, normalizeScoremap, connectedComponents, maskBoxes, mapBoxToOriginal, resizeMapping, type ScoreMap, type GridMapping, type BoxSelection } from './eval/boxes.js';
 export { ruleBoxes, ruleMask, ruleIou, sweepBoxes, sweepMask, camThresholds, centerGaussianMap, MaxBoxAccEvaluator, maxBoxAccEvaluator, maxBoxAccV2Evaluator, LocalizationAccuracy, type RuleOptions, type SweepOptions, type MaxBoxAccResult, type LocalizationAccuracyResult } from './eval/localization.js';
 export { ClassificationEvaluator, topK as rankTopK, confusionCsv, type ClassificationResult } from './eval/classification.js';
+export { createCamMethod, camMethods, METHOD_NAMES, isMethodName, type MethodName } from './cam/registry.js';
+export { CamMethod, type CamTarget, type CamResult, type MethodOptions, type MethodFlags, type CamContext } from './cam/methods/base.js';
+export { splitAtLayer, lastSpatialLayer, spatialLayers, type SplitModel } from './cam/split.js';

@@ -64,3 +64,18 @@ export function layerOutput(model: tf.LayersModel, name: string, x: tf.Tensor4D)
   t.dispose();
   return a;
 }
+
+/** input [s, s, 3] → conv3x3 'conv1' (relu, 4) → conv3x3 'feat' (relu, C) → 1×1 conv 'mix' (tanh, 6) → GAP 'gap' →
+ *  Dense 'fc' (softmax). A smooth, non-linear head after 'feat', so gradient methods have non-trivial gradients
+ *  that a test can recompute in plain JS (no pooling: 'feat' has the input's resolution). */
+export function tinyDeepHead(o: TinyOptions = {}): tf.LayersModel {
+  const s = o.size ?? 8;
+  const seed = o.seed ?? 21;
+  const input = tf.input({ shape: [s, s, 3], name: 'image' });
+  const c1 = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv1', kernelInitializer: tf.initializers.glorotUniform({ seed }), biasInitializer: tf.initializers.constant({ value: 0.05 }) }).apply(input) as tf.SymbolicTensor;
+  const f = tf.layers.conv2d({ filters: o.channels ?? 5, kernelSize: 3, padding: 'same', activation: 'relu', name: 'feat', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }), biasInitializer: tf.initializers.constant({ value: 0.05 }) }).apply(c1) as tf.SymbolicTensor;
+  const m = tf.layers.conv2d({ filters: 6, kernelSize: 1, activation: 'tanh', name: 'mix', kernelInitializer: tf.initializers.randomNormal({ stddev: 1.5, seed: seed + 2 }), biasInitializer: tf.initializers.randomUniform({ minval: -0.3, maxval: 0.3, seed: seed + 3 }) }).apply(f) as tf.SymbolicTensor;
+  const g = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(m) as tf.SymbolicTensor;
+  const d = tf.layers.dense({ units: o.classes ?? 3, activation: 'softmax', name: 'fc', kernelInitializer: tf.initializers.randomNormal({ stddev: 2, seed: seed + 4 }), biasInitializer: tf.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed: seed + 5 }) }).apply(g) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: d, name: 'tiny_deep_head' });
+}
