@@ -14,3 +14,5 @@ export { ClassificationEvaluator, topK as rankTopK, confusionCsv, type Classific
 export { createCamMethod, camMethods, METHOD_NAMES, isMethodName, type MethodName } from './cam/registry.js';
 export { CamMethod, type CamTarget, type CamResult, type MethodOptions, type MethodFlags, type CamContext } from './cam/methods/base.js';
 export { splitAtLayer, lastSpatialLayer, spatialLayers, type SplitModel } from './cam/split.js';
+export { BACKBONES, BACKBONE_NAMES, buildBackbone, getBackbone, isBackboneName, type BackboneName, type BackboneSpec, type BackboneBuildOptions } from './models/registry.js';
+export { buildVgg, VGG_ARCHS, type VggName, type VggOptions } from './models/backbones/vgg.js';

@@ -10,6 +10,7 @@ import { defaultCheckpointRoot } from '../paths.js';
 import type { CamModel, ModelMeta, HeadKind } from './types.js';
 import type { PreprocessMode } from '../data/types.js';
 import { asCamModel, detectCamHead, type AsCamModelOptions } from './head.js';
+import { buildBackbone, getBackbone, isBackboneName, type BackboneBuildOptions, type BackboneName } from './registry.js';
 
 export const MODEL_JSON = 'model.json';
 export const META_JSON = 'meta.json';
@@ -84,10 +85,11 @@ function checkModelJson(json: tf.io.ModelJSON, where: string): void {
 
 /** Loads a tfjs Layers model from a local folder (or a model.json path): reads the shards with node fs and
  *  refuses weight paths that leave the folder. Works on every engine. */
-export async function loadLayersModelFromDir(dir: string, opts: { strict?: boolean } = {}): Promise<tf.LayersModel> {
+export async function loadLayersModelFromDir(dir: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
   const { dir: root, file } = modelJsonPathOf(dir);
   const json = readJsonFile<tf.io.ModelJSON>(file, 'model');
   checkModelJson(json, file);
+  if (opts.inputShape) setInputShape(json, opts.inputShape, file);
   // Validate every path before reading any.
   const files = json.weightsManifest.map((g) => g.paths.map((p) => resolveWeightPath(root, p, file)));
   const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
@@ -107,6 +109,30 @@ export async function loadLayersModelFromDir(dir: string, opts: { strict?: boole
     return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
   });
   return loadFromArtifacts(artifacts, file, opts.strict);
+}
+
+export interface LoadLayersOptions {
+  /** Check that every weight in the file is used (default true). */
+  strict?: boolean;
+  /** Rebuild the topology with this [height, width, channels] input (fully convolutional models only: a Dense layer
+   *  after a Flatten would then get weights of the wrong shape, which loading reports). */
+  inputShape?: [number, number, number];
+}
+
+/** Rewrites the batch input shape of a model.json topology (functional or Sequential). */
+export function setInputShape(json: tf.io.ModelJSON, inputShape: [number, number, number], where: string): void {
+  type LayerJson = { class_name: string; config: Record<string, unknown> };
+  const topo = json.modelTopology as { model_config?: { class_name: string; config: unknown } ; class_name?: string; config?: unknown };
+  const mc = (topo.model_config ?? topo) as { class_name?: string; config?: unknown };
+  const layers: LayerJson[] | undefined = Array.isArray(mc.config) ? (mc.config as LayerJson[])
+    : (mc.config as { layers?: LayerJson[] } | undefined)?.layers;
+  if (!layers || layers.length === 0) throw new UserError(`${where}: cannot set the input shape: no layers in the topology`);
+  const inputs = layers.filter((l) => l.class_name === 'InputLayer');
+  if (inputs.length > 1) throw new UserError(`${where}: cannot set the input shape of a model with ${inputs.length} inputs`);
+  const target = inputs[0] ?? layers[0];
+  target.config.batch_input_shape = [null, ...inputShape];
+  delete target.config.batch_shape;
+  delete target.config.input_shape;
 }
 
 async function loadFromArtifacts(artifacts: tf.io.ModelArtifacts, where: string, strict = true): Promise<tf.LayersModel> {
@@ -131,13 +157,14 @@ async function fetchOk(url: string, what: string): Promise<Response> {
 
 /** Loads a tfjs Layers model from an http(s) URL of a model.json (or of the folder holding it). Weight paths must
  *  stay under the model.json's folder on the same server. */
-export async function loadLayersModelFromUrl(url: string, opts: { strict?: boolean } = {}): Promise<tf.LayersModel> {
+export async function loadLayersModelFromUrl(url: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
   const modelUrl = url.endsWith('.json') ? url : url.replace(/\/?$/, '/') + MODEL_JSON;
   const base = new URL('.', modelUrl);
   const json = (await (await fetchOk(modelUrl, 'model')).json().catch(() => {
     throw new UserError(`model: ${modelUrl} is not valid JSON`);
   })) as tf.io.ModelJSON;
   checkModelJson(json, modelUrl);
+  if (opts.inputShape) setInputShape(json, opts.inputShape, modelUrl);
   const urls = json.weightsManifest.map((g) =>
     g.paths.map((p) => {
       const u = new URL(p, base);
@@ -156,7 +183,7 @@ export async function loadLayersModelFromUrl(url: string, opts: { strict?: boole
 }
 
 /** A local folder / model.json path, or an http(s) URL. */
-export async function loadLayersModel(source: string, opts: { strict?: boolean } = {}): Promise<tf.LayersModel> {
+export async function loadLayersModel(source: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
   return isUrl(source) ? loadLayersModelFromUrl(source, opts) : loadLayersModelFromDir(source, opts);
 }
 
@@ -303,15 +330,17 @@ function finishCam(model: tf.LayersModel, meta: ModelMeta | undefined, classes: 
   return asCamModel(model, { ...opts, classNames });
 }
 
-export type ModelRefKind = 'folder' | 'checkpoint' | 'url';
+export type ModelRefKind = 'folder' | 'checkpoint' | 'url' | 'backbone';
 
 export interface LoadedModelRef {
   model: tf.LayersModel;
   /** meta.json when the folder has one, else the detected CAM head (undefined when the model is not CAM-ready). */
   meta?: ModelMeta;
   kind: ModelRefKind;
-  /** The folder (or URL) the model was read from. */
+  /** The folder (or URL) the model was read from, or the backbone name. */
   source: string;
+  /** Set when `ref` named a registered backbone. */
+  backbone?: BackboneName;
 }
 
 /** `checkpoints/<run>` → `<run>/best` (else `<run>/last`); a model folder as is. */
@@ -360,10 +389,34 @@ export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: s
   return { model, meta: detected, kind: found.kind, source: root };
 }
 
-/** Loads a model named by the user (see loadModelFolderRef); a UserError naming what was tried when none fits. */
-export async function loadModelRef(ref: string, opts: { checkpointRoot?: string } = {}): Promise<LoadedModelRef> {
+export interface LoadModelRefOptions {
+  checkpointRoot?: string;
+  /** Build options when `ref` names a registered backbone (weights, includeTop, inputShape, …). */
+  backbone?: BackboneBuildOptions;
+}
+
+/** Loads a model named by the user: a model folder / model.json, a checkpoint run folder (best/, else last/), a run
+ *  name under the checkpoint root, an http(s) URL, or a registered backbone name (built with `opts.backbone`; an
+ *  existing folder of the same name wins). A UserError naming what was tried when none fits. */
+export async function loadModelRef(ref: string, opts: LoadModelRefOptions = {}): Promise<LoadedModelRef> {
   const found = await loadModelFolderRef(ref, opts);
   if (found) return found;
+  if (isBackboneName(ref)) {
+    const bopts = opts.backbone ?? {};
+    const model = await buildBackbone(ref, bopts);
+    const head = detectCamHead(model);
+    let meta: ModelMeta | undefined;
+    if (typeof head !== 'string') {
+      const w = bopts.weights;
+      const classes = w && !isUrl(w) && fs.existsSync(w) && fs.statSync(w).isDirectory() ? readClassesTxt(w) : undefined;
+      meta = asCamModel(model, {
+        classNames: classes?.length === head.numClasses ? classes : undefined,
+        preprocessing: getBackbone(ref).preprocessing,
+        backbone: ref,
+      }).meta;
+    }
+    return { model, meta, kind: 'backbone', source: ref, backbone: ref };
+  }
   throw new UserError(`model '${ref}': not a model folder (with ${MODEL_JSON}), a checkpoint run (with best/ or last/), ` +
-    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, or an http(s) URL`);
+    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, an http(s) URL, or a backbone name`);
 }
