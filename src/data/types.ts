@@ -21,6 +21,14 @@ export interface Dataset {
   root: string;
   classNames: string[];
   records: ImageRecord[];
+  /** Images left out while loading (only when loading with skipBadImages). */
+  skipped?: Skip[];
 }
 
 export type PreprocessMode = 'caffe' | 'torch' | 'unit';
+
+/** An image left out because it was bad, when the caller asked to skip bad images instead of stopping. */
+export interface Skip {
+  file: string;
+  reason: string;
+}

@@ -1,0 +1,43 @@
+// Fixed seeded train/test splits for layouts that have none, and the split() helper.
+import type { Dataset, ImageRecord, Split } from './types.js';
+import { makeRng, shuffleInPlace, naturalCompare } from './util.js';
+import { UserError } from '../errors.js';
+
+/**
+ * Assigns `split` to records per class: each class's records are sorted by id, shuffled with a generator seeded by
+ * `seed` and the class name, and the first round(n × testFraction) become 'test' (at least one when n ≥ 2), the rest
+ * 'train'. The result depends only on the ids in each class, the seed and the fraction.
+ */
+export function assignSeededSplit(records: ImageRecord[], classNames: string[], testFraction: number, seed: string): void {
+  if (!(testFraction >= 0 && testFraction < 1)) throw new UserError(`test fraction must be in [0, 1), found ${testFraction}`);
+  const byClass = new Map<number, ImageRecord[]>();
+  for (const r of records) {
+    const list = byClass.get(r.label) ?? [];
+    list.push(r);
+    byClass.set(r.label, list);
+  }
+  for (const [label, list] of byClass) {
+    list.sort((a, b) => naturalCompare(a.id, b.id));
+    shuffleInPlace(list, makeRng(`${seed}/${classNames[label]}`));
+    let nTest = Math.round(list.length * testFraction);
+    if (testFraction > 0 && nTest === 0 && list.length >= 2) nTest = 1;
+    list.forEach((r, i) => (r.split = i < nTest ? 'test' : 'train'));
+  }
+}
+
+/** The records of one split; an empty split is a UserError naming the dataset. */
+export function split(dataset: Dataset, which: Split): ImageRecord[] {
+  const out = dataset.records.filter((r) => r.split === which);
+  if (out.length === 0) {
+    const counts = splitCounts(dataset);
+    const have = Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ') || 'no images at all';
+    throw new UserError(`dataset '${dataset.name}' (${dataset.root}) has no ${which} images (found: ${have})`);
+  }
+  return out;
+}
+
+export function splitCounts(dataset: Pick<Dataset, 'records'>): Partial<Record<Split, number>> {
+  const counts: Partial<Record<Split, number>> = {};
+  for (const r of dataset.records) counts[r.split] = (counts[r.split] ?? 0) + 1;
+  return counts;
+}
