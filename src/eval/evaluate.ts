@@ -1,0 +1,307 @@
+// The evaluation service: classification accuracy and CAM-based weakly-supervised localization of a CAM-ready model
+// over a stream of batches, in one forward pass per batch.
+//
+// Per batch: one forward pass (two images per input with --flip: the image and its mirror, in the same batch) gives
+// the logits and the CAMs of [true class, top-1 … top-k] (classActivationMaps, src/cam/class-maps.ts). The maps are
+// upsampled bilinearly to the model input size (half-pixel centres, as cv2.resize / MATLAB imresize), turned into
+// boxes on that grid, and the boxes are mapped exactly onto the ORIGINAL image (mapBoxToOriginal: a grid box becomes
+// the box of the original pixels it covers), where they are scored against the annotated boxes. Only counters,
+// one CSV line per image (streamed to disk by the caller) and the confusion matrix are kept: memory does not grow
+// with the dataset.
+//
+// Flip averaging (settings.flip): logits are averaged over the image and its mirror; each CAM is averaged with the
+// mirror's CAM flipped back. Ranking uses the averaged logits.
+import * as tf from '@tensorflow/tfjs';
+import type { Box, ImageRecord } from '../data/types.js';
+import type { CamModel } from '../models/types.js';
+import { classActivationMaps, upsampleMaps } from '../cam/class-maps.js';
+import { UserError } from '../errors.js';
+import {
+  type BoxSelection,
+  type GridMapping,
+  type ScoreMap,
+  checkBoxConvention,
+  mapBoxToOriginal,
+  maxIou,
+  normalizeScoremap,
+  resizeMapping,
+} from './boxes.js';
+import { ClassificationEvaluator, type ClassificationResult, topK } from './classification.js';
+import {
+  LocalizationAccuracy,
+  type LocalizationAccuracyResult,
+  MaxBoxAccEvaluator,
+  type MaxBoxAccResult,
+  type RuleNormalization,
+  type Thresholding,
+  camThresholds,
+  centerGaussianMap,
+  ruleBoxes,
+  ruleIou,
+  sweepBoxes,
+} from './localization.js';
+
+export interface EvaluationSettings {
+  /** Paper rule: keep pixels ≥ camThreshold of the (min-max normalised) map. */
+  camThreshold: number;
+  /** Boxes for the fixed-rule metrics (top-1/top-5/GT-known loc): the largest component (paper) or all of them. */
+  boxes: BoxSelection;
+  normalization: RuleNormalization;
+  /** Step of the τ grid of MaxBoxAcc / MaxBoxAccV2 (np.arange(0, 1, step)). */
+  sweepStep: number;
+  thresholding: Thresholding;
+  /** IoU for top-1/top-5/GT-known loc. */
+  iouThreshold: number;
+  flip: boolean;
+  /** k of top-k accuracy and top-k loc. */
+  k: number;
+  /** σ of the center-gaussian baseline (image spans [−1, 1]). */
+  centerSigma: number;
+}
+
+export const DEFAULT_EVALUATION_SETTINGS: EvaluationSettings = {
+  camThreshold: 0.2,
+  boxes: 'largest',
+  normalization: 'minmax',
+  sweepStep: 0.01,
+  thresholding: 'wsol-uint8',
+  iouThreshold: 0.5,
+  flip: false,
+  k: 5,
+  centerSigma: 0.5,
+};
+
+/** One batch to evaluate. `images` is the preprocessed model input; the evaluator does not dispose it. */
+export interface EvalBatch {
+  images: tf.Tensor4D;
+  records: ImageRecord[];
+  /** Where each image's input grid sits on the original image; default: a plain resize of the record's
+   *  width × height to the input size. */
+  mappings?: GridMapping[];
+}
+
+/** One line of the per-image CSV. */
+export interface ImageResult {
+  id: string;
+  /** Dataset class id and the model class it maps to. */
+  label: number;
+  modelClass: number;
+  /** Model classes by descending (flip-averaged) logit, the first k. */
+  ranked: number[];
+  correct: boolean;
+  /** Fixed rule: IoU of the true class's box(es) with the GT, and of the top-1 class's. null: no GT box. */
+  iouTrue: number | null;
+  iouTop1: number | null;
+  /** Fixed-rule boxes of the true class's map, in original pixels ([] when the map has no foreground). */
+  boxesTrue: Box[];
+  /** IoU of the center baseline's fixed-rule box. */
+  iouCenter: number | null;
+}
+
+export interface LocalizationMetrics {
+  /** Images with at least one GT box (the localization denominators). */
+  count: number;
+  rule: LocalizationAccuracyResult;
+  maxBoxAcc: MaxBoxAccResult;
+  maxBoxAccV2: MaxBoxAccResult;
+}
+
+export interface EvaluationMetrics {
+  images: number;
+  classification: ClassificationResult;
+  localization: LocalizationMetrics;
+  centerBaseline: LocalizationMetrics;
+}
+
+function gather(values: Float32Array, n: number, h: number, w: number, k: number, i: number, j: number): ScoreMap {
+  const data = new Float32Array(h * w);
+  const base = i * h * w * k;
+  for (let p = 0; p < h * w; p++) data[p] = values[base + p * k + j];
+  return { data, width: w, height: h };
+}
+
+/**
+ * Accumulates every metric over batches. `labelToModel[c]` is the model class of dataset class c (identity when the
+ * model was trained on the dataset).
+ */
+export class Evaluator {
+  readonly settings: EvaluationSettings;
+  private readonly cls: ClassificationEvaluator;
+  private readonly loc: LocalizationAccuracy;
+  private readonly maxBoxAcc: MaxBoxAccEvaluator;
+  private readonly maxBoxAccV2: MaxBoxAccEvaluator;
+  private readonly centerLoc: LocalizationAccuracy;
+  private readonly centerMaxBoxAcc: MaxBoxAccEvaluator;
+  private readonly centerMaxBoxAccV2: MaxBoxAccEvaluator;
+  private readonly thresholds: number[];
+  private readonly center: { largest: Box[][]; all: Box[][]; rule: Box[] };
+  private readonly inputSize: [number, number];
+  private images = 0;
+
+  constructor(readonly camModel: CamModel, readonly labelToModel: readonly number[], settings: Partial<EvaluationSettings> = {}) {
+    this.settings = { ...DEFAULT_EVALUATION_SETTINGS, ...settings };
+    const s = this.settings;
+    const numClasses = camModel.meta.classNames.length;
+    for (const [c, m] of labelToModel.entries()) {
+      if (!Number.isInteger(m) || m < 0 || m >= numClasses) throw new UserError(`class map: dataset class ${c} maps to model class ${m}, outside 0..${numClasses - 1}`);
+    }
+    this.cls = new ClassificationEvaluator(numClasses, s.k);
+    this.thresholds = camThresholds(s.sweepStep);
+    this.loc = new LocalizationAccuracy(s.iouThreshold, s.k);
+    this.centerLoc = new LocalizationAccuracy(s.iouThreshold, s.k);
+    const v1 = { thresholds: this.thresholds, thresholding: s.thresholding, iouThresholds: [0.5], boxes: 'largest' as const };
+    const v2 = { thresholds: this.thresholds, thresholding: s.thresholding, iouThresholds: [0.3, 0.5, 0.7], boxes: 'all' as const };
+    this.maxBoxAcc = new MaxBoxAccEvaluator(v1);
+    this.maxBoxAccV2 = new MaxBoxAccEvaluator(v2);
+    this.centerMaxBoxAcc = new MaxBoxAccEvaluator(v1);
+    this.centerMaxBoxAccV2 = new MaxBoxAccEvaluator(v2);
+    this.inputSize = camModel.meta.inputSize;
+    const [h, w] = this.inputSize;
+    const g = normalizeScoremap(centerGaussianMap(w, h, s.centerSigma));
+    this.center = {
+      largest: sweepBoxes(g, { thresholds: this.thresholds, boxes: 'largest', thresholding: s.thresholding }),
+      all: sweepBoxes(g, { thresholds: this.thresholds, boxes: 'all', thresholding: s.thresholding }),
+      rule: ruleBoxes(g, { fraction: s.camThreshold, boxes: s.boxes, normalization: s.normalization }),
+    };
+  }
+
+  /** Evaluates one batch; returns one result per image (for the per-image CSV). */
+  async addBatch(batch: EvalBatch): Promise<ImageResult[]> {
+    const { images, records } = batch;
+    const n = images.shape[0];
+    if (records.length !== n) throw new Error(`addBatch: ${n} images but ${records.length} records`);
+    const [H, W] = this.inputSize;
+    if (images.shape[1] !== H || images.shape[2] !== W) {
+      throw new UserError(`evaluation input: expected images of ${H}×${W} (the model's input size), found ${images.shape[1]}×${images.shape[2]}`);
+    }
+    const s = this.settings;
+    const modelLabels = records.map((r) => {
+      const m = this.labelToModel[r.label];
+      if (m === undefined) throw new UserError(`image ${r.id}: dataset class ${r.label} has no model class (class map covers ${this.labelToModel.length} classes)`);
+      return m;
+    });
+    const k = this.cls.k;
+
+    // one forward pass: [images; mirrored images] when flipping; classes = [true, top-1..top-k] of the averaged logits
+    const input = s.flip ? tf.tidy(() => tf.concat([images, tf.reverse(images, 2)], 0) as tf.Tensor4D) : images;
+    let avgLogits: Float32Array | undefined;
+    let ranked: number[][] = [];
+    const res = classActivationMaps(this.camModel, input, (logits) => {
+      const avg = tf.tidy(() => (s.flip ? logits.slice([0, 0], [n, -1]).add(logits.slice([n, 0], [n, -1])).div(2) : logits.clone()));
+      avgLogits = avg.dataSync() as Float32Array;
+      avg.dispose();
+      const C = logits.shape[1];
+      ranked = modelLabels.map((_, i) => topK(avgLogits!.subarray(i * C, (i + 1) * C), k));
+      const ids = modelLabels.map((m, i) => [m, ...ranked[i]]);
+      return s.flip ? [...ids, ...ids] : ids;
+    });
+    if (input !== images) input.dispose();
+    res.logits.dispose();
+    const K = k + 1;
+    const up = tf.tidy(() => {
+      let maps = res.maps;
+      if (s.flip) maps = maps.slice([0, 0, 0, 0], [n, -1, -1, -1]).add(tf.reverse(maps.slice([n, 0, 0, 0], [n, -1, -1, -1]), 2)).div(2) as tf.Tensor4D;
+      return upsampleMaps(maps, [H, W]);
+    });
+    res.maps.dispose();
+    const values = (await up.data()) as Float32Array;
+    up.dispose();
+
+    const out: ImageResult[] = [];
+    for (let i = 0; i < n; i++) {
+      const rec = records[i];
+      this.cls.accumulateRanked(ranked[i], modelLabels[i]);
+      this.images++;
+      const result: ImageResult = {
+        id: rec.id, label: rec.label, modelClass: modelLabels[i], ranked: ranked[i], correct: ranked[i][0] === modelLabels[i],
+        iouTrue: null, iouTop1: null, boxesTrue: [], iouCenter: null,
+      };
+      if (rec.boxes.length > 0) {
+        checkBoxConvention(rec.boxes, 'x0y0x1y1', `GT box of image ${rec.id}`);
+        const mapping = batch.mappings?.[i] ?? resizeMapping(rec, W, H);
+        const ruleOpts = { fraction: s.camThreshold, boxes: s.boxes, normalization: s.normalization };
+        const trueMap = gather(values, n, H, W, K, i, 0);
+        const iouCache = new Map<number, number>();
+        const iouOf = (c: number): number => {
+          let v = iouCache.get(c);
+          if (v === undefined) {
+            // map 0 is the true class, maps 1..k the ranked classes; other classes have no map (no box: IoU 0)
+            const j = c === modelLabels[i] ? 0 : 1 + ranked[i].indexOf(c);
+            if (j === 0 && c !== modelLabels[i]) return 0;
+            const r = ruleIou(j === 0 ? trueMap : gather(values, n, H, W, K, i, j), rec.boxes, mapping, ruleOpts);
+            if (j === 0) result.boxesTrue = r.boxes;
+            v = r.iou;
+            iouCache.set(c, v);
+          }
+          return v;
+        };
+        result.iouTrue = iouOf(modelLabels[i]);
+        result.iouTop1 = iouOf(ranked[i][0]);
+        this.loc.accumulate({ label: modelLabels[i], ranked: ranked[i], iouOf });
+        this.maxBoxAcc.accumulate(trueMap, rec.boxes, mapping);
+        this.maxBoxAccV2.accumulate(trueMap, rec.boxes, mapping);
+        // center baseline: the same box whatever the class
+        const iouCenter = maxIou(this.center.rule.map((b) => mapBoxToOriginal(b, mapping)), rec.boxes);
+        result.iouCenter = iouCenter;
+        this.centerLoc.accumulate({ label: modelLabels[i], ranked: ranked[i], iouOf: () => iouCenter });
+        this.centerMaxBoxAcc.accumulateBoxes(this.center.largest, rec.boxes, mapping);
+        this.centerMaxBoxAccV2.accumulateBoxes(this.center.all, rec.boxes, mapping);
+      }
+      out.push(result);
+    }
+    return out;
+  }
+
+  result(): EvaluationMetrics {
+    const loc = (rule: LocalizationAccuracy, a: MaxBoxAccEvaluator, b: MaxBoxAccEvaluator): LocalizationMetrics => {
+      const r = rule.compute();
+      return { count: r.count, rule: r, maxBoxAcc: a.compute(), maxBoxAccV2: b.compute() };
+    };
+    return {
+      images: this.images,
+      classification: this.cls.compute(),
+      localization: loc(this.loc, this.maxBoxAcc, this.maxBoxAccV2),
+      centerBaseline: loc(this.centerLoc, this.centerMaxBoxAcc, this.centerMaxBoxAccV2),
+    };
+  }
+}
+
+/**
+ * The model class of every dataset class: identity when the model's class names equal the dataset's; otherwise by
+ * name (case-insensitive, after `overrides` "datasetClass=modelClass"); a UserError lists what cannot be mapped.
+ */
+export function classMapping(datasetClasses: readonly string[], modelClasses: readonly string[], overrides: Record<string, string> = {}): number[] {
+  const same = datasetClasses.length === modelClasses.length && datasetClasses.every((c, i) => c === modelClasses[i]);
+  if (same && Object.keys(overrides).length === 0) return datasetClasses.map((_, i) => i);
+  const index = new Map<string, number>();
+  modelClasses.forEach((c, i) => {
+    const key = c.toLowerCase();
+    if (!index.has(key)) index.set(key, i);
+  });
+  for (const key of Object.keys(overrides)) {
+    if (!datasetClasses.includes(key)) throw new UserError(`--class-map: '${key}' is not a class of the dataset (classes: ${datasetClasses.slice(0, 10).join(', ')}${datasetClasses.length > 10 ? ', …' : ''})`);
+  }
+  const missing: string[] = [];
+  const out = datasetClasses.map((c) => {
+    const target = overrides[c] ?? c;
+    const m = /^\d+$/.test(target) && !index.has(target.toLowerCase()) ? Number(target) : index.get(target.toLowerCase());
+    if (m === undefined || m >= modelClasses.length) missing.push(overrides[c] ? `${c}=${overrides[c]}` : c);
+    return m ?? -1;
+  });
+  if (missing.length > 0) {
+    throw new UserError(`class map: dataset classes ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''} have no class of the same name in the model (${modelClasses.length} classes); pass --class-map datasetClass=modelClass,…`);
+  }
+  return out;
+}
+
+/** Parses "a=b,c=d" into { a: 'b', c: 'd' }. */
+export function parseClassMap(spec: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!spec) return out;
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0 || eq === part.length - 1) throw new UserError(`--class-map: expected datasetClass=modelClass pairs separated by commas, found '${part}'`);
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}

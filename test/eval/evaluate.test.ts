@@ -1,0 +1,133 @@
+import * as tf from '@tensorflow/tfjs';
+import { expect } from 'chai';
+import { expectNoTensorLeak, useEngine } from '../helpers.js';
+import type { Box, ImageRecord } from '../../src/data/types.js';
+import type { CamModel } from '../../src/models/types.js';
+import { Evaluator, classMapping, parseClassMap } from '../../src/eval/evaluate.js';
+
+/** input 8×8×3 → 1×1 conv 'cls' with the identity kernel and no bias → GAP. The CAM of class c is exactly the
+ *  input's channel c, and the logit of class c is that channel's mean. */
+export function channelModel(size = 8): CamModel {
+  const input = tf.input({ shape: [size, size, 3] });
+  const cls = tf.layers.conv2d({ filters: 3, kernelSize: 1, useBias: false, name: 'cls', kernelInitializer: 'zeros' });
+  const y = cls.apply(input) as tf.SymbolicTensor;
+  const g = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(y) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: g });
+  cls.setWeights([tf.eye(3).reshape([1, 1, 3, 3])]);
+  return {
+    model,
+    meta: {
+      classNames: ['red', 'green', 'blue'], preprocessing: 'unit', inputSize: [size, size], headKind: 'conv-gap',
+      featureLayer: 'cls', poolingLayer: 'gap', outputIsSoftmax: false,
+    },
+  };
+}
+
+/** An 8×8 image with rectangles [x0, y0, x1, y1] (inclusive) painted in channel c with value v. */
+function paint(rects: [number, Box, number][], size = 8): number[] {
+  const px = new Array<number>(size * size * 3).fill(0);
+  for (const [c, [x0, y0, x1, y1], v] of rects) {
+    for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) px[(y * size + x) * 3 + c] = v;
+  }
+  return px;
+}
+
+function record(id: string, label: number, boxes: Box[], width = 16, height = 16): ImageRecord {
+  return { id, path: `${id}.png`, label, width, height, boxes, split: 'test' };
+}
+
+describe('eval/evaluate (Evaluator)', () => {
+  before(useEngine);
+
+  // Original images are 16×16, the input 8×8: input pixel (x, y) covers original [2x, 2x+1] × [2y, 2y+1].
+  const images = () => tf.tensor4d([
+    ...paint([[0, [2, 1, 4, 3], 1]]), // red square → predicted red (correct), GT = its exact box → hit
+    ...paint([[1, [0, 0, 1, 1], 1]]), // green in the corner → green (correct), GT exact → hit
+    ...paint([[0, [4, 4, 7, 7], 1], [2, [0, 6, 0, 6], 1]]), // big red + one blue pixel, label blue → wrong, GT-known hit
+    ...paint([[0, [0, 0, 2, 2], 1]]), // red, label red (correct), GT elsewhere → miss
+  ], [4, 8, 8, 3]);
+  const records = [
+    record('a', 0, [[4, 2, 9, 7]]),
+    record('b', 1, [[0, 0, 3, 3]]),
+    record('c', 2, [[0, 12, 1, 13]]),
+    record('d', 0, [[10, 10, 15, 15]]),
+  ];
+
+  it('computes classification, top-1/top-5/GT-known loc and MaxBoxAcc on a model whose CAMs are known', async () => {
+    const ev = new Evaluator(channelModel(), [0, 1, 2]);
+    const x = images();
+    const rows = await ev.addBatch({ images: x, records });
+    x.dispose();
+    expect(rows.map((r) => r.correct)).to.deep.equal([true, true, false, true]);
+    expect(rows.map((r) => r.iouTrue)).to.deep.equal([1, 1, 1, 0]);
+    expect(rows[0].boxesTrue).to.deep.equal([[4, 2, 9, 7]]);
+    expect(rows[2].ranked[0]).to.equal(0);
+    // top-1 of image c is red: its map's box is the red square [8, 8, 15, 15], disjoint from the GT
+    expect(rows[2].iouTop1).to.equal(0);
+    const m = ev.result();
+    expect(m.images).to.equal(4);
+    expect(m.classification.top1).to.equal(75);
+    expect(m.classification.k).to.equal(3);
+    expect(m.classification.topK).to.equal(100);
+    expect(m.localization.rule).to.include({ count: 4, top1Loc: 50, top5Loc: 75, gtKnownLoc: 75 });
+    // binary maps: every τ gives the painted rectangles, so MaxBoxAcc = GT-known = 75 % at τ = 0
+    expect(m.localization.maxBoxAcc.perIou[0].maxBoxAcc).to.equal(75);
+    expect(m.localization.maxBoxAcc.perIou[0].bestThreshold).to.equal(0);
+    expect(m.localization.maxBoxAccV2.perIou.map((p) => p.maxBoxAcc)).to.deep.equal([75, 75, 75]);
+    expect(m.centerBaseline.count).to.equal(4);
+  });
+
+  it('flip averaging changes nothing for a mirror-equivariant model', async () => {
+    const a = new Evaluator(channelModel(), [0, 1, 2]);
+    const b = new Evaluator(channelModel(), [0, 1, 2], { flip: true });
+    const x = images();
+    const ra = await a.addBatch({ images: x, records });
+    const rb = await b.addBatch({ images: x, records });
+    x.dispose();
+    expect(rb).to.deep.equal(ra);
+    expect(b.result()).to.deep.equal(a.result());
+  });
+
+  it('an image without GT boxes counts for classification only', async () => {
+    const ev = new Evaluator(channelModel(), [0, 1, 2]);
+    const x = images();
+    await ev.addBatch({ images: x, records: records.map((r, i) => (i === 3 ? { ...r, boxes: [] } : r)) });
+    x.dispose();
+    const m = ev.result();
+    expect(m.classification.count).to.equal(4);
+    expect(m.localization.count).to.equal(3);
+    expect(m.localization.rule.gtKnownLoc).to.equal(100);
+  });
+
+  it('does not leak tensors over repeated batches (with and without flip)', async () => {
+    const x = images();
+    for (const flip of [false, true]) {
+      const ev = new Evaluator(channelModel(), [0, 1, 2], { flip });
+      await expectNoTensorLeak(async () => {
+        await ev.addBatch({ images: x, records });
+      });
+    }
+    x.dispose();
+  });
+
+  it('rejects images of the wrong size with one line', async () => {
+    const ev = new Evaluator(channelModel(), [0, 1, 2]);
+    const x = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
+    let msg = '';
+    await ev.addBatch({ images: x, records: [records[0]] }).catch((e: Error) => { msg = e.message; });
+    x.dispose();
+    expect(msg).to.match(/expected images of 8×8 .* found 4×4/);
+  });
+
+  describe('classMapping', () => {
+    it('is the identity for the same classes, by name otherwise, with overrides', () => {
+      expect(classMapping(['a', 'b'], ['a', 'b'])).to.deep.equal([0, 1]);
+      expect(classMapping(['Raccoon', 'cat'], ['dog', 'cat', 'raccoon'])).to.deep.equal([2, 1]);
+      expect(classMapping(['kangaroo', 'raccoon'], ['wallaby', 'raccoon'], parseClassMap('kangaroo=wallaby'))).to.deep.equal([0, 1]);
+    });
+    it('names what cannot be mapped', () => {
+      expect(() => classMapping(['kangaroo'], ['wallaby'])).to.throw(/kangaroo have no class of the same name .*--class-map/);
+      expect(() => parseClassMap('kangaroo')).to.throw(/datasetClass=modelClass/);
+    });
+  });
+});
