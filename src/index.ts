@@ -16,3 +16,4 @@ export { CamMethod, type CamTarget, type CamResult, type MethodOptions, type Met
 export { splitAtLayer, lastSpatialLayer, spatialLayers, type SplitModel } from './cam/split.js';
 export { BACKBONES, BACKBONE_NAMES, buildBackbone, getBackbone, isBackboneName, type BackboneName, type BackboneSpec, type BackboneBuildOptions } from './models/registry.js';
 export { buildVgg, VGG_ARCHS, type VggName, type VggOptions } from './models/backbones/vgg.js';
+export { toGap, truncateModel, GAP_LAYER_NAMES, type ToGapOptions } from './models/surgery.js';
