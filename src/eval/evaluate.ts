@@ -12,7 +12,10 @@
 // Flip averaging (settings.flip): logits are averaged over the image and its mirror; each CAM is averaged with the
 // mirror's CAM flipped back. Ranking uses the averaged logits.
 import * as tf from '@tensorflow/tfjs';
-import type { Box, ImageRecord } from '../data/types.js';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Box, Dataset, ImageRecord, Split } from '../data/types.js';
 import type { CamModel } from '../models/types.js';
 import { classActivationMaps, upsampleMaps } from '../cam/class-maps.js';
 import { UserError } from '../errors.js';
@@ -26,7 +29,8 @@ import {
   normalizeScoremap,
   resizeMapping,
 } from './boxes.js';
-import { ClassificationEvaluator, type ClassificationResult, topK } from './classification.js';
+import { ClassificationEvaluator, type ClassificationResult, csvRow, topK } from './classification.js';
+import { type EvaluationReport, type ModelIdentity, PER_IMAGE_HEADER, markdownSummary, perImageRow, writeEvaluation } from './report.js';
 import {
   LocalizationAccuracy,
   type LocalizationAccuracyResult,
@@ -304,4 +308,118 @@ export function parseClassMap(spec: string | undefined): Record<string, string> 
     out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The service: a CAM model + dataset records + a batch source → metrics, per-image CSV, report folder.
+
+/** Turns records into preprocessed input batches (the data module's pipeline in production, synthetic in tests). */
+export type BatchSource = (records: readonly ImageRecord[], options: { inputSize: [number, number]; preprocessing: CamModel['meta']['preprocessing']; batchSize: number }) => AsyncIterable<EvalBatch>;
+
+export interface RunEvaluationOptions {
+  camModel: CamModel;
+  model: Omit<ModelIdentity, 'headKind' | 'featureLayer' | 'inputSize' | 'preprocessing' | 'numClasses'>;
+  dataset: Dataset;
+  split: Split;
+  batches: BatchSource;
+  outDir: string;
+  batchSize?: number;
+  /** Evaluate only the first `limit` images of the split (quick checks). */
+  limit?: number;
+  settings?: Partial<EvaluationSettings>;
+  classMap?: Record<string, string>;
+  engine?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EvaluationRun {
+  report: EvaluationReport;
+  markdown: string;
+  outDir: string;
+}
+
+function datasetFingerprint(records: readonly ImageRecord[]): string {
+  const h = createHash('sha256');
+  for (const r of records) h.update(`${r.id}\t${r.label}\t${r.width}x${r.height}\t${r.boxes.map((b) => b.join(',')).join(';')}\n`);
+  return h.digest('hex');
+}
+
+/** Runs the whole evaluation and writes the report folder (atomically). */
+export async function runEvaluation(o: RunEvaluationOptions): Promise<EvaluationRun> {
+  const started = Date.now();
+  const { camModel, dataset } = o;
+  const meta = camModel.meta;
+  const batchSize = o.batchSize ?? 16;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`--batch-size: expected a positive integer, found ${batchSize}`);
+  let records = dataset.records.filter((r) => r.split === o.split);
+  if (records.length === 0) throw new UserError(`dataset ${dataset.name}: the ${o.split} split has no image`);
+  if (o.limit !== undefined) {
+    if (!Number.isInteger(o.limit) || o.limit < 1) throw new UserError(`--limit: expected a positive integer, found ${o.limit}`);
+    records = records.slice(0, o.limit);
+  }
+  const labelToModel = classMapping(dataset.classNames, meta.classNames, o.classMap);
+  const evaluator = new Evaluator(camModel, labelToModel, o.settings);
+  const settings = evaluator.settings;
+
+  await fs.promises.mkdir(path.dirname(path.resolve(o.outDir)), { recursive: true });
+  const csvTemp = path.join(path.dirname(path.resolve(o.outDir)), `.${path.basename(o.outDir)}.per-image.csv.tmp-${process.pid}-${Date.now()}`);
+  const csv = fs.createWriteStream(csvTemp);
+  const write = (s: string): Promise<void> => new Promise((resolve, reject) => {
+    if (csv.write(s)) resolve();
+    else csv.once('drain', resolve).once('error', reject);
+  });
+  try {
+    await write(csvRow(PER_IMAGE_HEADER));
+    let done = 0;
+    for await (const batch of o.batches(records, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize })) {
+      try {
+        const rows = await evaluator.addBatch(batch);
+        for (const r of rows) await write(perImageRow(r, dataset.classNames, meta.classNames, settings.iouThreshold));
+      } finally {
+        batch.images.dispose();
+      }
+      done += batch.records.length;
+      o.onProgress?.(done, records.length);
+    }
+    await new Promise<void>((resolve, reject) => csv.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    const metrics = evaluator.result();
+    if (metrics.images !== records.length) throw new Error(`evaluation: ${records.length} records but ${metrics.images} images evaluated`);
+    const report: EvaluationReport = {
+      tool: 'gapcam',
+      kind: 'evaluation',
+      createdAt: new Date().toISOString(),
+      seconds: (Date.now() - started) / 1000,
+      engine: o.engine ?? tf.getBackend(),
+      model: {
+        ...o.model,
+        headKind: meta.headKind,
+        featureLayer: meta.featureLayer,
+        inputSize: meta.inputSize,
+        preprocessing: meta.preprocessing,
+        numClasses: meta.classNames.length,
+        backbone: o.model.backbone ?? meta.backbone,
+        recipe: o.model.recipe ?? meta.recipe,
+      },
+      dataset: {
+        name: dataset.name,
+        root: dataset.root,
+        split: o.split,
+        images: records.length,
+        classNames: dataset.classNames,
+        fingerprint: datasetFingerprint(records),
+      },
+      settings: { ...settings, batchSize, classMap: labelToModel, ...(o.limit !== undefined ? { limit: o.limit } : {}) },
+      metrics: {
+        ...metrics,
+        // a 1000-class confusion matrix is a million numbers: confusion.csv holds it
+        classification: meta.classNames.length > 50 ? { ...metrics.classification, confusion: [] } : metrics.classification,
+      },
+    };
+    const markdown = markdownSummary(report);
+    await writeEvaluation(o.outDir, report, csvTemp, meta.classNames, metrics.classification.confusion);
+    return { report, markdown, outDir: o.outDir };
+  } finally {
+    csv.destroy();
+    await fs.promises.rm(csvTemp, { force: true });
+  }
 }

@@ -3,7 +3,11 @@ import { expect } from 'chai';
 import { expectNoTensorLeak, useEngine } from '../helpers.js';
 import type { Box, ImageRecord } from '../../src/data/types.js';
 import type { CamModel } from '../../src/models/types.js';
-import { Evaluator, classMapping, parseClassMap } from '../../src/eval/evaluate.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeTempDir } from '../helpers.js';
+import { type BatchSource, Evaluator, classMapping, parseClassMap, runEvaluation } from '../../src/eval/evaluate.js';
+import type { Dataset } from '../../src/data/types.js';
 
 /** input 8×8×3 → 1×1 conv 'cls' with the identity kernel and no bias → GAP. The CAM of class c is exactly the
  *  input's channel c, and the logit of class c is that channel's mean. */
@@ -129,5 +133,80 @@ describe('eval/evaluate (Evaluator)', () => {
       expect(() => classMapping(['kangaroo'], ['wallaby'])).to.throw(/kangaroo have no class of the same name .*--class-map/);
       expect(() => parseClassMap('kangaroo')).to.throw(/datasetClass=modelClass/);
     });
+  });
+});
+
+describe('eval/evaluate (runEvaluation)', () => {
+  before(useEngine);
+
+  const pixels = [
+    paint([[0, [2, 1, 4, 3], 1]]),
+    paint([[1, [0, 0, 1, 1], 1]]),
+    paint([[0, [4, 4, 7, 7], 1], [2, [0, 6, 0, 6], 1]]),
+    paint([[0, [0, 0, 2, 2], 1]]),
+  ];
+  const dataset: Dataset = {
+    name: 'toy',
+    root: '/nowhere',
+    classNames: ['red', 'green', 'blue'],
+    records: [
+      record('a', 0, [[4, 2, 9, 7]]),
+      record('b', 1, [[0, 0, 3, 3]]),
+      record('c', 2, [[0, 12, 1, 13]]),
+      record('d', 0, [[10, 10, 15, 15]]),
+      { ...record('t', 0, [[0, 0, 1, 1]]), split: 'train' },
+    ],
+  };
+  const byId = new Map(['a', 'b', 'c', 'd'].map((id, i) => [id, pixels[i]]));
+  /** Synthetic batch source: the painted images, `batchSize` at a time. */
+  const source: BatchSource = async function* (records, { batchSize }) {
+    for (let i = 0; i < records.length; i += batchSize) {
+      const chunk = records.slice(i, i + batchSize);
+      yield { images: tf.tensor4d(chunk.flatMap((r) => byId.get(r.id)!), [chunk.length, 8, 8, 3]), records: [...chunk] };
+    }
+  };
+
+  it('streams batches, writes evaluation.json / .md / per-image.csv / confusion.csv, and leaks no tensor', async () => {
+    const dir = makeTempDir();
+    const out = path.join(dir, 'eval-toy-test');
+    const camModel = channelModel();
+    const run = () => runEvaluation({
+      camModel, model: { ref: 'channel', source: 'memory', name: 'channel' }, dataset, split: 'test',
+      batches: source, outDir: out, batchSize: 3,
+    });
+    let result = await run();
+    await expectNoTensorLeak(async () => { result = await run(); });
+    expect(fs.readdirSync(out).sort()).to.deep.equal(['confusion.csv', 'evaluation.json', 'evaluation.md', 'per-image.csv']);
+    expect(fs.readdirSync(dir)).to.deep.equal(['eval-toy-test']); // no temporary left behind
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'evaluation.json'), 'utf8'));
+    expect(json.dataset).to.include({ name: 'toy', split: 'test', images: 4 });
+    expect(json.dataset.fingerprint).to.match(/^[0-9a-f]{64}$/);
+    expect(json.settings).to.include({ camThreshold: 0.2, boxes: 'largest', batchSize: 3, flip: false });
+    expect(json.metrics.localization.rule).to.include({ top1Loc: 50, top5Loc: 75, gtKnownLoc: 75 });
+    expect(json.metrics.classification.top1).to.equal(75);
+    expect(json.model).to.include({ name: 'channel', headKind: 'conv-gap', numClasses: 3 });
+    const csv = fs.readFileSync(path.join(out, 'per-image.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).to.equal('id,true_class,correct,top_classes,iou_true,iou_top1,hit,boxes_true,iou_center');
+    expect(csv).to.have.length(5);
+    expect(csv[1]).to.match(/^a,red,1,red;[a-z]+;[a-z]+,1\.0000,1\.0000,1,4 2 9 7,/);
+    expect(csv[3]).to.match(/^c,blue,0,red;blue;green,1\.0000,0\.0000,1,0 12 1 13,/);
+    expect(fs.readFileSync(path.join(out, 'confusion.csv'), 'utf8')).to.equal(
+      'true\\predicted,red,green,blue\nred,2,0,0\ngreen,0,1,0\nblue,1,0,0\n',
+    );
+    expect(result.markdown).to.match(/\| GT-known loc \| 75\.00 \| [0-9.]+ \|/);
+    expect(fs.readFileSync(path.join(out, 'evaluation.md'), 'utf8')).to.equal(result.markdown);
+  });
+
+  it('--limit evaluates the first images only; an empty split is a one-line error', async () => {
+    const dir = makeTempDir();
+    const r = await runEvaluation({
+      camModel: channelModel(), model: { ref: 'c', source: 'm', name: 'c' }, dataset, split: 'test', batches: source,
+      outDir: path.join(dir, 'o'), limit: 2,
+    });
+    expect(r.report.metrics.images).to.equal(2);
+    let msg = '';
+    await runEvaluation({ camModel: channelModel(), model: { ref: 'c', source: 'm', name: 'c' }, dataset, split: 'val', batches: source, outDir: path.join(dir, 'p') })
+      .catch((e: Error) => { msg = e.message; });
+    expect(msg).to.equal('dataset toy: the val split has no image');
   });
 });

@@ -1,0 +1,120 @@
+// What an evaluation writes: evaluation.json (every number, the settings, model and dataset identity), a short
+// Markdown table (printed and saved as evaluation.md), per-image.csv and confusion.csv. The folder is written
+// atomically (src/util/atomic.ts); the per-image CSV is streamed to a temporary file during the run and moved in.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Box } from '../data/types.js';
+import { writeDirAtomic } from '../util/atomic.js';
+import { csvRow } from './classification.js';
+import type { EvaluationMetrics, EvaluationSettings, ImageResult, LocalizationMetrics } from './evaluate.js';
+
+export interface ModelIdentity {
+  /** What the user named (folder, run, URL). */
+  ref: string;
+  /** Where it was read from. */
+  source: string;
+  name: string;
+  backbone?: string;
+  recipe?: string;
+  headKind: string;
+  featureLayer: string;
+  inputSize: [number, number];
+  preprocessing: string;
+  numClasses: number;
+  /** sha256 of model.json (when read from a folder). */
+  modelJsonSha256?: string;
+}
+
+export interface DatasetIdentity {
+  name: string;
+  root: string;
+  split: string;
+  images: number;
+  classNames: string[];
+  /** sha256 over the evaluated records (id, label, size, boxes), in order. */
+  fingerprint: string;
+}
+
+export interface EvaluationReport {
+  tool: 'gapcam';
+  kind: 'evaluation';
+  createdAt: string;
+  seconds: number;
+  engine: string;
+  model: ModelIdentity;
+  dataset: DatasetIdentity;
+  settings: EvaluationSettings & { batchSize: number; classMap: number[]; limit?: number };
+  metrics: EvaluationMetrics;
+}
+
+export const PER_IMAGE_HEADER = ['id', 'true_class', 'correct', 'top_classes', 'iou_true', 'iou_top1', 'hit', 'boxes_true', 'iou_center'];
+
+const boxText = (boxes: Box[]): string => boxes.map((b) => b.join(' ')).join(';');
+const num = (v: number | null): string => (v === null ? '' : v.toFixed(4));
+
+/** One per-image CSV line: id, true class, correct, top-k classes (names, ';'-separated), IoUs at the fixed rule,
+ *  hit (IoU of the true class ≥ δ), the true class's boxes in original pixels, the center baseline's IoU. */
+export function perImageRow(r: ImageResult, datasetClasses: readonly string[], modelClasses: readonly string[], iouThreshold: number): string {
+  return csvRow([
+    r.id,
+    datasetClasses[r.label] ?? String(r.label),
+    r.correct ? 1 : 0,
+    r.ranked.map((c) => modelClasses[c] ?? String(c)).join(';'),
+    num(r.iouTrue),
+    num(r.iouTop1),
+    r.iouTrue === null ? '' : r.iouTrue >= iouThreshold ? 1 : 0,
+    boxText(r.boxesTrue),
+    num(r.iouCenter),
+  ]);
+}
+
+/** The confusion matrix as CSV, restricted to the classes that occur (as truth or prediction) when the model has
+ *  more than `full` classes (a 1000-class model evaluated on 2 classes gives a small table). */
+export function confusionCsvCompact(confusion: readonly (readonly number[])[], names: readonly string[], full = 50): string {
+  const n = confusion.length;
+  let keep = Array.from({ length: n }, (_, i) => i);
+  if (n > full) {
+    keep = keep.filter((c) => confusion[c].some((v) => v > 0) || confusion.some((row) => row[c] > 0));
+  }
+  let out = csvRow(['true\\predicted', ...keep.map((c) => names[c] ?? String(c))]);
+  for (const t of keep) out += csvRow([names[t] ?? String(t), ...keep.map((p) => confusion[t][p])]);
+  return out;
+}
+
+const f1 = (v: number): string => v.toFixed(2);
+
+/** The short Markdown summary: CAM vs center baseline, side by side. */
+export function markdownSummary(report: EvaluationReport): string {
+  const { metrics: m, settings: s } = report;
+  const c = m.classification;
+  const locRow = (label: string, get: (l: LocalizationMetrics) => string): string => `| ${label} | ${get(m.localization)} | ${get(m.centerBaseline)} |\n`;
+  const best = (r: LocalizationMetrics['maxBoxAcc'], d: number): string => `${f1(r.perIou[d].maxBoxAcc)} (τ=${r.perIou[d].bestThreshold.toFixed(2)})`;
+  const rule = `IoU ≥ ${s.iouThreshold}, map ≥ ${s.camThreshold}·max, ${s.boxes === 'largest' ? 'largest component' : 'all components'}`;
+  let md = `## ${report.model.name} on ${report.dataset.name}/${report.dataset.split}\n\n`;
+  md += `${m.images} images (${m.localization.count} with boxes), ${report.model.numClasses} model classes, input ${report.model.inputSize[0]}×${report.model.inputSize[1]}${s.flip ? ', flip-averaged' : ''}.\n\n`;
+  md += '| metric | CAM | center baseline |\n|---|---:|---:|\n';
+  md += `| top-1 accuracy | ${f1(c.top1)} | |\n`;
+  md += `| top-${c.k} accuracy | ${f1(c.topK)} | |\n`;
+  md += `| mean per-class accuracy | ${f1(c.meanPerClass)} | |\n`;
+  md += locRow(`top-1 loc (${rule})`, (l) => f1(l.rule.top1Loc));
+  md += locRow(`top-${c.k} loc`, (l) => f1(l.rule.top5Loc));
+  md += locRow('GT-known loc', (l) => f1(l.rule.gtKnownLoc));
+  md += locRow('MaxBoxAcc (IoU 0.5, largest, best τ)', (l) => best(l.maxBoxAcc, 0));
+  md += locRow('MaxBoxAccV2 (mean of IoU 0.3/0.5/0.7, all)', (l) => f1(l.maxBoxAccV2.mean));
+  for (let d = 0; d < m.localization.maxBoxAccV2.perIou.length; d++) {
+    md += locRow(`&nbsp;&nbsp;V2 at IoU ${m.localization.maxBoxAccV2.perIou[d].iouThreshold}`, (l) => best(l.maxBoxAccV2, d));
+  }
+  md += `\nτ grid: step ${s.sweepStep} (${s.thresholding}); accuracies in percent.\n`;
+  return md;
+}
+
+/** Writes the evaluation folder atomically. `perImageCsvTemp` (already holding the header and rows) is moved in. */
+export async function writeEvaluation(outDir: string, report: EvaluationReport, perImageCsvTemp: string, classNames: readonly string[],
+  confusion: readonly (readonly number[])[] = report.metrics.classification.confusion): Promise<void> {
+  await writeDirAtomic(outDir, async (tmp) => {
+    await fs.promises.writeFile(path.join(tmp, 'evaluation.json'), JSON.stringify(report, null, 2) + '\n');
+    await fs.promises.writeFile(path.join(tmp, 'evaluation.md'), markdownSummary(report));
+    await fs.promises.writeFile(path.join(tmp, 'confusion.csv'), confusionCsvCompact(confusion, classNames));
+    await fs.promises.rename(perImageCsvTemp, path.join(tmp, 'per-image.csv'));
+  });
+}
