@@ -1,0 +1,141 @@
+// The recipe schema: what a training run is made of, as declarative data (no code runs from a recipe).
+// Every field has a default (the lowest level of the precedence defaults < recipe file < command-line flags);
+// unknown keys and wrong types are refused with one line naming the key and the file (see loader.ts).
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+
+/** A size in pixels: one number for a square, or [height, width]. */
+export const SizeSchema = z.union([positiveInt, z.tuple([positiveInt, positiveInt])], {
+  error: 'a positive integer or [height, width] of positive integers',
+});
+
+/** Image transforms, applied in order; sizes default to the recipe's input size. */
+export const TransformSchema = z.discriminatedUnion(
+  'type',
+  [
+    /** Resize to exactly `size` (aspect ratio not kept): the CAM paper's 224×224 warp. */
+    z.strictObject({ type: z.literal('resize'), size: SizeSchema.optional() }),
+    /** Resize so that the shorter side is `size`, keeping the aspect ratio. */
+    z.strictObject({ type: z.literal('resizeShorter'), size: positiveInt }),
+    /** A random crop of `size` (training augmentation). */
+    z.strictObject({ type: z.literal('randomCrop'), size: SizeSchema.optional() }),
+    /** The central crop of `size`. */
+    z.strictObject({ type: z.literal('centerCrop'), size: SizeSchema.optional() }),
+    /** Horizontal flip with probability `p` (boxes flipped with the image). */
+    z.strictObject({ type: z.literal('flip'), p: z.number().min(0).max(1).default(0.5) }),
+  ],
+  { error: "a transform object whose 'type' is resize, resizeShorter, randomCrop, centerCrop or flip" },
+);
+
+export const PREPROCESSING = ['caffe', 'torch', 'unit'] as const;
+export const OPTIMIZERS = ['sgd', 'adam'] as const;
+export const SCHEDULES = ['constant', 'step', 'cosine'] as const;
+
+export const ModelSectionSchema = z.strictObject({
+  /** A backbone of the models registry (vgg16, vgg19, vgg-tiny, darknet-tiny, …). */
+  backbone: z.string().min(1),
+  /** 'imagenet' (the official Keras file, cached), 'none' (random initialisation), or a path to a weights file or a
+   *  tfjs model folder (relative paths in a recipe are relative to the project root). */
+  weights: z.string().min(1).default('none'),
+  /** The layer after which everything is cut and the GAP head attached (default: the backbone's own). */
+  cutAt: z.string().min(1).optional(),
+  head: z
+    .strictObject({
+      convFilters: positiveInt.default(1024),
+      kernelSize: positiveInt.default(3),
+      /** Dropout before the classifier (0 = none). */
+      dropout: z.number().min(0).lt(1).default(0),
+    })
+    .prefault({}),
+});
+
+export const DataSectionSchema = z.strictObject({
+  /** The dataset trained on when --dataset is not given. */
+  dataset: z.string().min(1).default('digits-loc'),
+  inputSize: SizeSchema.default(224),
+  preprocessing: z.enum(PREPROCESSING).default('caffe'),
+  trainTransforms: z.array(TransformSchema).default([{ type: 'resize' }, { type: 'flip', p: 0.5 }]),
+  evalTransforms: z.array(TransformSchema).default([{ type: 'resize' }]),
+  trainSplit: z.enum(['train', 'val', 'test']).default('train'),
+  /** The held-out split scored (top-1) after every epoch; 'none' skips validation. */
+  valSplit: z.enum(['train', 'val', 'test', 'none']).default('test'),
+});
+
+export const OptimizerSchema = z.strictObject({
+  type: z.enum(OPTIMIZERS).default('sgd'),
+  /** SGD momentum (0 = plain SGD). v ← μ·v + g; w ← w − lr·v (the PyTorch / tfjs convention). */
+  momentum: z.number().min(0).lt(1).default(0.9),
+  nesterov: z.boolean().default(false),
+  beta1: z.number().min(0).lt(1).default(0.9),
+  beta2: z.number().min(0).lt(1).default(0.999),
+  epsilon: z.number().positive().default(1e-7),
+});
+
+export const ScheduleSchema = z.strictObject({
+  type: z.enum(SCHEDULES).default('constant'),
+  /** step: multiply by gamma every N epochs (a number) or at these epochs (a list). */
+  stepEpochs: z.union([positiveInt, z.array(positiveInt)], { error: 'a positive integer or a list of epochs' }).default(10),
+  gamma: z.number().positive().default(0.1),
+  /** cosine: the learning rate reached at the end. */
+  minLr: nonNegative.default(0),
+  /** Linear warm-up from warmupStartFactor·lr to the schedule's value over this many epochs (fractions allowed). */
+  warmupEpochs: nonNegative.default(0),
+  warmupStartFactor: z.number().min(0).max(1).default(0.01),
+});
+
+export const FreezeSchema = z.strictObject({
+  /** Layer-name prefixes kept frozen (e.g. "block1", "block2"). */
+  layers: z.array(z.string().min(1)).default([]),
+  /** For how many epochs (null: the whole run). */
+  epochs: positiveInt.nullable().default(null),
+});
+
+export const EvaluationSchema = z.strictObject({
+  /** Split evaluated at the end of training with the best checkpoint ('none' skips the final evaluation). */
+  split: z.enum(['train', 'val', 'test', 'none']).default('test'),
+  classification: z.boolean().default(true),
+  localization: z.boolean().default(true),
+  /** CAM overlay images written into the run folder at the end. */
+  camImages: z.number().int().nonnegative().default(0),
+});
+
+export const RecipeSchema = z.strictObject({
+  /** Set from the file name by the loader. */
+  name: z.string().min(1).optional(),
+  description: z.string().default(''),
+  model: ModelSectionSchema,
+  data: DataSectionSchema.prefault({}),
+  optimizer: OptimizerSchema.prefault({}),
+  lr: z.number().positive().default(0.01),
+  schedule: ScheduleSchema.prefault({}),
+  /** L2 weight decay (added to the gradient as wd·w), applied to kernels; biases too with decayBiases. */
+  weightDecay: nonNegative.default(0),
+  decayBiases: z.boolean().default(false),
+  /** Learning-rate multiplier of the layers the surgery adds (the new head usually learns 10× faster). */
+  headLrMultiplier: z.number().positive().default(1),
+  /** Extra multipliers by layer-name prefix (the longest matching prefix wins; the head multiplier wins over these). */
+  lrMultipliers: z.record(z.string(), z.number().positive()).default({}),
+  freeze: FreezeSchema.prefault({}),
+  /** 'train': batch norm uses batch statistics and updates its moving averages; 'frozen': it uses the stored
+   *  statistics (the model runs in inference mode, which also turns dropout off). */
+  batchNorm: z.enum(['train', 'frozen']).default('train'),
+  batchSize: positiveInt.default(32),
+  epochs: positiveInt.default(10),
+  seed: z.number().int().nonnegative().default(1),
+  evaluation: EvaluationSchema.prefault({}),
+});
+
+/** A recipe as written in a file (every field optional except model.backbone). */
+export type RecipeInput = z.input<typeof RecipeSchema>;
+/** A resolved recipe: every default filled in. */
+export type Recipe = z.output<typeof RecipeSchema>;
+export type Transform = z.output<typeof TransformSchema>;
+export type ScheduleConfig = z.output<typeof ScheduleSchema>;
+export type OptimizerConfig = z.output<typeof OptimizerSchema>;
+
+/** [height, width] of a size field. */
+export function sizeHW(size: number | [number, number]): [number, number] {
+  return typeof size === 'number' ? [size, size] : [size[0], size[1]];
+}

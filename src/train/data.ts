@@ -1,0 +1,82 @@
+// What the trainer reads: batches of images and labels per epoch. A source must make the order (and any random
+// augmentation) a function of (seed, epoch, position) only, so that a resumed run sees the batches an
+// uninterrupted one would. `memoryData` serves tensors held in memory (tests, benchmarks, small sets).
+import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
+
+export interface LabelledBatch {
+  /** NHWC, preprocessed; the trainer disposes it. */
+  images: tf.Tensor4D;
+  labels: Int32Array;
+}
+
+export interface TrainData {
+  /** Training images per epoch; steps per epoch = ceil(trainSize / batchSize). */
+  trainSize: number;
+  numClasses: number;
+  /** Batches of 0-based `epoch`, from batch index `startBatch` on. */
+  trainBatches(epoch: number, startBatch: number): AsyncIterable<LabelledBatch>;
+  /** The held-out split scored after each epoch (absent: no validation). */
+  valBatches?(): AsyncIterable<LabelledBatch>;
+  valSize?: number;
+  /** Releases what the source holds (prefetch buffers, cached tensors). */
+  dispose?(): void;
+}
+
+/** A seeded permutation of 0..n-1 for one epoch (Fisher–Yates driven by ARC4 seeded with `seed:epoch`). */
+export function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
+  const rng = seedrandom(`${seed}:${epoch}`);
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+export interface MemoryDataOptions {
+  images: tf.Tensor4D;
+  labels: Int32Array | number[];
+  numClasses: number;
+  batchSize: number;
+  seed?: number;
+  shuffle?: boolean;
+  valImages?: tf.Tensor4D;
+  valLabels?: Int32Array | number[];
+}
+
+/** Batches sliced from tensors in memory (the caller keeps ownership of the tensors it passes). */
+export function memoryData(opts: MemoryDataOptions): TrainData {
+  const n = opts.images.shape[0];
+  const labels = Int32Array.from(opts.labels);
+  const bs = opts.batchSize;
+  const seed = opts.seed ?? 1;
+  const gather = (x: tf.Tensor4D, idx: Int32Array) => tf.tidy(() => tf.gather(x, tf.tensor1d(idx, 'int32')) as tf.Tensor4D);
+  const src: TrainData = {
+    trainSize: n,
+    numClasses: opts.numClasses,
+    async *trainBatches(epoch: number, startBatch: number) {
+      const order = opts.shuffle === false ? Int32Array.from({ length: n }, (_, i) => i) : epochPermutation(n, seed, epoch);
+      for (let b = startBatch; b * bs < n; b++) {
+        const idx = order.subarray(b * bs, Math.min(n, (b + 1) * bs));
+        yield { images: gather(opts.images, idx), labels: Int32Array.from(idx, (i) => labels[i]) };
+      }
+    },
+  };
+  if (opts.valImages && opts.valLabels) {
+    const vx = opts.valImages;
+    const vy = Int32Array.from(opts.valLabels);
+    const vn = vx.shape[0];
+    src.valSize = vn;
+    src.valBatches = async function* () {
+      for (let s = 0; s < vn; s += bs) {
+        const e = Math.min(vn, s + bs);
+        yield { images: tf.slice(vx, [s, 0, 0, 0], [e - s, -1, -1, -1]) as tf.Tensor4D, labels: vy.slice(s, e) };
+      }
+    };
+  }
+  return src;
+}

@@ -1,0 +1,335 @@
+// The training loop: a custom loop (tf.variableGrads + our optimizer), not model.fit, so that per-layer learning
+// rates, frozen layers, L2 decay, schedules, exact resume, interruption and divergence checks all really apply.
+//
+// One step: forward in training mode → cross-entropy → gradients of the unfrozen trainable variables → loss checked
+// finite (else stop, keeping the last good checkpoint) → optimizer update with per-parameter lr multipliers.
+// After each epoch: validation top-1 on the held-out split, metrics rows, `last` (weights + optimizer slots + counters
+// + RNG state) and, when validation improved, `best`; report.html rewritten.
+import * as tf from '@tensorflow/tfjs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import type { CamModel } from '../models/types.js';
+import type { Recipe } from '../recipes/schema.js';
+import { saveCheckpoint, removeStaleTemps, type TrainState, type EpochAccumulator } from './checkpoint.js';
+import type { LabelledBatch, TrainData } from './data.js';
+import { MetricsLog, type EpochRow } from './metrics.js';
+import { TrainOptimizer, type OptimizerState, type Param } from './optimizer.js';
+import { SilentProgress, type Progress } from './progress.js';
+import { writeReport } from './report.js';
+import { createRandom, installRandom, type SeededRandom } from './rng.js';
+import { learningRateAt } from './schedule.js';
+
+/** Training stopped because the loss stopped being a finite number. */
+export class TrainingDivergedError extends UserError {
+  constructor(message: string, readonly step: number, readonly lr: number) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+export interface ResumeFrom {
+  state: TrainState;
+  optimizer?: OptimizerState;
+}
+
+export interface TrainOptions {
+  recipe: Recipe;
+  /** The model to train (trained in place) and the meta saved with it. */
+  cam: CamModel;
+  data: TrainData;
+  /** The run folder (`checkpoints/<run>`). */
+  runDir: string;
+  /** Layers that get recipe.headLrMultiplier (the layers the GAP surgery added). */
+  headLayers?: readonly string[];
+  /** Math.random's generator for a fresh run (pass the one the model was initialised with so the stream goes on);
+   *  default: seeded from recipe.seed. Ignored when resuming (the saved state is used). */
+  rng?: SeededRandom;
+  /** Continue from a checkpoint's state (the cam must be that checkpoint's model). */
+  resume?: ResumeFrom;
+  /** Stop after this many steps in this session (smoke tests); a checkpoint is written. */
+  maxSteps?: number;
+  /** Aborting finishes the current step, writes `last` and returns status 'interrupted'. */
+  signal?: AbortSignal;
+  progress?: Progress;
+  /** Shown in the report. */
+  engine?: string;
+}
+
+export interface TrainResult {
+  status: 'completed' | 'interrupted' | 'max-steps';
+  runDir: string;
+  lastDir: string;
+  bestDir: string;
+  /** Epochs fully done (trained and validated). */
+  epochsDone: number;
+  globalStep: number;
+  best: TrainState['best'];
+  lastEpoch?: EpochRow;
+  /** Training seconds over every session of the run. */
+  seconds: number;
+  /** Mean training throughput of this session. */
+  imagesPerSec: number;
+}
+
+/** Where a layer name matches a prefix list. */
+function matchesPrefix(name: string, prefixes: readonly string[]): boolean {
+  return prefixes.some((p) => name === p || name.startsWith(p));
+}
+
+/** The trainable parameters for `epoch`, with their lr multipliers and decay; frozen layers are left out. */
+export function collectParams(model: tf.LayersModel, recipe: Recipe, headLayers: readonly string[], epoch: number): { params: Param[]; frozenLayers: string[] } {
+  const freezeActive = recipe.freeze.layers.length > 0 && (recipe.freeze.epochs === null || epoch < recipe.freeze.epochs);
+  const head = new Set(headLayers);
+  const multPrefixes = Object.keys(recipe.lrMultipliers).sort((a, b) => b.length - a.length);
+  const params: Param[] = [];
+  const frozenLayers: string[] = [];
+  for (const layer of model.layers) {
+    const weights = layer.trainableWeights;
+    if (weights.length === 0) continue;
+    if (freezeActive && matchesPrefix(layer.name, recipe.freeze.layers)) {
+      frozenLayers.push(layer.name);
+      continue;
+    }
+    let lrMult = 1;
+    if (head.has(layer.name)) lrMult = recipe.headLrMultiplier;
+    else {
+      const p = multPrefixes.find((q) => layer.name.startsWith(q));
+      if (p !== undefined) lrMult = recipe.lrMultipliers[p];
+    }
+    for (const lv of weights) {
+      const variable = lv.read() as tf.Variable;
+      const short = lv.originalName.split('/').pop() ?? lv.originalName;
+      const isKernel = variable.rank >= 2;
+      params.push({
+        key: `${layer.name}/${short}`,
+        variable,
+        lrMult,
+        decay: isKernel || recipe.decayBiases ? recipe.weightDecay : 0,
+      });
+    }
+  }
+  return { params, frozenLayers };
+}
+
+/** Mean cross-entropy of a batch; `outputIsSoftmax` models are clipped to [1e-7, 1 − 1e-7] as Keras does. */
+export function crossEntropy(out: tf.Tensor2D, labels: tf.Tensor1D, numClasses: number, outputIsSoftmax: boolean): tf.Scalar {
+  return tf.tidy(() => {
+    const oneHot = tf.oneHot(labels, numClasses);
+    if (!outputIsSoftmax) return tf.losses.softmaxCrossEntropy(oneHot, out) as tf.Scalar;
+    const p = tf.clipByValue(out, 1e-7, 1 - 1e-7);
+    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.log(p)), -1))) as tf.Scalar;
+  });
+}
+
+export function stepsPerEpochOf(data: TrainData, batchSize: number): number {
+  return Math.max(1, Math.ceil(data.trainSize / batchSize));
+}
+
+function freshAccum(): EpochAccumulator {
+  return { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+}
+
+/** Top-1 accuracy and mean loss over the validation batches (undefined when interrupted half-way). */
+export async function validate(model: tf.LayersModel, batches: AsyncIterable<LabelledBatch>, numClasses: number,
+  outputIsSoftmax: boolean, signal?: AbortSignal): Promise<{ loss: number; acc: number; n: number } | undefined> {
+  let lossSum = 0, correct = 0, n = 0;
+  for await (const b of batches) {
+    const [l, c] = tf.tidy(() => {
+      const y = tf.tensor1d(b.labels, 'int32');
+      const out = model.apply(b.images, { training: false }) as tf.Tensor2D;
+      const loss = tf.mul(crossEntropy(out, y, numClasses, outputIsSoftmax), b.labels.length);
+      const corr = tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), y), 'float32'));
+      return [loss, corr];
+    });
+    b.images.dispose();
+    lossSum += (await l.data())[0];
+    correct += (await c.data())[0];
+    n += b.labels.length;
+    l.dispose();
+    c.dispose();
+    if (signal?.aborted) return undefined;
+  }
+  return n === 0 ? undefined : { loss: lossSum / n, acc: correct / n, n };
+}
+
+/** Trains `opts.cam.model` per `opts.recipe`; see the file comment. */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { recipe, cam, data, runDir } = opts;
+  const model = cam.model;
+  const progress = opts.progress ?? new SilentProgress();
+  const headLayers = opts.headLayers ?? [];
+  const numClasses = data.numClasses;
+  const outShape = model.outputs[0].shape;
+  if (outShape[outShape.length - 1] !== numClasses) {
+    throw new UserError(`the model outputs ${outShape[outShape.length - 1]} classes but the dataset has ${numClasses}`);
+  }
+  const training = recipe.batchNorm === 'train';
+  const spe = stepsPerEpochOf(data, recipe.batchSize);
+  const lastDir = path.join(runDir, 'last');
+  const bestDir = path.join(runDir, 'best');
+  const schedCtx = { baseLr: recipe.lr, stepsPerEpoch: spe, epochs: recipe.epochs };
+  removeStaleTemps(runDir);
+
+  const optimizer = new TrainOptimizer(recipe.optimizer);
+  let state: TrainState;
+  let rng: SeededRandom;
+  if (opts.resume) {
+    state = structuredClone(opts.resume.state);
+    if (state.stepsPerEpoch !== spe) {
+      throw new UserError(`--resume: the run had ${state.stepsPerEpoch} steps per epoch, now ${spe} (dataset or --batch-size changed)`);
+    }
+    rng = createRandom(recipe.seed, state.rng);
+  } else {
+    rng = opts.rng ?? createRandom(recipe.seed);
+    state = {
+      format: 'gapcam-train-state', version: 1, recipe: recipe.name, epoch: 0, stepInEpoch: 0, globalStep: 0, stepsPerEpoch: spe,
+      rng: rng.state(), best: null, epochAccum: freshAccum(), elapsedSeconds: 0, savedAt: '',
+    };
+  }
+  const metrics = new MetricsLog(runDir, opts.resume ? state.globalStep : undefined);
+  const restoreRandom = installRandom(rng);
+  const sessionStart = performance.now();
+  const elapsedBefore = state.elapsedSeconds;
+  const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
+  let sessionImages = 0, sessionTrainSeconds = 0, sessionSteps = 0;
+  let status: TrainResult['status'] = 'completed';
+  let lastEpoch: EpochRow | undefined = metrics.epochs().at(-1);
+
+  const snapshot = (): TrainState => ({ ...state, rng: rng.state(), elapsedSeconds: elapsed(), savedAt: new Date().toISOString() });
+  const saveLast = async () => saveCheckpoint(lastDir, cam, snapshot(), await optimizer.getState());
+  const report = (statusLine: string) => writeReport({
+    runName: path.basename(runDir), runDir, rows: metrics.rows, recipe, status: statusLine, engine: opts.engine,
+    final: finalNumbers(snapshot(), lastEpoch),
+  });
+
+  try {
+    // Parameters of the first epoch, so the optimizer state can be matched against them.
+    let current = collectParams(model, recipe, headLayers, state.epoch);
+    if (opts.resume?.optimizer) {
+      const all = collectParams(model, { ...recipe, freeze: { layers: [], epochs: null } }, headLayers, state.epoch).params;
+      optimizer.setState(opts.resume.optimizer, all);
+    }
+    outer: while (state.epoch < recipe.epochs) {
+      const epoch = state.epoch;
+      current = collectParams(model, recipe, headLayers, epoch);
+      if (current.params.length === 0) throw new UserError(`epoch ${epoch + 1}: every trainable layer is frozen (freeze.layers ${JSON.stringify(recipe.freeze.layers)})`);
+      if (current.frozenLayers.length && (epoch === 0 || state.stepInEpoch === 0)) {
+        progress.log(`epoch ${epoch + 1}: ${current.frozenLayers.length} layer(s) frozen (${current.frozenLayers.slice(0, 4).join(', ')}${current.frozenLayers.length > 4 ? ', …' : ''})`);
+      }
+      const { params } = current;
+      const keyByName = new Map(params.map((p) => [p.variable.name, p.key]));
+      const vars = params.map((p) => p.variable);
+      progress.startEpoch(epoch + 1, recipe.epochs, spe, state.stepInEpoch);
+      let tPrev = performance.now();
+      const acc = state.epochAccum;
+      if (state.stepInEpoch < spe) {
+        for await (const batch of data.trainBatches(epoch, state.stepInEpoch)) {
+          const lr = learningRateAt(state.globalStep, recipe.schedule, schedCtx);
+          const n = batch.labels.length;
+          let correctT: tf.Tensor | undefined;
+          const yT = tf.tensor1d(batch.labels, 'int32');
+          const { value, grads } = tf.variableGrads(() => {
+            const out = model.apply(batch.images, { training }) as tf.Tensor2D;
+            correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), yT), 'float32')));
+            return crossEntropy(out, yT, numClasses, cam.meta.outputIsSoftmax);
+          }, vars);
+          batch.images.dispose();
+          yT.dispose();
+          const loss = (await value.data())[0];
+          const correct = (await correctT!.data())[0];
+          value.dispose();
+          correctT!.dispose();
+          if (!Number.isFinite(loss)) {
+            tf.dispose(grads);
+            const msg = `training diverged: loss is ${loss} at step ${state.globalStep + 1} (epoch ${epoch + 1}, batch ${state.stepInEpoch + 1}) ` +
+              `with learning rate ${lr.toPrecision(4)}; stopped without saving, the last good checkpoint is ${lastDir} (try a lower --lr)`;
+            await report(`stopped: ${msg}`).catch(() => undefined);
+            throw new TrainingDivergedError(msg, state.globalStep + 1, lr);
+          }
+          const byKey = new Map<string, tf.Tensor>();
+          for (const [name, g] of Object.entries(grads)) byKey.set(keyByName.get(name)!, g);
+          optimizer.apply(params, byKey, lr);
+          tf.dispose(grads);
+
+          const now = performance.now();
+          const dt = (now - tPrev) / 1000;
+          tPrev = now;
+          state.globalStep++;
+          state.stepInEpoch++;
+          acc.lossSum += loss * n;
+          acc.correct += correct;
+          acc.seen += n;
+          acc.seconds += dt;
+          sessionImages += n;
+          sessionTrainSeconds += dt;
+          sessionSteps++;
+          const ips = n / Math.max(dt, 1e-9);
+          metrics.append({ kind: 'step', epoch: epoch + 1, step: state.globalStep, loss, acc: correct / n, lr, imagesPerSec: ips, seconds: elapsed() });
+          progress.step({ epoch: epoch + 1, epochs: recipe.epochs, stepInEpoch: state.stepInEpoch, stepsPerEpoch: spe, globalStep: state.globalStep,
+            loss, acc: acc.correct / acc.seen, lr, imagesPerSec: ips });
+          if (opts.signal?.aborted) {
+            status = 'interrupted';
+            break outer;
+          }
+          if (opts.maxSteps !== undefined && sessionSteps >= opts.maxSteps) {
+            status = 'max-steps';
+            break outer;
+          }
+          if (state.stepInEpoch >= spe) break;
+        }
+      }
+      // The epoch's training is done: validate, record, checkpoint.
+      const val = data.valBatches ? await validate(model, data.valBatches(), numClasses, cam.meta.outputIsSoftmax, opts.signal) : undefined;
+      if (opts.signal?.aborted) {
+        status = 'interrupted';
+        state.stepInEpoch = spe; // trained, validation still to do
+        break;
+      }
+      const trainLoss = acc.seen ? acc.lossSum / acc.seen : NaN;
+      const metric = val ? val.acc : -trainLoss;
+      const isBest = state.best === null || metric > state.best.metric;
+      const lr = learningRateAt(Math.max(0, state.globalStep - 1), recipe.schedule, schedCtx);
+      lastEpoch = {
+        kind: 'epoch', epoch: epoch + 1, step: state.globalStep, loss: trainLoss, acc: acc.seen ? acc.correct / acc.seen : NaN,
+        valLoss: val?.loss, valAcc: val?.acc, lr, imagesPerSec: acc.seen / Math.max(acc.seconds, 1e-9), seconds: elapsed(), best: isBest,
+      };
+      metrics.append(lastEpoch);
+      if (isBest) state.best = { metric, epoch: epoch + 1, valAcc: val?.acc };
+      progress.endEpoch({ epoch: epoch + 1, epochs: recipe.epochs, loss: lastEpoch.loss, acc: lastEpoch.acc, valLoss: val?.loss, valAcc: val?.acc,
+        seconds: acc.seconds, imagesPerSec: lastEpoch.imagesPerSec, best: isBest });
+      state.epoch = epoch + 1;
+      state.stepInEpoch = 0;
+      state.epochAccum = freshAccum();
+      await saveLast();
+      if (isBest) await saveCheckpoint(bestDir, cam, snapshot());
+      await report(state.epoch < recipe.epochs ? `training: ${state.epoch}/${recipe.epochs} epochs done` : `finished ${recipe.epochs} epochs`);
+    }
+    if (status !== 'completed') {
+      await saveLast();
+      const why = status === 'interrupted' ? 'interrupted' : `stopped after --max-steps ${opts.maxSteps}`;
+      progress.log(`${why} at step ${state.globalStep} (epoch ${state.epoch + 1}, batch ${state.stepInEpoch}/${spe}); checkpoint ${lastDir}`);
+      await report(`${why} at step ${state.globalStep}; resume with --resume ${path.basename(runDir)}`);
+    }
+  } finally {
+    progress.stop();
+    restoreRandom();
+    optimizer.dispose();
+  }
+  return {
+    status, runDir, lastDir, bestDir, epochsDone: state.epoch, globalStep: state.globalStep, best: state.best, lastEpoch,
+    seconds: elapsed(), imagesPerSec: sessionImages / Math.max(sessionTrainSeconds, 1e-9),
+  };
+}
+
+function finalNumbers(state: TrainState, last: EpochRow | undefined): Record<string, string | number> {
+  const out: Record<string, string | number> = { 'epochs done': state.epoch, 'global step': state.globalStep };
+  if (last) {
+    out['last train loss'] = Number(last.loss.toFixed(4));
+    out['last train accuracy'] = `${(last.acc * 100).toFixed(2)}%`;
+    if (last.valAcc !== undefined) out['last validation top-1'] = `${(last.valAcc * 100).toFixed(2)}%`;
+    out['images/s (last epoch)'] = Number(last.imagesPerSec.toFixed(1));
+  }
+  if (state.best?.valAcc !== undefined) out['best validation top-1'] = `${(state.best.valAcc * 100).toFixed(2)}% (epoch ${state.best.epoch})`;
+  out['training seconds'] = Number(state.elapsedSeconds.toFixed(1));
+  return out;
+}
