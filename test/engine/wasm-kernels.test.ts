@@ -60,6 +60,7 @@ describe('engine: wasm training kernels vs the cpu backend', function () {
       expect(maxAbsDiff(got.transposed, ref.transposed), 'conv2dTranspose').to.be.at.most(1e-4);
       // The gradients are not trivially zero.
       expect(Math.max(...Array.from(ref.dw, Math.abs))).to.be.greaterThan(0.1);
+      // GAPCAM_TEST_VERBOSE=1 prints the measured differences.
       if (process.env.GAPCAM_TEST_VERBOSE) console.log(`      ${label(c)}: dx ${dxDiff.toExponential(2)}, dW ${dwDiff.toExponential(2)}`);
     });
   }
