@@ -69,6 +69,9 @@ function readStringListAttr(obj: H5Group, name: string): string[] | undefined {
     const v = attrs[a].value;
     if (Array.isArray(v)) return v.map(decodeString);
     if (v === null || v === undefined) return [];
+    // Keras writes an empty list as an empty float array (np.asarray([])).
+    if (ArrayBuffer.isView(v) && !(v instanceof Uint8Array)) return [];
+    if (v instanceof Uint8Array && v.length === 0) return [];
     return [decodeString(v)];
   };
   if (name in attrs) return one(name);
@@ -148,10 +151,29 @@ function readKeras3(root: H5Group, file: string): { layerNames: string[]; layers
   return { layerNames, layers };
 }
 
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** The HDF5 superblock signature sits at offset 0, 512, 1024, 2048, … (after an optional user block). */
+export function hasHdf5Signature(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(8);
+    for (let off = 0; off + 8 <= size; off = off === 0 ? 512 : off * 2) {
+      fs.readSync(fd, buf, 0, 8, off);
+      if (buf.equals(HDF5_SIGNATURE)) return true;
+    }
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads every weight of a Keras .h5 file (any of the layouts above) into memory as float32. */
 export async function readKerasH5(file: string): Promise<KerasH5Weights> {
   const lib = await h5();
   if (!fs.existsSync(file)) throw new UserError(`weights file ${file} does not exist`);
+  if (!hasHdf5Signature(file)) throw new UserError(`weights file ${file}: not a readable HDF5 file (no HDF5 signature); expected a Keras .h5 file`);
   let f: H5File;
   try {
     f = new lib.File(path.resolve(file), 'r');
@@ -331,8 +353,8 @@ export async function saveKerasH5(model: tf.LayersModel, file: string): Promise<
       const g = f.create_group(layer.name);
       const names = layer.weights.map((w) => `${w.originalName}:0`);
       writeStringListAttr(g, 'weight_names', names);
-      const values = layer.getWeights();
-      try {
+      const values = layer.getWeights(); // the variables' own tensors: not to be disposed
+      {
         names.forEach((n, i) => {
           const parts = n.split('/');
           let parent: H5Group = g;
@@ -343,8 +365,6 @@ export async function saveKerasH5(model: tf.LayersModel, file: string): Promise<
           const t = values[i];
           parent.create_dataset({ name: parts[parts.length - 1], data: t.dataSync() as Float32Array, shape: t.shape, dtype: '<f' });
         });
-      } finally {
-        tf.dispose(values);
       }
     }
   } catch (err) {

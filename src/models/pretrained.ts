@@ -94,19 +94,24 @@ export async function downloadVerified(url: string, target: string, md5: string,
   return target;
 }
 
-/** The cached official weights file for `name` (downloading and verifying it on first use). */
+/** The cached copy of a published weights file, downloaded (from `weightsBaseUrl` + `spec.urlPath`) and
+ *  md5-verified on first use; a cached copy whose md5 no longer matches is downloaded again (as Keras' get_file). */
+export async function fetchPretrained(spec: PretrainedFile, opts: PretrainedOptions = {}): Promise<string> {
+  const target = path.join(pretrainedCacheDir(opts), spec.file);
+  if (fs.existsSync(target)) {
+    if ((await md5OfFile(target)) === spec.md5) return target;
+    await fs.promises.rm(target, { force: true });
+  }
+  const base = (opts.weightsBaseUrl ?? process.env.GAPCAM_WEIGHTS_BASE_URL ?? KERAS_WEIGHTS_BASE_URL).replace(/\/?$/, '/');
+  return downloadVerified(base + spec.urlPath, target, spec.md5, opts);
+}
+
+/** The cached official Keras ImageNet weights file of vgg16/vgg19 (with or without the classifier top). */
 export async function fetchImagenetWeights(name: string, includeTop: boolean, opts: PretrainedOptions = {}): Promise<string> {
   if (name !== 'vgg16' && name !== 'vgg19') {
     throw new UserError(`--weights imagenet: Keras publishes ImageNet weights for vgg16 and vgg19 only, not '${name}'; give a .h5 file instead`);
   }
-  const spec = IMAGENET_WEIGHTS[name][includeTop ? 'top' : 'notop'];
-  const target = path.join(pretrainedCacheDir(opts), spec.file);
-  if (fs.existsSync(target)) {
-    if ((await md5OfFile(target)) === spec.md5) return target;
-    await fs.promises.rm(target, { force: true }); // a corrupt cache entry is replaced, as Keras' get_file does
-  }
-  const base = (opts.weightsBaseUrl ?? process.env.GAPCAM_WEIGHTS_BASE_URL ?? KERAS_WEIGHTS_BASE_URL).replace(/\/?$/, '/');
-  return downloadVerified(base + spec.urlPath, target, spec.md5, opts);
+  return fetchPretrained(IMAGENET_WEIGHTS[name][includeTop ? 'top' : 'notop'], opts);
 }
 
 /** Loads `weights` ('imagenet' or a Keras .h5 path) into a freshly built VGG. */

@@ -39,6 +39,9 @@ function vggSpec(name: VggName, description: string, preprocessing: PreprocessMo
     featureChannels: lastChannels,
     preprocessing,
     build: async (opts = {}) => {
+      if (opts.weights === 'imagenet' && (opts.includeTop ?? true) && (opts.classes ?? 1000) !== 1000) {
+        throw new UserError(`${name}: --weights imagenet with the classifier top needs classes = 1000; got ${opts.classes} (build without the top, or cut it with surgery)`);
+      }
       const model = buildVgg(name, { ...opts, inputShape: opts.inputShape ?? defaultInputShape });
       if (opts.weights) {
         try {
