@@ -52,10 +52,13 @@ export function embeddedDatasetDir(dataRoot: string): string {
 }
 
 /** The 10 MNIST classes from the mnist package, each a Float32Array of 28×28 digits in [0, 1]. */
+let mnistCache: Float32Array[] | undefined;
 function loadMnist(): Float32Array[] {
+  if (mnistCache) return mnistCache;
   const require = createRequire(import.meta.url);
   const dir = path.join(path.dirname(require.resolve('mnist/package.json')), 'src', 'digits');
-  return Array.from({ length: 10 }, (_, d) => Float32Array.from((JSON.parse(fs.readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data));
+  mnistCache = Array.from({ length: 10 }, (_, d) => Float32Array.from((JSON.parse(fs.readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data));
+  return mnistCache;
 }
 
 /** Bilinear resampling of a square 28×28 coverage map to side×side (pixel centres aligned). */

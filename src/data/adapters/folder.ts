@@ -29,7 +29,11 @@ function imagesUnder(dir: string): string[] {
 }
 
 function splitRoots(root: string): [Split, string][] {
-  return subdirs(root).filter((d) => d.toLowerCase() in SPLIT_DIRS).map((d) => [SPLIT_DIRS[d.toLowerCase()], path.join(root, d)]);
+  const rank: Record<Split, number> = { train: 0, val: 1, test: 2 };
+  return subdirs(root)
+    .filter((d) => d.toLowerCase() in SPLIT_DIRS)
+    .map((d): [Split, string] => [SPLIT_DIRS[d.toLowerCase()], path.join(root, d)])
+    .sort((a, b) => rank[a[0]] - rank[b[0]]);
 }
 
 export async function loadImageFolder(root: string, options: LayoutOptions = {}): Promise<Dataset> {
