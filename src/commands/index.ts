@@ -1,7 +1,11 @@
 // The command registry: a new command is one file in src/commands plus one line here.
 import type { GapcamCommand } from './common.js';
 import { engineCommand } from './engine.js';
+import { featuresCommand } from './features.js';
+import { svmCommand } from './svm.js';
 
 export const commands: GapcamCommand[] = [
   engineCommand,
+  featuresCommand,
+  svmCommand,
 ];

@@ -24,17 +24,26 @@ export interface FeatureIndexRow {
 
 /** What the features were made from; its hash is the cache key. */
 export interface FeatureSource {
-  /** Identity of the checkpoint: resolved folder plus size and mtime of its model files, or a content hash. */
+  /** Where the model was read from (folder, URL or backbone name). */
   checkpoint: string;
+  /** Identity of the model files: a hash of their names, sizes and modification times. */
   checkpointId: string;
   dataset: string;
+  datasetRoot?: string;
+  /** Hash of the dataset's records (ids, paths, labels, boxes) that were extracted. */
+  datasetId?: string;
   split: string;
+  /** The --layer asked for ('gap' or a layer name) and the layer actually read. */
   layer: string;
+  featureLayer?: string;
   pooling: 'identity' | 'global-average';
   crop: string;
-  inputSize: [number, number];
-  /** For --crop cam: the threshold fraction of the CAM box rule. */
+  /** Crop 'cam': the fraction of the CAM maximum kept by the box rule. */
   camThreshold?: number;
+  inputSize: [number, number];
+  preprocessing?: string;
+  /** Images that fail to decode were left out (listed in extra.skippedImages). */
+  skipBadImages?: boolean;
 }
 
 export interface FeaturesMeta {
@@ -74,7 +83,7 @@ export function encodeIndexCsv(rows: FeatureIndexRow[]): string {
 
 export async function writeFeatureSet(
   dir: string,
-  set: { data: Float32Array; rows: FeatureIndexRow[]; meta: FeaturesMeta },
+  set: { data: Float32Array; rows: FeatureIndexRow[]; meta: FeaturesMeta; extraFiles?: Record<string, string> },
 ): Promise<void> {
   const { data, rows, meta } = set;
   if (data.length !== meta.count * meta.dimension || rows.length !== meta.count) {
@@ -84,6 +93,7 @@ export async function writeFeatureSet(
     await fs.promises.writeFile(path.join(tmp, FEATURES_FILE), encodeNpy(data, [meta.count, meta.dimension]));
     await fs.promises.writeFile(path.join(tmp, INDEX_FILE), encodeIndexCsv(rows));
     await fs.promises.writeFile(path.join(tmp, META_FILE), JSON.stringify(meta, null, 2) + '\n');
+    for (const [name, text] of Object.entries(set.extraFiles ?? {})) await fs.promises.writeFile(path.join(tmp, name), text);
   });
 }
 

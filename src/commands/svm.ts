@@ -1,0 +1,61 @@
+import type { Args, GapcamCommand } from './common.js';
+import { runSvm } from '../svm/service.js';
+import { DEFAULT_C_GRID, DEFAULT_FOLDS } from '../svm/cv.js';
+import { SCALE_MODES, type ScaleMode } from '../svm/scale.js';
+import { LIBLINEAR_DEFAULT_EPS } from '../svm/solver.js';
+import { UserError } from '../errors.js';
+
+interface SvmArgs {
+  train: string;
+  test?: string;
+  cGrid?: string;
+  folds: number;
+  scale: ScaleMode;
+  loss: 'squared-hinge' | 'hinge';
+  eps: number;
+  shrinking: boolean;
+}
+
+export function parseCGrid(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const values = text.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (!values.length || values.some((v) => !(v > 0) || !Number.isFinite(v))) {
+    throw new UserError(`--c-grid: expected comma-separated positive numbers (e.g. 0.01,0.1,1,10), found '${text}'`);
+  }
+  return values;
+}
+
+export const svmCommand: GapcamCommand = {
+  command: 'svm',
+  describe: 'Linear SVM (LIBLINEAR -s 1: L2-regularised squared hinge, dual coordinate descent), one-vs-rest, on feature folders',
+  builder: (y) =>
+    y
+      .option('train', { type: 'string', demandOption: true, describe: 'feature folder to fit on (written by gapcam features)' })
+      .option('test', { type: 'string', describe: 'feature folder to score' })
+      .option('c-grid', { type: 'string', describe: `values of C tried by cross-validation (default ${DEFAULT_C_GRID.join(',')}); one value skips CV` })
+      .option('folds', { type: 'number', default: DEFAULT_FOLDS, describe: 'folds of the stratified cross-validation' })
+      .option('scale', { choices: SCALE_MODES, default: 'standard' as ScaleMode, describe: 'feature scaling: train mean/std, per-row L2 norm, or none' })
+      .option('loss', { choices: ['squared-hinge', 'hinge'] as const, default: 'squared-hinge' as const, describe: 'squared hinge (LIBLINEAR -s 1) or hinge (-s 3)' })
+      .option('eps', { type: 'number', default: LIBLINEAR_DEFAULT_EPS, describe: 'stopping tolerance (LIBLINEAR -e)' })
+      .option('shrinking', { type: 'boolean', default: true, describe: 'shrink the active set (--no-shrinking to turn off)' })
+      .example('$0 svm --train runs/feat-train --test runs/feat-test', 'C by 5-fold CV, then test accuracy')
+      .example('$0 svm --train a --test b --c-grid 0.1,1,10 --scale l2 --out runs/svm', 'L2-normalised features, own grid'),
+  handler: async (argv) => {
+    const args = argv as Args<SvmArgs>;
+    const { out, result, markdown } = await runSvm({
+      train: args.train,
+      test: args.test,
+      out: args.out,
+      cGrid: parseCGrid(args.cGrid),
+      folds: args.folds,
+      scale: args.scale,
+      loss: args.loss,
+      eps: args.eps,
+      shrinking: args.shrinking,
+      seed: args.seed,
+    });
+    process.stdout.write(markdown);
+    if (!result.model.converged) process.stderr.write('gapcam: warning: the solver reached its iteration limit; try --scale l2 or a smaller C\n');
+    console.log(`wrote ${out}/{model.json,${args.test ? 'predictions.csv,' : ''}svm.json,svm.md}`);
+  },
+};
