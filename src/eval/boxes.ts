@@ -223,18 +223,16 @@ export function resizeMapping(original: { width: number; height: number }, mapWi
 }
 
 /**
- * Maps an inclusive box on the map's grid to the inclusive box of ORIGINAL pixels it covers (exact, no
- * resampling): the continuous extent [x0, x1 + 1) on the grid is [offsetX + x0·sx, offsetX + (x1 + 1)·sx) on the
- * image, and the original pixels meeting it are floor(start) … ceil(end) − 1, clipped to the image. Original
- * pixels that are only partly covered count as covered. With integer scale factors this is the exact block
- * expansion; with scale 1 it is the identity.
+ * Maps an inclusive box on the map's grid to the original image, exactly (no rounding, no resampling): the box spans
+ * the continuous edges [x0, x1 + 1) on the grid, i.e. [offsetX + x0·sx, offsetX + (x1 + 1)·sx) on the image, which is
+ * the inclusive box [offsetX + x0·sx, offsetX + (x1 + 1)·sx − 1] (fractional corners when the scale is not an
+ * integer; the "+ 1" IoU formula then measures the exact continuous areas). The same convention as
+ * src/data/geometry.ts `boxToOriginal`. Clipped to the image [0, width − 1] × [0, height − 1].
  */
 export function mapBoxToOriginal(box: Box, m: GridMapping): Box {
-  const eps = 1e-9; // absorbs float noise in products like 0.1 * 30 so that exact pixel edges stay exact
-  const x0 = Math.floor(m.offsetX + box[0] * m.scaleX + eps);
-  const y0 = Math.floor(m.offsetY + box[1] * m.scaleY + eps);
-  const x1 = Math.ceil(m.offsetX + (box[2] + 1) * m.scaleX - eps) - 1;
-  const y1 = Math.ceil(m.offsetY + (box[3] + 1) * m.scaleY - eps) - 1;
-  const clip = (v: number, hi: number): number => Math.min(Math.max(v, 0), hi);
-  return [clip(x0, m.width - 1), clip(y0, m.height - 1), clip(Math.max(x1, x0), m.width - 1), clip(Math.max(y1, y0), m.height - 1)];
+  const x0 = m.offsetX + box[0] * m.scaleX;
+  const y0 = m.offsetY + box[1] * m.scaleY;
+  const x1 = m.offsetX + (box[2] + 1) * m.scaleX - 1;
+  const y1 = m.offsetY + (box[3] + 1) * m.scaleY - 1;
+  return [Math.max(0, x0), Math.max(0, y0), Math.min(m.width - 1, x1), Math.min(m.height - 1, y1)];
 }

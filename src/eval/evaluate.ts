@@ -4,8 +4,8 @@
 // Per batch: one forward pass (two images per input with --flip: the image and its mirror, in the same batch) gives
 // the logits and the CAMs of [true class, top-1 … top-k] (classActivationMaps, src/cam/class-maps.ts). The maps are
 // upsampled bilinearly to the model input size (half-pixel centres, as cv2.resize / MATLAB imresize), turned into
-// boxes on that grid, and the boxes are mapped exactly onto the ORIGINAL image (mapBoxToOriginal: a grid box becomes
-// the box of the original pixels it covers), where they are scored against the annotated boxes. Only counters,
+// boxes on that grid, and the boxes are mapped exactly onto the ORIGINAL image (mapBoxToOriginal: the grid box's
+// continuous extent, inverted through the data pipeline's resize), where they are scored against the annotated boxes. Only counters,
 // one CSV line per image (streamed to disk by the caller) and the confusion matrix are kept: memory does not grow
 // with the dataset.
 //
@@ -17,6 +17,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Box, Dataset, ImageRecord, Split } from '../data/types.js';
 import type { CamModel } from '../models/types.js';
+import { loadModelRef } from '../models/io.js';
+import { loadDataset } from '../data/datasets.js';
+import { batches as pipelineBatches } from '../data/pipeline.js';
+import type { Geometry } from '../data/geometry.js';
+import { defaultCheckpointRoot } from '../paths.js';
 import { classActivationMaps, upsampleMaps } from '../cam/class-maps.js';
 import { UserError } from '../errors.js';
 import {
@@ -421,5 +426,91 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
   } finally {
     csv.destroy();
     await fs.promises.rm(csvTemp, { force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The top-level service behind `gapcam evaluate`: model reference + dataset name → report folder.
+
+/** GridMapping of a data-pipeline geometry (input = a·original + b per axis, edge coordinates). */
+export function gridMappingFromGeometry(g: Geometry): GridMapping {
+  if (g.ax <= 0 || g.ay <= 0) throw new Error('evaluation: a mirrored input geometry cannot be scored (flip averaging is done on the maps)');
+  return { scaleX: 1 / g.ax, scaleY: 1 / g.ay, offsetX: -g.bx / g.ax, offsetY: -g.by / g.ay, width: g.srcWidth, height: g.srcHeight };
+}
+
+/** The data pipeline as a batch source: decode, resize exactly to the input size (no crop: the whole image is
+ *  scored, as wsolevaluation does), preprocess with the model's mode, keep each image's geometry. */
+export const pipelineBatchSource: BatchSource = (records, { inputSize, preprocessing, batchSize }) => {
+  const stream = pipelineBatches([...records], {
+    batchSize,
+    transforms: [{ op: 'resize', size: inputSize, mode: 'exact' }],
+    preprocess: preprocessing,
+  });
+  return (async function* () {
+    for await (const b of stream) yield { images: b.images, records: b.records, mappings: b.geometry.map(gridMappingFromGeometry) };
+  })();
+};
+
+export interface EvaluateOptions {
+  /** Model folder, checkpoint run (best/, else last/), run name under the checkpoint root, or URL. */
+  checkpoint: string;
+  dataset: string;
+  split?: Split;
+  dataRoot?: string;
+  checkpointRoot?: string;
+  /** Output folder; default: <run>/eval-<dataset>-<split> for a checkpoint run, else
+   *  <checkpointRoot>/evaluations/<model>-<dataset>-<split>. */
+  out?: string;
+  batchSize?: number;
+  limit?: number;
+  settings?: Partial<EvaluationSettings>;
+  /** "datasetClass=modelClass,…" for models trained on other classes. */
+  classMap?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+function sha256File(file: string): string | undefined {
+  try {
+    return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
+  const split = o.split ?? 'test';
+  const ref = await loadModelRef(o.checkpoint, { checkpointRoot: o.checkpointRoot });
+  if (!ref.meta) {
+    ref.model.dispose();
+    throw new UserError(`model '${o.checkpoint}' is not CAM-ready: expected a GAP → Dense or class-conv → GAP head (or a meta.json); convert it with the GAP surgery first`);
+  }
+  const camModel: CamModel = { model: ref.model, meta: ref.meta };
+  try {
+    const dataset = await loadDataset(o.dataset, { dataRoot: o.dataRoot });
+    const base = path.basename(ref.source.replace(/[\\/]+$/, '')) || 'model';
+    const outDir = path.resolve(o.out ?? (ref.kind === 'checkpoint'
+      ? path.join(path.dirname(ref.source), `eval-${dataset.name}-${split}`)
+      : path.join(o.checkpointRoot ?? defaultCheckpointRoot, 'evaluations', `${base}-${dataset.name}-${split}`)));
+    return await runEvaluation({
+      camModel,
+      model: {
+        ref: o.checkpoint,
+        source: ref.source,
+        name: ref.kind === 'checkpoint' ? path.basename(path.dirname(ref.source)) : base,
+        backbone: ref.backbone,
+        modelJsonSha256: ref.kind === 'url' || ref.kind === 'backbone' ? undefined : sha256File(path.join(ref.source, 'model.json')),
+      },
+      dataset,
+      split,
+      batches: pipelineBatchSource,
+      outDir,
+      batchSize: o.batchSize,
+      limit: o.limit,
+      settings: o.settings,
+      classMap: parseClassMap(o.classMap),
+      onProgress: o.onProgress,
+    });
+  } finally {
+    camModel.model.dispose();
   }
 }

@@ -26,7 +26,7 @@
 //     ground-truth box of at most 3 pixels touching the corner (IoU ≥ 0.3); gapcam treats that case as a miss.
 //  4. Scoring happens in ORIGINAL-image pixels (wsolevaluation scores at 224×224 with resized, truncated GT
 //     boxes): boxes found on the map's grid are mapped to the original image exactly with `mapBoxToOriginal`
-//     (see boxes.ts: a grid box becomes the inclusive box of the original pixels it covers), GT boxes stay as
+//     (see boxes.ts: the grid box's continuous extent scaled back, fractional corners allowed), GT boxes stay as
 //     annotated.
 //
 // Metrics (a hit means: the best IoU between the predicted box(es) and any GT box of the image is ≥ δ, δ = 0.5):

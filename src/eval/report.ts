@@ -49,7 +49,7 @@ export interface EvaluationReport {
 
 export const PER_IMAGE_HEADER = ['id', 'true_class', 'correct', 'top_classes', 'iou_true', 'iou_top1', 'hit', 'boxes_true', 'iou_center'];
 
-const boxText = (boxes: Box[]): string => boxes.map((b) => b.join(' ')).join(';');
+const boxText = (boxes: Box[]): string => boxes.map((b) => b.map((v) => Number(v.toFixed(2))).join(' ')).join(';');
 const num = (v: number | null): string => (v === null ? '' : v.toFixed(4));
 
 /** One per-image CSV line: id, true class, correct, top-k classes (names, ';'-separated), IoUs at the fixed rule,
@@ -68,16 +68,19 @@ export function perImageRow(r: ImageResult, datasetClasses: readonly string[], m
   ]);
 }
 
-/** The confusion matrix as CSV, restricted to the classes that occur (as truth or prediction) when the model has
- *  more than `full` classes (a 1000-class model evaluated on 2 classes gives a small table). */
+/** The confusion matrix as CSV (rows: true class, columns: predicted class). When the model has more than `full`
+ *  classes, only the classes that occur are kept: rows for classes with images, columns for classes that are true or
+ *  predicted at least once (a 1000-class model evaluated on 2 classes gives a 2-row table). */
 export function confusionCsvCompact(confusion: readonly (readonly number[])[], names: readonly string[], full = 50): string {
   const n = confusion.length;
-  let keep = Array.from({ length: n }, (_, i) => i);
+  let rows = Array.from({ length: n }, (_, i) => i);
+  let cols = rows;
   if (n > full) {
-    keep = keep.filter((c) => confusion[c].some((v) => v > 0) || confusion.some((row) => row[c] > 0));
+    rows = rows.filter((c) => confusion[c].some((v) => v > 0));
+    cols = cols.filter((c) => rows.includes(c) || confusion.some((row) => row[c] > 0));
   }
-  let out = csvRow(['true\\predicted', ...keep.map((c) => names[c] ?? String(c))]);
-  for (const t of keep) out += csvRow([names[t] ?? String(t), ...keep.map((p) => confusion[t][p])]);
+  let out = csvRow(['true\\predicted', ...cols.map((c) => names[c] ?? String(c))]);
+  for (const t of rows) out += csvRow([names[t] ?? String(t), ...cols.map((p) => confusion[t][p])]);
   return out;
 }
 

@@ -164,11 +164,15 @@ describe('eval/boxes', () => {
       expect(mapBoxToOriginal([1, 1, 2, 2], m2)).to.deep.equal([2, 3, 5, 8]);
       expect(mapBoxToOriginal([0, 0, 3, 3], m2)).to.deep.equal([0, 0, 7, 11]);
     });
-    it('covers every original pixel that a grid pixel touches at fractional scales', () => {
+    it('maps the continuous extent exactly at fractional scales (fractional corners, exact areas)', () => {
       const m = resizeMapping({ width: 6, height: 3 }, 4, 2); // x ×1.5, y ×1.5
-      // grid column 1 covers [1.5, 3) → original columns 1, 2; grid row 0 covers [0, 1.5) → rows 0, 1
-      expect(mapBoxToOriginal([1, 0, 1, 0], m)).to.deep.equal([1, 0, 2, 1]);
-      // downscale: grid of 10 on an image of 5 (×0.5): columns 2..3 cover [1, 2) → column 1
+      // grid column 1 spans edges [1, 2) → [1.5, 3) on the image → inclusive [1.5, 2], width 1.5
+      const b = mapBoxToOriginal([1, 0, 1, 0], m);
+      expect(b).to.deep.equal([1.5, 0, 2, 0.5]);
+      expect(boxArea(b)).to.equal(1.5 * 1.5);
+      // the whole grid is the whole image
+      expect(mapBoxToOriginal([0, 0, 3, 1], m)).to.deep.equal([0, 0, 5, 2]);
+      // downscale: grid of 10 on an image of 5 (×0.5): columns 2..3 span [1, 2) → column 1
       const d = resizeMapping({ width: 5, height: 5 }, 10, 10);
       expect(mapBoxToOriginal([2, 2, 3, 3], d)).to.deep.equal([1, 1, 1, 1]);
     });

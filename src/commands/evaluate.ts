@@ -1,0 +1,80 @@
+// gapcam evaluate: classification accuracy and CAM-based weakly-supervised localization (paper rule + wsolevaluation
+// MaxBoxAcc / MaxBoxAccV2, with the center baseline) of a CAM-ready model on a dataset split.
+import type { GapcamCommand, Args } from './common.js';
+import { startCommandEngine, dataRootOf } from './common.js';
+import { evaluate } from '../eval/evaluate.js';
+import type { Split } from '../data/types.js';
+import { UserError } from '../errors.js';
+
+interface EvaluateArgs {
+  checkpoint: string;
+  dataset: string;
+  split: string;
+  camThreshold: number;
+  boxes: string;
+  flip: boolean;
+  batchSize: number;
+  sweepStep: number;
+  thresholding: string;
+  iou: number;
+  classMap?: string;
+  limit?: number;
+}
+
+export const evaluateCommand: GapcamCommand = {
+  command: 'evaluate <checkpoint>',
+  describe: 'Classification and CAM localization accuracy (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, center baseline)',
+  builder: (y) =>
+    y
+      .positional('checkpoint', { type: 'string', describe: 'model folder, checkpoint run (uses best/, else last/), run name under checkpoints/, or URL', demandOption: true })
+      .option('dataset', { type: 'string', describe: 'dataset name (digits-loc, cub200, wild2), folder or CSV', demandOption: true })
+      .option('split', { type: 'string', choices: ['test', 'train', 'val'], default: 'test', describe: 'which split to evaluate' })
+      .option('cam-threshold', { type: 'number', default: 0.2, describe: "paper rule: keep pixels ≥ this fraction of the map's max" })
+      .option('boxes', { type: 'string', choices: ['largest', 'all'], default: 'largest', describe: 'boxes for top-1/top-5/GT-known loc: largest component (paper) or every component' })
+      .option('flip', { type: 'boolean', default: false, describe: 'average logits and CAMs over the image and its mirror' })
+      .option('batch-size', { type: 'number', default: 16, describe: 'images per forward pass' })
+      .option('sweep-step', { type: 'number', default: 0.01, describe: 'τ grid step of MaxBoxAcc / MaxBoxAccV2' })
+      .option('thresholding', { type: 'string', choices: ['wsol-uint8', 'float'], default: 'wsol-uint8', describe: "sweep binarisation: wsolevaluation's uint8 (u8 > ⌊τ·max⌋) or float (v ≥ τ)" })
+      .option('iou', { type: 'number', default: 0.5, describe: 'IoU for top-1/top-5/GT-known loc' })
+      .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… when the model was trained on other classes' })
+      .option('limit', { type: 'number', describe: 'evaluate only the first N images of the split' })
+      .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200', 'CUB test split, paper rule at 20 %, MaxBoxAccV2')
+      .example('$0 evaluate checkpoints/darknet-gap --dataset wild2 --data-root ../shared/datasets', 'kangaroo vs raccoon photos')
+      .example('$0 evaluate ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets --class-map kangaroo=wallaby,raccoon=raccoon', 'an ImageNet model on the two photo classes')
+      .example('$0 evaluate my-run --dataset digits-loc --flip --boxes all --out /tmp/eval', 'flip averaging, all components, custom folder'),
+  handler: async (argv) => {
+    const args = argv as Args<EvaluateArgs>;
+    const check = (ok: boolean, msg: string) => { if (!ok) throw new UserError(msg); };
+    check(args.camThreshold >= 0 && args.camThreshold <= 1, `--cam-threshold: expected a fraction in [0, 1], found ${args.camThreshold}`);
+    check(args.iou > 0 && args.iou <= 1, `--iou: expected a number in (0, 1], found ${args.iou}`);
+    await startCommandEngine(args);
+    let last = 0;
+    const run = await evaluate({
+      checkpoint: args.checkpoint,
+      dataset: args.dataset,
+      split: args.split as Split,
+      dataRoot: dataRootOf(args),
+      out: args.out,
+      batchSize: args.batchSize,
+      limit: args.limit,
+      classMap: args.classMap,
+      settings: {
+        camThreshold: args.camThreshold,
+        boxes: args.boxes as 'largest' | 'all',
+        flip: args.flip,
+        sweepStep: args.sweepStep,
+        thresholding: args.thresholding as 'wsol-uint8' | 'float',
+        iouThreshold: args.iou,
+      },
+      onProgress: (done, total) => {
+        const now = Date.now();
+        if (process.stderr.isTTY && (now - last > 250 || done === total)) {
+          last = now;
+          process.stderr.write(`\revaluating ${done}/${total}${done === total ? '\n' : ''}`);
+        }
+      },
+    });
+    process.stdout.write(run.markdown + '\n');
+    process.stdout.write(`written: ${run.outDir} (evaluation.json, evaluation.md, per-image.csv, confusion.csv)\n`);
+  },
+};
