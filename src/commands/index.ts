@@ -4,16 +4,10 @@ import { engineCommand } from './engine.js';
 import { featuresCommand } from './features.js';
 import { svmCommand } from './svm.js';
 import { evaluateCommand } from './evaluate.js';
-import { camCommand } from './cam.js';
-import { datasetsCommand } from './datasets.js';
-import { modelCommand } from './model.js';
 
 export const commands: GapcamCommand[] = [
   engineCommand,
   featuresCommand,
   svmCommand,
   evaluateCommand,
-  camCommand,
-  datasetsCommand,
-  modelCommand,
 ];
