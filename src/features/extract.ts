@@ -22,6 +22,7 @@ import { normalizedInputSizeMaps, topKSelection } from '../cam/class-maps.js';
 import { ruleBoxes } from '../eval/localization.js';
 import { mapBoxToOriginal, resizeMapping } from '../eval/boxes.js';
 import { batchTensor, pixelBatches, unionBox } from './images.js';
+import { batches } from '../data/pipeline.js';
 import { UserError } from '../errors.js';
 
 export const CROP_MODES = ['full', 'cam', 'gt-box'] as const;
@@ -138,7 +139,7 @@ export interface ExtractResult {
   /** The region each row was computed from (original pixels), undefined for the whole image. */
   regions: (Box | undefined)[];
   /** Crop 'cam': top-1 class of the first (whole-image) pass per row. */
-  camClasses?: number[];
+  camClasses?: (number | undefined)[];
   /** Rows that fell back to the whole image (no GT box, or an empty CAM). */
   fallbacks: number;
   seconds: number;
@@ -155,26 +156,74 @@ export function modelInputSize(fm: FeatureModel, given?: [number, number]): [num
   return [shape[1], shape[2]];
 }
 
+interface InputBatch {
+  /** Indices into the records of the batch's images, in order. */
+  indices: number[];
+  /** Preprocessed NHWC input; the consumer disposes it. */
+  images: tf.Tensor4D;
+}
+
+interface InputOptions {
+  batchSize: number;
+  inputSize: [number, number];
+  preprocessing: ModelMeta['preprocessing'];
+  concurrency?: number;
+  onBad?: (index: number, err: UserError) => void;
+}
+
+/** Model inputs in record order. Whole images go through the data pipeline (src/data/pipeline.ts: exact resize,
+ *  prefetching, bad-image skipping); when some record has a region, every image goes through the region loader
+ *  (images.ts), which decodes and resizes exactly as the pipeline does (sharp extract → lanczos3 'fill' resize). */
+async function* inputBatches(records: ImageRecord[], regions: (Box | undefined)[] | undefined, o: InputOptions): AsyncGenerator<InputBatch> {
+  if (regions?.some((r) => r)) {
+    for await (const b of pixelBatches({ records, regions, size: o.inputSize, preprocessing: o.preprocessing, batchSize: o.batchSize, concurrency: o.concurrency, onBad: o.onBad })) {
+      const indices = Array.from({ length: b.count }, (_, i) => b.start + i);
+      yield { indices, images: batchTensor(b, o.inputSize) };
+    }
+    return;
+  }
+  const indexOf = new Map(records.map((r, i) => [r, i]));
+  const stream = batches(records, {
+    batchSize: o.batchSize,
+    transforms: [{ op: 'resize', size: o.inputSize, mode: 'exact' }],
+    preprocess: o.preprocessing,
+    concurrency: o.concurrency,
+    skipBadImages: !!o.onBad,
+  });
+  let reported = 0;
+  for await (const b of stream) {
+    for (; reported < stream.stats.skipped.length; reported++) {
+      const skip = stream.stats.skipped[reported];
+      const i = records.findIndex((r) => r.path === skip.file);
+      o.onBad?.(i, new UserError(skip.reason));
+    }
+    yield { indices: b.records.map((r) => indexOf.get(r)!), images: b.images };
+  }
+  for (; reported < stream.stats.skipped.length; reported++) {
+    const skip = stream.stats.skipped[reported];
+    o.onBad?.(records.findIndex((r) => r.path === skip.file), new UserError(skip.reason));
+  }
+}
+
 /** The CAM box (original pixels) of each record's top-1 class, by the paper's rule; undefined when the map is flat. */
-export async function camBoxes(cam: CamModel, records: ImageRecord[], options: { batchSize: number; inputSize: [number, number]; threshold: number; concurrency?: number; preprocessing: ModelMeta['preprocessing']; onBad?: (index: number, err: UserError) => void }): Promise<{ boxes: (Box | undefined)[]; classes: number[] }> {
+export async function camBoxes(cam: CamModel, records: ImageRecord[], options: InputOptions & { threshold: number }): Promise<{ boxes: (Box | undefined)[]; classes: (number | undefined)[] }> {
   const [h, w] = options.inputSize;
-  const boxes: (Box | undefined)[] = [];
-  const classes: number[] = [];
-  for await (const batch of pixelBatches({ records, size: options.inputSize, preprocessing: options.preprocessing, batchSize: options.batchSize, concurrency: options.concurrency, onBad: options.onBad })) {
-    const input = batchTensor(batch, options.inputSize);
+  const boxes: (Box | undefined)[] = new Array(records.length).fill(undefined);
+  const classes: (number | undefined)[] = new Array(records.length).fill(undefined);
+  for await (const batch of inputBatches(records, undefined, options)) {
     let res: ReturnType<typeof normalizedInputSizeMaps> | undefined;
     try {
-      res = normalizedInputSizeMaps(cam, input, topKSelection(1));
+      res = normalizedInputSizeMaps(cam, batch.images, topKSelection(1));
       const maps = (await res.maps.data()) as Float32Array;
-      for (let i = 0; i < batch.count; i++) {
-        const rec = records[batch.start + i];
+      batch.indices.forEach((idx, i) => {
+        const rec = records[idx];
         const map = { data: maps.subarray(i * h * w, (i + 1) * h * w), width: w, height: h };
         const found = ruleBoxes(map, { fraction: options.threshold, boxes: 'largest' });
-        boxes.push(found.length ? mapBoxToOriginal(found[0], resizeMapping(rec, w, h)) : undefined);
-        classes.push(res.classIds[i][0]);
-      }
+        boxes[idx] = found.length ? mapBoxToOriginal(found[0], resizeMapping(rec, w, h)) : undefined;
+        classes[idx] = res!.classIds[i][0];
+      });
     } finally {
-      input.dispose();
+      batch.images.dispose();
       res?.logits.dispose();
       res?.maps.dispose();
     }
@@ -194,7 +243,7 @@ export async function extractFeatures(fm: FeatureModel, records: ImageRecord[], 
   const preprocessing = options.preprocessing ?? fm.meta?.preprocessing ?? 'unit';
   const n = records.length;
   let regions: (Box | undefined)[] = new Array(n).fill(undefined);
-  let camClasses: number[] | undefined;
+  let camClasses: (number | undefined)[] | undefined;
   let fallbacks = 0;
   const bad = new Map<number, string>();
   const onBad = options.skipBadImages ? (i: number, err: UserError) => void bad.set(i, err.message) : undefined;
@@ -209,21 +258,30 @@ export async function extractFeatures(fm: FeatureModel, records: ImageRecord[], 
     regions = found.boxes;
     camClasses = found.classes;
     fallbacks = regions.filter((r, i) => !r && !bad.has(i)).length;
+    // Images that failed in the first pass are not read again.
+    if (bad.size) regions = regions.map((r, i) => (bad.has(i) ? undefined : r));
   }
   const extractor = new FeatureExtractor(fm, layer);
   const data = new Float32Array(n * layer.dimension);
   let done = 0;
-  for await (const batch of pixelBatches({ records, regions, size: inputSize, preprocessing, batchSize, concurrency: options.concurrency, onBad })) {
-    const input = batchTensor(batch, inputSize);
+  const todo = bad.size ? records.map((_, i) => i).filter((i) => !bad.has(i)) : undefined;
+  const recs = todo ? todo.map((i) => records[i]) : records;
+  const regs = todo ? todo.map((i) => regions[i]) : regions;
+  const onBadSub = onBad && ((i: number, err: UserError) => onBad(todo ? todo[i] : i, err));
+  for await (const batch of inputBatches(recs, regs, { batchSize, inputSize, preprocessing, concurrency: options.concurrency, onBad: onBadSub })) {
     let feats: tf.Tensor2D | undefined;
     try {
-      feats = extractor.run(input);
-      data.set((await feats.data()) as Float32Array, batch.start * layer.dimension);
+      feats = extractor.run(batch.images);
+      const values = (await feats.data()) as Float32Array;
+      batch.indices.forEach((j, i) => {
+        const idx = todo ? todo[j] : j;
+        data.set(values.subarray(i * layer.dimension, (i + 1) * layer.dimension), idx * layer.dimension);
+      });
     } finally {
-      input.dispose();
+      batch.images.dispose();
       feats?.dispose();
     }
-    done += batch.count;
+    done += batch.indices.length;
     options.onProgress?.(done, n);
   }
   const seconds = (performance.now() - t0) / 1000;

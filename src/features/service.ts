@@ -98,12 +98,12 @@ export interface FeatureJobResult {
   reused: boolean;
 }
 
-function cropsCsv(records: ImageRecord[], regions: (Box | undefined)[], camClasses?: number[]): string {
+function cropsCsv(records: ImageRecord[], regions: (Box | undefined)[], camClasses?: (number | undefined)[]): string {
   const lines = ['row,image_id,x0,y0,x1,y1' + (camClasses ? ',cam_class_id' : '')];
   records.forEach((r, i) => {
     const b = regions[i];
     const box = b ? b.map((v) => String(Math.round(v * 100) / 100)) : ['', '', '', ''];
-    lines.push([i, JSON.stringify(r.id), ...box, ...(camClasses ? [camClasses[i]] : [])].join(','));
+    lines.push([i, JSON.stringify(r.id), ...box, ...(camClasses ? [camClasses[i] ?? ""] : [])].join(','));
   });
   return lines.join('\n') + '\n';
 }

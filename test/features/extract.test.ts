@@ -181,4 +181,27 @@ describe('features: GAP feature extraction', () => {
     expect(caught).to.be.instanceOf(UserError);
     expect((caught as Error).message).to.match(/^--crop gt-box: none of the 5 images has a ground-truth box/).and.not.include('\n');
   });
+
+  it('stops at an undecodable image, or with skipBadImages leaves it out and lists it (full and crop passes)', async () => {
+    const fm = gapDense();
+    const broken = path.join(tmp, 'broken.jpg');
+    fs.writeFileSync(broken, Buffer.from('not a jpeg at all'));
+    const recs = [fullRecs[0], record('broken', broken, S, S, 1, [[0, 0, 7, 7]]), fullRecs[1], fullRecs[2]];
+    let caught: unknown;
+    try {
+      await extractFeatures(fm, recs, { batchSize: 2 });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(UserError);
+    expect((caught as Error).message).to.include('broken.jpg');
+    const expected = reference(fm, 'gap', [fullRgb[0], fullRgb[1], fullRgb[2]], S, S);
+    for (const crop of ['full', 'cam'] as const) {
+      const res = await extractFeatures(fm, recs, { batchSize: 2, skipBadImages: true, crop });
+      expect(res.kept, crop).to.deep.equal([0, 2, 3]);
+      expect(res.skipped.map((k) => k.id)).to.deep.equal(['broken']);
+      if (crop === 'full') expectRowsClose(res.data, 5, expected);
+      else expect(res.count).to.equal(3);
+    }
+  });
 });
