@@ -421,7 +421,13 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
       },
     };
     const markdown = markdownSummary(report);
-    await writeEvaluation(o.outDir, report, csvTemp, meta.classNames, metrics.classification.confusion);
+    // confusion rows/columns of mapped classes read "datasetClass (modelClass)" when the names differ
+    const names = meta.classNames.slice();
+    dataset.classNames.forEach((c, i) => {
+      const m = labelToModel[i];
+      if (names[m] !== c) names[m] = `${c} (${meta.classNames[m]})`;
+    });
+    await writeEvaluation(o.outDir, report, csvTemp, names, metrics.classification.confusion);
     return { report, markdown, outDir: o.outDir };
   } finally {
     csv.destroy();
