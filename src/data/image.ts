@@ -16,6 +16,8 @@ export interface DecodedImage {
 export interface DecodeOptions {
   /** Background that transparent pixels are composited onto, as RGB 0..255 (default white [255, 255, 255]). */
   background?: [number, number, number];
+  /** sharp's failOn for pixel data (default 'error'; see decodeWith for how truncated JPEGs are handled). */
+  failOn?: 'none' | 'truncated' | 'error' | 'warning';
 }
 
 // sharp's own thread pool decodes in parallel; the pipeline adds Promise-level concurrency on top.
@@ -50,7 +52,7 @@ export function decodeError(file: string, err: unknown): UserError {
  */
 export function normalizedSharp(input: string | Buffer, options: DecodeOptions = {}): sharp.Sharp {
   const [r, g, b] = options.background ?? [255, 255, 255];
-  return sharp(input, { failOn: 'error', limitInputPixels: 1 << 28 })
+  return sharp(input, { failOn: options.failOn ?? 'error', limitInputPixels: 1 << 28 })
     .autoOrient()
     .flatten({ background: { r, g, b } })
     .toColourspace('srgb');
@@ -89,10 +91,47 @@ export async function toRawRgb(file: string, pipeline: sharp.Sharp): Promise<Dec
   return { data: toRgb(data, info.width, info.height, info.channels), width: info.width, height: info.height };
 }
 
+const TRUNCATION = /premature end|truncat|end of file|unexpected end/i;
+
+/**
+ * Whether a JPEG that libjpeg calls "premature end" really lacks image data: decoded leniently, a JPEG cut short
+ * has its missing blocks filled with one constant value, so its last rows are uniform. Photos that only lack the
+ * end-of-image marker (common on the web; every viewer shows them whole) have real pixels there.
+ */
+async function reallyTruncated(input: string | Buffer): Promise<boolean> {
+  try {
+    const { data, info } = await sharp(input, { failOn: 'none' }).raw().toBuffer({ resolveWithObject: true });
+    const rows = Math.min(8, info.height);
+    const start = (info.height - rows) * info.width * info.channels;
+    let lo = 255, hi = 0;
+    for (let i = start; i < data.length; i++) { lo = Math.min(lo, data[i]); hi = Math.max(hi, data[i]); }
+    return hi - lo <= 2;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Runs `chain` (extract/resize/… on a normalised sharp instance) on `input` to raw RGB. Missing, empty and
+ * unreadable files are one-line UserErrors naming `file`. A JPEG reported as ending prematurely is decoded
+ * leniently when its pixels are all there (only the end marker is missing) and rejected when data is missing.
+ */
+export async function decodeWith(file: string, input: string | Buffer, options: DecodeOptions, chain: (s: sharp.Sharp) => sharp.Sharp = (s) => s): Promise<DecodedImage> {
+  try {
+    return await toRawRgb(file, chain(normalizedSharp(input, options)));
+  } catch (err) {
+    if (options.failOn === 'none' || !(err instanceof UserError) || !TRUNCATION.test(err.message)) throw err;
+    if (await reallyTruncated(input)) {
+      throw new UserError(`cannot decode image ${file}: the file is truncated (image data missing)`);
+    }
+    return toRawRgb(file, chain(normalizedSharp(input, { ...options, failOn: 'none' })));
+  }
+}
+
 /** Decodes an image file to 8-bit RGB HWC (EXIF orientation applied; grey/CMYK/16-bit/alpha → 8-bit RGB). */
 export async function decodeImage(file: string, options: DecodeOptions = {}): Promise<DecodedImage> {
   await checkImageFile(file);
-  return toRawRgb(file, normalizedSharp(file, options));
+  return decodeWith(file, file, options);
 }
 
 /** The size of an image as displayed (EXIF orientation applied), read from its header without decoding pixels. */

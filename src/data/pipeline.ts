@@ -9,7 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import type { Box, ImageRecord, PreprocessMode, Skip } from './types.js';
-import { checkImageFile, decodeError, normalizedSharp, toRgb, type DecodeOptions } from './image.js';
+import { checkImageFile, decodeError, decodeWith, toRgb, type DecodeOptions } from './image.js';
 import { preprocessPixels } from './preprocess.js';
 import { boxToInput, clipBox, identityGeometry, type Geometry } from './geometry.js';
 import {
@@ -181,7 +181,8 @@ async function runOps(file: string, start: { bytes: Buffer } | { img: RawImage }
   const { stages, flip } = toStages(ops, width, height);
   let img: RawImage | undefined = 'img' in start ? start.img : undefined;
   if ('bytes' in start) {
-    img = await runSharp(file, applyStage(normalizedSharp(start.bytes, { background: o.background }), stages[0] ?? {}, o.kernel));
+    const first = stages[0] ?? {};
+    img = await decodeWith(file, start.bytes, { background: o.background }, (s) => applyStage(s, first, o.kernel));
     stages.shift();
   }
   for (const st of stages) img = await runSharp(file, applyStage(rawSharp(img!), st, o.kernel));

@@ -105,6 +105,22 @@ describe('data/image: decodeImage', () => {
       expect(msg).to.include(f).and.include(words);
       expect(msg).to.not.include('\n');
     }
+    let err: unknown;
+    try { await decodeImage(trunc); } catch (e) { err = e; }
+    expect((err as Error).message).to.include('truncated');
+  });
+
+  it('accepts a JPEG whose only defect is a missing end marker (all pixels present), as viewers do', async () => {
+    const full = path.join(dir, 'whole.jpg');
+    const big = new Uint8Array(64 * 48 * 3).map((_, i) => (i * 11) % 256);
+    await raw(big, 64, 48, 3).jpeg({ quality: 90 }).toFile(full);
+    const bytes = fs.readFileSync(full);
+    expect(Array.from(bytes.subarray(bytes.length - 2))).to.deep.equal([0xff, 0xd9]);
+    const noEoi = path.join(dir, 'no-eoi.jpg');
+    fs.writeFileSync(noEoi, bytes.subarray(0, bytes.length - 2));
+    const a = await decodeImage(full), b = await decodeImage(noEoi);
+    expect([b.width, b.height]).to.deep.equal([64, 48]);
+    expect(Buffer.from(b.data).equals(Buffer.from(a.data))).to.equal(true);
   });
 });
 
