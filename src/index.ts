@@ -19,3 +19,14 @@ export { buildVgg, VGG_ARCHS, type VggName, type VggOptions } from './models/bac
 export { toGap, truncateModel, GAP_LAYER_NAMES, type ToGapOptions } from './models/surgery.js';
 export { readKerasH5, loadKerasWeights, applyKerasWeights, saveKerasH5, type KerasH5Weights, type LoadKerasWeightsOptions, type LoadKerasWeightsReport } from './models/keras-h5.js';
 export { fetchImagenetWeights, fetchPretrained, IMAGENET_WEIGHTS, KERAS_WEIGHTS_BASE_URL, type PretrainedOptions } from './models/pretrained.js';
+export type { Box, Split, ImageRecord, Dataset, PreprocessMode, Skip } from './data/types.js';
+export { decodeImage, decodeWith, imageSize, normalizedSharp, encodePng, type DecodedImage, type DecodeOptions } from './data/image.js';
+export { preprocessPixels, preprocessTensor, deprocessPixels, parsePreprocessMode, PREPROCESS_MODES, PREPROCESS_SPECS } from './data/preprocess.js';
+export { loadDataset, datasetNames, isDatasetName, listDatasets, namedDatasets, resolveDataRoot, DEFAULT_DATASET, type DatasetName, type LoadDatasetOptions, type NamedDataset, type DatasetListing } from './data/datasets.js';
+export { split, splitCounts, assignSeededSplit } from './data/split.js';
+export { layouts, layoutNames, detectLayout, type LayoutName, type LayoutAdapter, type LayoutOptions } from './data/adapters/index.js';
+export { ensureEmbeddedDataset, buildEmbeddedDataset, embeddedDatasetPresent, embeddedDatasetDir, DEFAULT_EMBEDDED_PARAMS, type EmbeddedParams } from './data/embedded.js';
+export { batches, prepareImage, epochOrder, describeSkips, type Batch, type BatchStream, type PipelineOptions, type PipelineStats, type PrepareOptions, type PreparedImage } from './data/pipeline.js';
+export { parseTransform, transformNames, recipeOutputSize, type Transform, type TransformName } from './data/transforms.js';
+export { boxToInput, boxToOriginal, clipBox, inputRegionInOriginal, identityGeometry, type Geometry } from './data/geometry.js';
+export { checkDataset, type DatasetCheckReport, type DatasetProblem } from './data/check.js';
