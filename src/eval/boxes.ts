@@ -151,26 +151,37 @@ export function connectedComponents(mask: Uint8Array, width: number, height: num
       }
     }
   }
-  const byRoot = new Map<number, Component>();
-  const out: Component[] = [];
+  // second pass: per-root statistics in typed arrays (roots are met in raster order of their first pixel)
+  const slot = new Int32Array(n).fill(-1);
+  const area: number[] = [];
+  const bx0: number[] = [];
+  const by0: number[] = [];
+  const bx1: number[] = [];
+  const by1: number[] = [];
+  const first: number[] = [];
   for (let y = 0; y < height; y++) {
+    const row = y * width;
     for (let x = 0; x < width; x++) {
-      const i = y * width + x;
+      const i = row + x;
       if (parent[i] < 0) continue;
-      const r = find(i);
-      let c = byRoot.get(r);
-      if (!c) {
-        c = { area: 0, box: [x, y, x, y], firstIndex: r };
-        byRoot.set(r, c);
-        out.push(c);
+      const r = parent[i] === i ? i : find(i);
+      let k = slot[r];
+      if (k < 0) {
+        k = slot[r] = area.length;
+        area.push(0);
+        bx0.push(x);
+        by0.push(y);
+        bx1.push(x);
+        by1.push(y);
+        first.push(r);
       }
-      c.area++;
-      if (x < c.box[0]) c.box[0] = x;
-      if (x > c.box[2]) c.box[2] = x;
-      c.box[3] = y;
+      area[k]++;
+      if (x < bx0[k]) bx0[k] = x;
+      if (x > bx1[k]) bx1[k] = x;
+      by1[k] = y;
     }
   }
-  return out;
+  return area.map((a, k) => ({ area: a, box: [bx0[k], by0[k], bx1[k], by1[k]] as Box, firstIndex: first[k] }));
 }
 
 /** Which components become boxes: every one (wsolevaluation's multi-contour evaluation) or only the largest. */
