@@ -30,3 +30,6 @@ export { batches, prepareImage, epochOrder, describeSkips, type Batch, type Batc
 export { parseTransform, transformNames, recipeOutputSize, type Transform, type TransformName } from './data/transforms.js';
 export { boxToInput, boxToOriginal, clipBox, inputRegionInOriginal, identityGeometry, type Geometry } from './data/geometry.js';
 export { checkDataset, type DatasetCheckReport, type DatasetProblem } from './data/check.js';
+export { summarizeModel, describeModel, formatModelSummary, runSurgery, exportModel, parseClasses, type ModelSummary } from './models/service.js';
+export { Evaluator, runEvaluation, evaluate, classMapping, parseClassMap, pipelineBatchSource, gridMappingFromGeometry, DEFAULT_EVALUATION_SETTINGS, type EvaluationSettings, type EvalBatch, type BatchSource, type ImageResult, type EvaluationMetrics, type LocalizationMetrics, type EvaluateOptions, type RunEvaluationOptions, type EvaluationRun } from './eval/evaluate.js';
+export { markdownSummary, confusionCsvCompact, type EvaluationReport, type ModelIdentity, type DatasetIdentity } from './eval/report.js';

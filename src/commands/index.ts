@@ -2,14 +2,24 @@
 import type { GapcamCommand } from './common.js';
 import { engineCommand } from './engine.js';
 import { datasetsCommand } from './datasets.js';
+import { trainCommand } from './train.js';
+import { recipesCommand } from './recipes.js';
 import { featuresCommand } from './features.js';
 import { svmCommand } from './svm.js';
+import { transferCommand } from './transfer.js';
 import { evaluateCommand } from './evaluate.js';
+import { camCommand } from './cam.js';
+import { modelCommand } from './model.js';
 
 export const commands: GapcamCommand[] = [
   engineCommand,
   datasetsCommand,
+  trainCommand,
+  recipesCommand,
   featuresCommand,
   svmCommand,
+  transferCommand,
   evaluateCommand,
+  camCommand,
+  modelCommand,
 ];

@@ -1,0 +1,139 @@
+import type { Argv } from 'yargs';
+import type { Args, GapcamCommand, GlobalOptions } from './common.js';
+import { startCommandEngine } from './common.js';
+import { UserError } from '../errors.js';
+import { BACKBONE_NAMES } from '../models/registry.js';
+import type { BackboneBuildOptions } from '../models/registry.js';
+import { summarizeModel, formatModelSummary, runSurgery, exportModel, EXPORT_FORMATS, type ExportFormat } from '../models/service.js';
+
+interface BackboneArgs {
+  weights?: string;
+  includeTop?: boolean;
+  inputSize?: string;
+  checkpoints?: string;
+}
+
+/** `--input-size 224` or `224x160` (height × width) → [h, w, 3]. */
+export function parseInputSize(text: string | undefined): [number, number, number] | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)(?:[x×,](\d+))?$/.exec(String(text).trim());
+  if (!m) throw new UserError(`--input-size: expected a size like 224 or 224x160 (height x width); got '${text}'`);
+  const h = Number(m[1]);
+  const w = Number(m[2] ?? m[1]);
+  if (h < 1 || w < 1) throw new UserError(`--input-size: sizes must be positive; got '${text}'`);
+  return [h, w, 3];
+}
+
+function backboneOptions(args: BackboneArgs, includeTopDefault: boolean): BackboneBuildOptions {
+  return {
+    ...(args.weights !== undefined ? { weights: args.weights } : {}),
+    includeTop: args.includeTop ?? includeTopDefault,
+    ...(args.inputSize !== undefined ? { inputShape: parseInputSize(args.inputSize) } : {}),
+  };
+}
+
+function withBackboneOptions<T>(y: Argv<T>): Argv<T & BackboneArgs> {
+  return y
+    .option('weights', { type: 'string', describe: "backbone weights: 'imagenet' (vgg16/vgg19, downloaded once to checkpoints/pretrained), a Keras .h5 file, or a tfjs model folder (darknet-tiny)" })
+    .option('include-top', { type: 'boolean', describe: "backbone: keep the classifier top (flatten/fc1/fc2/predictions)" })
+    .option('input-size', { type: 'string', describe: 'backbone input size: 224 or HxW' })
+    .option('checkpoints', { type: 'string', describe: 'folder of checkpoint runs (default checkpoints/)' }) as unknown as Argv<T & BackboneArgs>;
+}
+
+const MODEL_REF = `a model folder (model.json), a checkpoint run (uses best/, else last/), an http(s) URL, or a backbone: ${BACKBONE_NAMES.join(', ')}`;
+
+const summaryCommand: GapcamCommand = {
+  command: 'summary <model>',
+  describe: 'Layers, output shapes, parameter counts and the CAM head of a model or backbone',
+  builder: (y) =>
+    withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
+      .example('$0 model summary vgg16', 'VGG16 with its top: 138,357,544 parameters')
+      .example('$0 model summary vgg16 --no-include-top --input-size 448', 'the convolutional part at 448×448')
+      .example('$0 model summary darknet-tiny --weights ../shared/models/darknet-tiny', 'a tfjs model used as a backbone')
+      .example('$0 model summary checkpoints/my-run', "a trained run's best model and its meta"),
+  handler: async (argv) => {
+    const args = argv as Args<BackboneArgs & { model: string }>;
+    await startCommandEngine(args);
+    const s = await summarizeModel(args.model, { checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
+    process.stdout.write(formatModelSummary(s));
+  },
+};
+
+interface SurgeryArgs extends BackboneArgs {
+  model: string;
+  cutAt?: string;
+  classes: string;
+  convFilters: number;
+  kernelSize: number;
+  dropout?: number;
+  preprocessing?: 'caffe' | 'torch' | 'unit';
+}
+
+const surgeryCommand: GapcamCommand = {
+  command: 'surgery <model>',
+  describe: 'Cut a model at a layer and add the CAM head: conv (ReLU) → global average pooling → dense softmax',
+  builder: (y) =>
+    withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
+      .option('cut-at', { type: 'string', describe: 'keep the graph up to this layer (default: the backbone\'s, e.g. block5_conv3 for VGG16)' })
+      .option('classes', { type: 'string', demandOption: true, describe: 'number of classes, comma-separated names, or a file with one name a line' })
+      .option('conv-filters', { type: 'number', default: 1024, describe: 'filters of the added conv (0: no conv, GAP on the cut layer)' })
+      .option('kernel-size', { type: 'number', default: 3, describe: 'kernel size of the added conv' })
+      .option('dropout', { type: 'number', describe: 'dropout rate before the classifier' })
+      .option('preprocessing', { choices: ['caffe', 'torch', 'unit'] as const, describe: "input preprocessing recorded in meta.json (default: the backbone's)" })
+      .example('$0 model surgery vgg16 --weights imagenet --classes 200 --out checkpoints/vgg16-gap', 'the paper\'s VGGnet-GAP for CUB-200')
+      .example('$0 model surgery ../shared/models/darknet-tiny --cut-at leaky_re_lu_15 --classes kangaroo,raccoon --conv-filters 256 --out runs/dn-gap', 'a new 2-class GAP head on darknet-tiny'),
+  handler: async (argv) => {
+    const args = argv as Args<SurgeryArgs>;
+    if (!args.out) throw new UserError('--out: name the folder to write the new model to');
+    await startCommandEngine(args);
+    const r = await runSurgery({
+      model: args.model,
+      classes: args.classes,
+      out: args.out,
+      cutAt: args.cutAt,
+      convFilters: args.convFilters,
+      kernelSize: args.kernelSize,
+      dropout: args.dropout,
+      seed: args.seed,
+      preprocessing: args.preprocessing,
+      checkpointRoot: args.checkpoints,
+      backbone: backboneOptions(args, false),
+    });
+    const m = r.meta;
+    console.log(`wrote ${r.out}/{model.json,meta.json,classes.txt}: ${r.keptLayers} kept layers + ${m.featureLayer === 'gap_conv' ? 'gap_conv → ' : ''}gap_pool → gap_classifier → gap_softmax; ${m.classNames.length} classes; ${r.totalParams.toLocaleString('en-US')} parameters; input ${m.inputSize.join('×')}, preprocessing ${m.preprocessing}`);
+  },
+};
+
+interface ExportArgs extends BackboneArgs {
+  model: string;
+  format: ExportFormat;
+}
+
+const exportCommand: GapcamCommand = {
+  command: 'export <model>',
+  describe: 'Write a model as a tfjs Layers folder (browser-loadable) or a Keras .h5 weights file (Keras load_weights)',
+  builder: (y) =>
+    withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
+      .option('format', { choices: EXPORT_FORMATS, demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 save_weights layout' })
+      .example('$0 model export checkpoints/my-run --format tfjs --out web/model', 'for tf.loadLayersModel in a browser')
+      .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for model.load_weights in Keras'),
+  handler: async (argv) => {
+    const args = argv as Args<ExportArgs>;
+    if (!args.out) throw new UserError('--out: name the folder (tfjs) or .h5 file (keras-h5) to write');
+    await startCommandEngine(args);
+    const r = await exportModel({ model: args.model, format: args.format, out: args.out, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
+    console.log(`exported ${r.source} (${r.loaded}) as ${args.format}: ${r.files.join(', ')}`);
+  },
+};
+
+export const modelCommand: GapcamCommand = {
+  command: 'model <action>',
+  describe: 'Models: summary, FC→GAP surgery, export to tfjs / Keras .h5',
+  builder: (y: Argv<GlobalOptions>) =>
+    y
+      .command(summaryCommand)
+      .command(surgeryCommand)
+      .command(exportCommand)
+      .demandCommand(1, 'name an action: summary, surgery or export'),
+  handler: () => undefined,
+};

@@ -1,0 +1,197 @@
+// The services behind `gapcam model summary|surgery|export`.
+import type * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import type { CamModel, ModelMeta } from './types.js';
+import { loadModelRef, saveCamModel, saveLayersModelToDir, type LoadedModelRef } from './io.js';
+import { toGap, type ToGapOptions } from './surgery.js';
+import { saveKerasH5 } from './keras-h5.js';
+import { getBackbone, type BackboneBuildOptions } from './registry.js';
+import { writeFileAtomic } from '../util/atomic.js';
+
+export interface LayerSummary {
+  name: string;
+  className: string;
+  outputShape: (number | null)[] | (number | null)[][];
+  params: number;
+  trainable: boolean;
+  /** Names of the layers feeding this one. */
+  inputs: string[];
+}
+
+export interface ModelSummary {
+  name: string;
+  source: string;
+  inputShape: (number | null)[];
+  outputShape: (number | null)[];
+  layers: LayerSummary[];
+  totalParams: number;
+  trainableParams: number;
+  meta?: ModelMeta;
+}
+
+export function describeModel(model: tf.LayersModel, source = model.name, meta?: ModelMeta): ModelSummary {
+  const layers = model.layers.map((l): LayerSummary => ({
+    name: l.name,
+    className: l.getClassName(),
+    outputShape: l.outputShape as LayerSummary['outputShape'],
+    params: l.countParams(),
+    trainable: l.trainable,
+    inputs: l.inboundNodes.flatMap((n) => n.inboundLayers.map((x) => x.name)),
+  }));
+  const trainableParams = model.trainableWeights.reduce((s, w) => s + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+  return {
+    name: model.name,
+    source,
+    inputShape: model.inputs[0].shape,
+    outputShape: model.outputs[0].shape,
+    layers,
+    totalParams: model.countParams(),
+    trainableParams,
+    ...(meta ? { meta } : {}),
+  };
+}
+
+function shapeText(s: LayerSummary['outputShape']): string {
+  const one = (x: (number | null)[]) => `[${x.map((d) => (d === null ? 'N' : d)).join(', ')}]`;
+  return Array.isArray(s[0]) ? (s as (number | null)[][]).map(one).join(' ') : one(s as (number | null)[]);
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** A Keras-style text table plus the CAM meta. */
+export function formatModelSummary(s: ModelSummary): string {
+  const rows = s.layers.map((l) => [`${l.name} (${l.className})`, shapeText(l.outputShape), fmt(l.params), l.inputs.join(', ')]);
+  const head = ['layer (type)', 'output shape', 'params', 'input'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const out = [`model ${s.name} (${s.source})`, line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  out.push(`total params: ${fmt(s.totalParams)}  trainable: ${fmt(s.trainableParams)}  non-trainable: ${fmt(s.totalParams - s.trainableParams)}`);
+  if (s.meta) {
+    const m = s.meta;
+    out.push(`CAM head: ${m.headKind}; feature ${m.featureLayer} → pooling ${m.poolingLayer}${m.classifierLayer ? ` → classifier ${m.classifierLayer}` : ''}; output ${m.outputIsSoftmax ? 'softmax' : 'logits'}`);
+    out.push(`classes: ${m.classNames.length} (${m.classNames.slice(0, 5).join(', ')}${m.classNames.length > 5 ? ', …' : ''}); input ${m.inputSize[0]}×${m.inputSize[1]}; preprocessing ${m.preprocessing}`);
+  } else {
+    out.push('CAM head: none (not GAP → Dense or conv → GAP); make one with `gapcam model surgery`');
+  }
+  return out.join('\n') + '\n';
+}
+
+export interface ModelRefOptions {
+  checkpointRoot?: string;
+  backbone?: BackboneBuildOptions;
+}
+
+export async function summarizeModel(ref: string, opts: ModelRefOptions = {}): Promise<ModelSummary> {
+  const loaded = await loadModelRef(ref, opts);
+  try {
+    return describeModel(loaded.model, loaded.source, loaded.meta);
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+/** `--classes`: a count ("2"), comma-separated names ("kangaroo,raccoon"), or a text file with one name a line. */
+export function parseClasses(text: string | number): { classes: number; classNames?: string[] } {
+  const t = String(text).trim();
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (n < 1) throw new UserError(`--classes: expected at least 1 class; got ${t}`);
+    return { classes: n };
+  }
+  let names: string[];
+  if (fs.existsSync(t) && fs.statSync(t).isFile()) {
+    names = fs.readFileSync(t, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  } else {
+    names = t.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  if (names.length === 0) throw new UserError(`--classes: expected a number, comma-separated class names or a file of names; got '${t}'`);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new UserError(`--classes: class name '${dup}' appears twice`);
+  return { classes: names.length, classNames: names };
+}
+
+export interface SurgeryRequest extends ModelRefOptions, Omit<ToGapOptions, 'classes' | 'classNames' | 'backbone'> {
+  model: string;
+  classes: string | number;
+  out: string;
+}
+
+export interface SurgeryResult {
+  out: string;
+  meta: ModelMeta;
+  totalParams: number;
+  keptLayers: number;
+}
+
+/** Loads a model (folder, checkpoint or backbone), cuts it and adds the GAP head, saves it with meta.json. */
+export async function runSurgery(req: SurgeryRequest): Promise<SurgeryResult> {
+  const { classes, classNames } = parseClasses(req.classes);
+  const loaded = await loadModelRef(req.model, { checkpointRoot: req.checkpointRoot, backbone: { includeTop: false, ...req.backbone } });
+  let cam: CamModel;
+  try {
+    const backbone = loaded.backbone ?? loaded.meta?.backbone;
+    const { model: _m, classes: _c, out: _o, checkpointRoot: _r, backbone: _b, ...gapOpts } = req;
+    cam = toGap(loaded.model, {
+      ...gapOpts,
+      classes,
+      classNames,
+      backbone,
+      preprocessing: req.preprocessing ?? (backbone ? getBackbone(backbone).preprocessing : loaded.meta?.preprocessing),
+    });
+  } finally {
+    loaded.model.dispose();
+  }
+  try {
+    await saveCamModel(req.out, cam);
+    const kept = cam.model.layers.filter((l) => !l.name.startsWith('gap_')).length;
+    return { out: req.out, meta: cam.meta, totalParams: cam.model.countParams(), keptLayers: kept };
+  } finally {
+    cam.model.dispose();
+  }
+}
+
+export type ExportFormat = 'tfjs' | 'keras-h5';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['tfjs', 'keras-h5'];
+
+export interface ExportRequest extends ModelRefOptions {
+  model: string;
+  format: ExportFormat;
+  out: string;
+}
+
+export interface ExportResult {
+  files: string[];
+  loaded: LoadedModelRef['kind'];
+  source: string;
+}
+
+/** Writes a model as a tfjs Layers folder (with meta.json) or as a Keras-2-layout .h5 weights file (with the meta
+ *  beside it as <name>.meta.json). */
+export async function exportModel(req: ExportRequest): Promise<ExportResult> {
+  if (!EXPORT_FORMATS.includes(req.format)) throw new UserError(`--format: expected ${EXPORT_FORMATS.join(' or ')}; got '${req.format}'`);
+  const loaded = await loadModelRef(req.model, req);
+  try {
+    if (req.format === 'tfjs') {
+      if (loaded.meta) await saveCamModel(req.out, { model: loaded.model, meta: loaded.meta });
+      else await saveLayersModelToDir(req.out, loaded.model);
+      return { files: [req.out], loaded: loaded.kind, source: loaded.source };
+    }
+    let file = req.out;
+    if (/\.weights\.h5$/i.test(file)) {
+      throw new UserError(`--out ${file}: Keras 3 reads '*.weights.h5' as its own format; name the file e.g. ${file.replace(/\.weights\.h5$/i, '.h5')}`);
+    }
+    if (!/\.(h5|hdf5)$/i.test(file)) file = path.join(file, `${loaded.model.name}.h5`);
+    await saveKerasH5(loaded.model, file);
+    const files = [file];
+    if (loaded.meta) {
+      const metaFile = file.replace(/\.(h5|hdf5)$/i, '.meta.json');
+      await writeFileAtomic(metaFile, JSON.stringify(loaded.meta, null, 2) + '\n');
+      files.push(metaFile);
+    }
+    return { files, loaded: loaded.kind, source: loaded.source };
+  } finally {
+    loaded.model.dispose();
+  }
+}
