@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { useEngine, expectNoTensorLeak } from '../helpers.js';
-import { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray } from '../../src/cam/class-maps.js';
+import { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, resizeBilinearArray } from '../../src/cam/class-maps.js';
 import { tinyGapDense, tinyConvGap, seededImages, layerOutput } from './tiny-models.js';
 
 describe('cam/class-maps', () => {
@@ -113,6 +113,19 @@ describe('cam/class-maps', () => {
     [0, 0, 1 / 3, 1].forEach((v, i) => expect(rv[i]).to.be.closeTo(v, 1e-6));
     expect(Array.from(normalizeArray(new Float32Array([1, 3, 2])))).to.deep.equal([0, 1, 0.5]);
     tf.dispose([m, n, r]);
+  });
+
+  it('resizeBilinearArray matches upsampleMaps (half-pixel centres) at odd sizes', () => {
+    const src = tf.randomUniform([1, 5, 7, 1], -1, 1, 'float32', 2) as tf.Tensor4D;
+    const data = src.dataSync() as Float32Array;
+    for (const [H, W] of [[13, 9], [5, 7], [31, 44], [3, 2]]) {
+      const ref = upsampleMaps(src, [H, W]);
+      const a = resizeBilinearArray(data, 5, 7, H, W);
+      const r = ref.dataSync();
+      a.forEach((v, i) => expect(v).to.be.closeTo(r[i], 1e-5));
+      ref.dispose();
+    }
+    src.dispose();
   });
 
   it('does not leak tensors', async () => {

@@ -154,6 +154,14 @@ export abstract class CamMethod {
     return { ...res, maps };
   }
 
+  /** Class probabilities [N, classes] (softmax of the pre-softmax scores): one plain forward pass. */
+  probabilities(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [a, ...extras] = runFeatures(this.split, x);
+      return tf.softmax(runHead(this.split, a, extras));
+    });
+  }
+
   /** The channel weights for inspection and tests: [N·K, C]. */
   weights(input: tf.Tensor4D, classes: ClassSelection): tf.Tensor2D {
     return tf.tidy(() => this.withContext(input, classes, (ctx) => this.channelWeights(ctx)));
@@ -179,10 +187,7 @@ export abstract class CamMethod {
       const scoreSum = (a: tf.Tensor) => tf.sum(tf.mul(runHead(split, a, extrasRep), onehot));
       grads = tf.grad(scoreSum)(activations) as tf.Tensor4D;
     }
-    const probabilities = (x: tf.Tensor4D) => tf.tidy(() => {
-      const [a, ...ex] = runFeatures(split, x);
-      return tf.softmax(runHead(split, a, ex));
-    });
+    const probabilities = (x: tf.Tensor4D) => this.probabilities(x);
     return body({ split, input, imageActivations, activations, grads, logits, classIds, rowImages, rowClasses, options: this.options, probabilities });
   }
 }
