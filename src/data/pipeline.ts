@@ -127,6 +127,18 @@ function flipRgb(img: RawImage): RawImage {
   return { data: out, width: w, height: h };
 }
 
+function extractRgb(img: RawImage, e: { left: number; top: number; width: number; height: number }): RawImage {
+  if (e.left < 0 || e.top < 0 || e.left + e.width > img.width || e.top + e.height > img.height) {
+    throw new Error(`extract ${JSON.stringify(e)} outside a ${img.width}×${img.height} image`);
+  }
+  const out = new Uint8Array(e.width * e.height * 3);
+  for (let y = 0; y < e.height; y++) {
+    const src = ((e.top + y) * img.width + e.left) * 3;
+    out.set(img.data.subarray(src, src + e.width * 3), y * e.width * 3);
+  }
+  return { data: out, width: e.width, height: e.height };
+}
+
 interface Stage { pre?: Extract<Primitive, { kind: 'extract' }>; resize?: { width: number; height: number }; post?: Extract<Primitive, { kind: 'extract' }> }
 
 /**
@@ -185,7 +197,10 @@ async function runOps(file: string, start: { bytes: Buffer } | { img: RawImage }
     img = await decodeWith(file, start.bytes, { background: o.background }, (s) => applyStage(s, first, o.kernel));
     stages.shift();
   }
-  for (const st of stages) img = await runSharp(file, applyStage(rawSharp(img!), st, o.kernel));
+  for (const st of stages) {
+    // A crop of pixels already in memory is a row copy: no need for a sharp round trip.
+    img = !st.resize && st.pre && !st.post ? extractRgb(img!, st.pre) : await runSharp(file, applyStage(rawSharp(img!), st, o.kernel));
+  }
   return flip ? flipRgb(img!) : img!;
 }
 
