@@ -6,7 +6,9 @@ import { channelModel } from './models.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeTempDir } from '../helpers.js';
-import { type BatchSource, Evaluator, classMapping, parseClassMap, runEvaluation } from '../../src/eval/evaluate.js';
+import { type BatchSource, Evaluator, classMapping, gridMappingFromGeometry, parseClassMap, runEvaluation } from '../../src/eval/evaluate.js';
+import { boxToOriginal, composeGeometry, identityGeometry } from '../../src/data/geometry.js';
+import { mapBoxToOriginal } from '../../src/eval/boxes.js';
 import type { Dataset } from '../../src/data/types.js';
 
 /** An 8×8 image with rectangles [x0, y0, x1, y1] (inclusive) painted in channel c with value v. */
@@ -103,6 +105,19 @@ describe('eval/evaluate (Evaluator)', () => {
     await ev.addBatch({ images: x, records: [records[0]] }).catch((e: Error) => { msg = e.message; });
     x.dispose();
     expect(msg).to.match(/expected images of 8×8 .* found 4×4/);
+  });
+
+  it("gridMappingFromGeometry agrees with the data pipeline's boxToOriginal (resize, then crop)", () => {
+    // 500×375 image → resize to 256×240 → crop 224×224 at (16, 8)
+    let g = identityGeometry(500, 375);
+    g = composeGeometry(g, 256 / 500, 0, 240 / 375, 0, 256, 240);
+    g = composeGeometry(g, 1, -16, 1, -8, 224, 224);
+    const m = gridMappingFromGeometry(g);
+    for (const b of [[0, 0, 223, 223], [10, 20, 30, 40], [100, 5, 100, 5]] as Box[]) {
+      const want = boxToOriginal(b, g);
+      const got = mapBoxToOriginal(b, m);
+      got.forEach((v, i) => expect(v).to.be.closeTo(want[i], 1e-9));
+    }
   });
 
   describe('classMapping', () => {
