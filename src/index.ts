@@ -33,3 +33,12 @@ export { checkDataset, type DatasetCheckReport, type DatasetProblem } from './da
 export { summarizeModel, describeModel, formatModelSummary, runSurgery, exportModel, parseClasses, type ModelSummary } from './models/service.js';
 export { Evaluator, runEvaluation, evaluate, classMapping, parseClassMap, pipelineBatchSource, gridMappingFromGeometry, DEFAULT_EVALUATION_SETTINGS, type EvaluationSettings, type EvalBatch, type BatchSource, type ImageResult, type EvaluationMetrics, type LocalizationMetrics, type EvaluateOptions, type RunEvaluationOptions, type EvaluationRun } from './eval/evaluate.js';
 export { markdownSummary, confusionCsvCompact, type EvaluationReport, type ModelIdentity, type DatasetIdentity } from './eval/report.js';
+export { extractFeatures, resolveFeatureLayer, FeatureExtractor, camBoxes, CROP_MODES, type CropMode, type ExtractOptions, type ExtractResult, type FeatureModel } from './features/extract.js';
+export { runFeatures, ensureFeatures, loadFeatureModel, type RunFeaturesOptions, type FeatureJob, type FeatureJobResult } from './features/service.js';
+export { readFeatureSet, writeFeatureSet, subsetFeatures, type FeatureSet, type FeaturesMeta, type FeatureIndexRow } from './features/store.js';
+export { solveBinarySvm, svmObjectives, type DualCdOptions, type DualCdResult } from './svm/solver.js';
+export { fitLinearSvm, predictLinearSvm, trainOneVsRest, type LinearSvmModel, type LinearSvmOptions } from './svm/linear-svm.js';
+export { crossValidateC, selectCAndFit, stratifiedFolds, DEFAULT_C_GRID, type CvResult } from './svm/cv.js';
+export { runSvm, trainAndTestSvm, loadSvmModel, type SvmResult, type SvmSettings } from './svm/service.js';
+export { runTransfer, type TransferResult, type RunTransferOptions } from './transfer/run.js';
+export { loadExperiment, parseExperiment, type Experiment } from './transfer/experiment.js';

@@ -163,7 +163,7 @@ interface InputBatch {
   images: tf.Tensor4D;
 }
 
-interface InputOptions {
+export interface InputOptions {
   batchSize: number;
   inputSize: [number, number];
   preprocessing: ModelMeta['preprocessing'];
