@@ -6,8 +6,9 @@
 //   or Keras 1's `block1_conv1_W_1:0`); long attributes chunked as `layer_names0`, `layer_names1`, ….
 // - Keras 2/3 legacy `model.save('x.h5')`: the same inside the group `model_weights`, topology in attribute
 //   `model_config`.
-// - Keras 3 `.weights.h5`: `layers/<name>/vars/<i>`, where <name> is the layer's class in snake_case with a counter
-//   (`conv2d`, `conv2d_1`, …) — or the layer's own name in some files; both are tried.
+// - Keras 3 `.weights.h5`: `layers/<key>/vars/<i>`, where <key> is the layer's class in snake_case with a counter
+//   (`conv2d`, `conv2d_1`, …) and `vars` carries the layer's own name as attribute `name` (checked against Keras
+//   3.15 files); matching is by that name, else by the class-counter key.
 // Layout written: Keras 2 `save_weights`, which Keras 2 and Keras 3 `model.load_weights('x.h5')` read.
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
@@ -36,6 +37,8 @@ export interface KerasH5Weights {
   layerNames: string[];
   /** Weights per layer group, in the order Keras stores them (kernel, bias; gamma, beta, mean, variance). */
   layers: Map<string, H5Weight[]>;
+  /** Keras 3: group key (class name + counter, e.g. `conv2d_1`) → the layer name the weights are stored under. */
+  groupKeys?: Map<string, string>;
   /** Legacy `model.save` files: the Keras model config (JSON). */
   modelConfig?: unknown;
   kerasVersion?: string;
@@ -131,24 +134,28 @@ function readKeras2Group(root: H5Group, file: string): { layerNames: string[]; l
   return { layerNames, layers };
 }
 
-function readKeras3(root: H5Group, file: string): { layerNames: string[]; layers: Map<string, H5Weight[]> } {
+function readKeras3(root: H5Group, file: string): { layerNames: string[]; layers: Map<string, H5Weight[]>; groupKeys: Map<string, string> } {
   const layersGroup = root.get('layers') ?? root.get('_layer_checkpoint_dependencies');
   if (!isGroup(layersGroup)) throw new UserError(`${file}: no 'layers' group; expected a Keras 3 .weights.h5 file`);
   const layerNames: string[] = [];
   const layers = new Map<string, H5Weight[]>();
-  for (const ln of layersGroup.keys()) {
-    const g = layersGroup.get(ln);
+  const groupKeys = new Map<string, string>();
+  for (const key of layersGroup.keys()) {
+    const g = layersGroup.get(key);
     if (!isGroup(g)) continue;
     const vars = g.get('vars');
     const weights: H5Weight[] = [];
+    // Keras 3 names the group by class (conv2d_1) and records the layer's own name as the `name` attribute of vars.
+    const ln = (isGroup(vars) && readStringAttr(vars, 'name')) || key;
     if (isGroup(vars)) {
       const keys = vars.keys().filter((k) => /^\d+$/.test(k)).sort((a, b) => Number(a) - Number(b));
-      for (const k of keys) weights.push(readWeight(vars, k, `${file}: layers/${ln}`));
+      for (const k of keys) weights.push(readWeight(vars, k, `${file}: layers/${key}`));
     }
     layerNames.push(ln);
     layers.set(ln, weights);
+    groupKeys.set(key, ln);
   }
-  return { layerNames, layers };
+  return { layerNames, layers, groupKeys };
 }
 
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -204,9 +211,9 @@ export async function readKerasH5(file: string): Promise<KerasH5Weights> {
         throw new UserError(`${file}: neither a Keras 2 weights file (no 'layer_names' attribute) nor a Keras 3 .weights.h5 (no 'layers' group)`);
       }
     }
-    const { layerNames, layers } = layout === 'keras3' ? readKeras3(root, file) : readKeras2Group(root, file);
+    const { layerNames, layers, groupKeys } = layout === 'keras3' ? readKeras3(root, file) : { ...readKeras2Group(root, file), groupKeys: undefined };
     return {
-      file, layout, layerNames, layers, modelConfig,
+      file, layout, layerNames, layers, modelConfig, ...(groupKeys ? { groupKeys } : {}),
       kerasVersion: readStringAttr(root, 'keras_version') ?? readStringAttr(f, 'keras_version'),
       backend: readStringAttr(root, 'backend') ?? readStringAttr(f, 'backend'),
     };
@@ -283,14 +290,15 @@ export function applyKerasWeights(model: tf.LayersModel, weights: KerasH5Weights
   const fileNameFor = (l: tf.layers.Layer): string | undefined => {
     if (weights.layers.has(l.name) && (weights.layers.get(l.name)!.length > 0)) return l.name;
     if (weights.layout === 'keras3') {
-      const alt = keras3Name.get(l.name)!;
-      if (weights.layers.has(alt) && weights.layers.get(alt)!.length > 0) return alt;
+      const alt = weights.groupKeys?.get(keras3Name.get(l.name)!);
+      if (alt !== undefined && (weights.layers.get(alt)?.length ?? 0) > 0) return alt;
     }
     return undefined;
   };
   const unmatched = weighted.filter((l) => fileNameFor(l) === undefined && !allow(l.name));
   let match: 'name' | 'order';
-  if (opts.match === 'name' || (opts.match !== 'order' && unmatched.length === 0)) match = 'name';
+  // Keras 3 groups are keyed by class name, not in graph order: they are matched by name only.
+  if (opts.match === 'name' || weights.layout === 'keras3' || (opts.match !== 'order' && unmatched.length === 0)) match = 'name';
   else match = 'order';
   const loaded: string[] = [];
   const missing: string[] = [];
