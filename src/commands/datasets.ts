@@ -48,7 +48,7 @@ export const datasetsCommand: GapcamCommand = {
         console.log(`digits-loc is present in ${path.join(dataRoot, 'digits-loc')} (use --force to rebuild)`);
         return;
       }
-      const r = await buildEmbeddedDataset(dataRoot);
+      const r = await buildEmbeddedDataset(dataRoot, undefined, { force: !!args.force });
       console.log(`built digits-loc: ${r.images} images in ${r.dir} (${r.seconds.toFixed(1)} s)`);
       return;
     }

@@ -80,7 +80,7 @@ export const namedDatasets: Record<DatasetName, NamedDataset> = {
       if (missing.length) {
         throw new UserError(`dataset wild2 not found: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not a VOC folder (images/ + annotations/); the kangaroo and raccoon photo sets are in ../shared/datasets (use --data-root ../shared/datasets)`);
       }
-      return loadVocFolders(folders, { ...o, name: 'wild2', classFrom: 'folder', testFraction: WILD2_TEST_FRACTION, splitSeed: WILD2_SPLIT_SEED });
+      return loadVocFolders(folders, { ...o, name: 'wild2', classFrom: 'folder', testFraction: WILD2_TEST_FRACTION, splitSeed: WILD2_SPLIT_SEED, trainPerClass: undefined, testPerClass: undefined });
     },
   },
 };
@@ -100,7 +100,10 @@ export function resolveDataRoot(dataRoot?: string): string {
 /** Loads a dataset by registered name, `layout:path`, path, or folder name under the data root. Default: digits-loc. */
 export async function loadDataset(name: string = DEFAULT_DATASET, options: LoadDatasetOptions = {}): Promise<Dataset> {
   const dataRoot = resolveDataRoot(options.dataRoot);
-  const layoutOptions: LayoutOptions = { skipBadImages: options.skipBadImages, testFraction: options.testFraction, splitSeed: options.splitSeed, classFrom: options.classFrom };
+  const layoutOptions: LayoutOptions = {
+    skipBadImages: options.skipBadImages, testFraction: options.testFraction, splitSeed: options.splitSeed, classFrom: options.classFrom,
+    trainPerClass: options.trainPerClass, testPerClass: options.testPerClass,
+  };
   if (isDatasetName(name)) return namedDatasets[name].load(dataRoot, options);
   const forced = /^([a-z]+):(.+)$/.exec(name);
   if (forced && (layoutNames() as string[]).includes(forced[1])) {

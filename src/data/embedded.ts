@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
 import type { Box } from './types.js';
-import { writeDirAtomic, resolveAtomicDir } from '../util/atomic.js';
+import { resolveAtomicDir } from '../util/atomic.js';
 import { makeRng, mapConcurrent, type Rng } from './util.js';
 import { boxToCubBox } from './adapters/cub.js';
 
@@ -216,14 +216,39 @@ export function embeddedDatasetPresent(dataRoot: string, params: EmbeddedParams 
   return !!m && m.version === EMBEDDED_VERSION && JSON.stringify(m.params) === JSON.stringify(params);
 }
 
-/** Builds <dataRoot>/digits-loc atomically (temp folder, then rename); returns the CUB folder. */
-export async function buildEmbeddedDataset(dataRoot: string, params: EmbeddedParams = DEFAULT_EMBEDDED_PARAMS): Promise<{ dir: string; images: number; seconds: number }> {
+/**
+ * Builds <dataRoot>/digits-loc atomically: written to a temporary folder, then renamed into place. When another
+ * process finished a current build meanwhile, this one's copy is discarded (so concurrent first uses are safe).
+ */
+export async function buildEmbeddedDataset(dataRoot: string, params: EmbeddedParams = DEFAULT_EMBEDDED_PARAMS, options: { force?: boolean } = {}): Promise<{ dir: string; images: number; seconds: number }> {
   const t0 = Date.now();
-  let images = 0;
-  await writeDirAtomic(path.join(dataRoot, EMBEDDED_NAME), async (tmp) => {
+  const target = path.join(dataRoot, EMBEDDED_NAME);
+  const stamp = `${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+  const tmp = `${target}.tmp-${stamp}`;
+  await fs.promises.mkdir(tmp, { recursive: true });
+  let images: number;
+  try {
     images = (await writeEmbeddedDataset(path.join(tmp, 'CUB_200_2011'), params)).images;
-  });
-  return { dir: embeddedDatasetDir(dataRoot), images, seconds: (Date.now() - t0) / 1000 };
+  } catch (err) {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const done = () => ({ dir: embeddedDatasetDir(dataRoot), images, seconds: (Date.now() - t0) / 1000 });
+  if (!options.force && embeddedDatasetPresent(dataRoot, params) && fs.existsSync(target)) {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    return done();
+  }
+  const old = `${target}.old-${stamp}`;
+  if (fs.existsSync(target)) await fs.promises.rename(target, old).catch(() => undefined);
+  try {
+    await fs.promises.rename(tmp, target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
+  await fs.promises.rm(old, { recursive: true, force: true });
+  return done();
 }
 
 /** Builds digits-loc when it is missing or out of date; returns its CUB folder. */

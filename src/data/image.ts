@@ -91,7 +91,9 @@ export async function toRawRgb(file: string, pipeline: sharp.Sharp): Promise<Dec
   return { data: toRgb(data, info.width, info.height, info.channels), width: info.width, height: info.height };
 }
 
-const TRUNCATION = /premature end|truncat|end of file|unexpected end/i;
+// libvips reports JPEG truncation as "premature end …"; under concurrency sharp sometimes loses the message and
+// reports "Unknown error", so that case is checked the same way.
+const TRUNCATION = /premature end|truncat|end of file|unexpected end|unknown error/i;
 
 /**
  * Whether a JPEG that libjpeg calls "premature end" really lacks image data: decoded leniently, a JPEG cut short

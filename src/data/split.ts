@@ -2,14 +2,16 @@
 import type { Dataset, ImageRecord, Split } from './types.js';
 import { makeRng, shuffleInPlace, naturalCompare } from './util.js';
 import { UserError } from '../errors.js';
+import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION } from './adapters/types.js';
 
 /**
  * Assigns `split` to records per class: each class's records are sorted by id, shuffled with a generator seeded by
  * `seed` and the class name, and the first round(n × testFraction) become 'test' (at least one when n ≥ 2), the rest
  * 'train'. The result depends only on the ids in each class, the seed and the fraction.
  */
-export function assignSeededSplit(records: ImageRecord[], classNames: string[], testFraction: number, seed: string): void {
+export function assignSeededSplit(records: ImageRecord[], classNames: string[], testFraction: number, seed: string, perClass?: { train?: number; test?: number }): ImageRecord[] {
   if (!(testFraction >= 0 && testFraction < 1)) throw new UserError(`test fraction must be in [0, 1), found ${testFraction}`);
+  const dropped = new Set<ImageRecord>();
   const byClass = new Map<number, ImageRecord[]>();
   for (const r of records) {
     const list = byClass.get(r.label) ?? [];
@@ -19,10 +21,27 @@ export function assignSeededSplit(records: ImageRecord[], classNames: string[], 
   for (const [label, list] of byClass) {
     list.sort((a, b) => naturalCompare(a.id, b.id));
     shuffleInPlace(list, makeRng(`${seed}/${classNames[label]}`));
+    if (perClass?.train !== undefined) {
+      // Fixed count per class: the first `train` images of the seeded order train, the next (up to `test`) test.
+      const nTrain = perClass.train;
+      const nTest = perClass.test ?? Infinity;
+      list.forEach((r, i) => {
+        if (i < nTrain) r.split = 'train';
+        else if (i - nTrain < nTest) r.split = 'test';
+        else dropped.add(r);
+      });
+      continue;
+    }
     let nTest = Math.round(list.length * testFraction);
     if (testFraction > 0 && nTest === 0 && list.length >= 2) nTest = 1;
     list.forEach((r, i) => (r.split = i < nTest ? 'test' : 'train'));
   }
+  return dropped.size ? records.filter((r) => !dropped.has(r)) : records;
+}
+
+/** The split options of a layout without its own split, as assignSeededSplit's arguments. */
+export function seededSplitOf(options: { testFraction?: number; splitSeed?: string; trainPerClass?: number; testPerClass?: number }): [number, string, { train?: number; test?: number }] {
+  return [options.testFraction ?? DEFAULT_TEST_FRACTION, options.splitSeed ?? DEFAULT_SPLIT_SEED, { train: options.trainPerClass, test: options.testPerClass }];
 }
 
 /** The records of one split; an empty split is a UserError naming the dataset. */

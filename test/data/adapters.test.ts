@@ -214,6 +214,8 @@ describe('data/adapters', () => {
       expect(ds.records).to.have.length(10);
       expect(splitCounts(ds)).to.deep.equal({ train: 6, test: 4 });
       expect(ds.records.find((r) => r.id === 'bee/3.png')!.width).to.equal(11);
+      const fixed = await loadImageFolder(root, { trainPerClass: 2, testPerClass: 2 });
+      expect(splitCounts(fixed)).to.deep.equal({ train: 4, test: 4 });
       const again = await loadImageFolder(root);
       expect(again.records.map((r) => r.split)).to.deep.equal(ds.records.map((r) => r.split));
       const root2 = makeTempDir();

@@ -34,7 +34,7 @@ describe('data/check: datasets check', () => {
     expect(report.images).to.equal(4);
     expect(report.decoded).to.equal(3);
     const text = report.problems.map((p) => `${path.basename(p.file)}: ${p.problem}`);
-    expect(text.some((t) => t.startsWith('trunc.jpg') && t.includes('truncated'))).to.equal(true);
+    expect(text.some((t) => t.startsWith('trunc.jpg') && t.includes('truncated')), text.join(' / ')).to.equal(true);
     expect(text.some((t) => t.includes('class id 2 out of range'))).to.equal(true);
     expect(text.some((t) => t.includes('outside'))).to.equal(true);
     expect(text.some((t) => t.includes('differs from the recorded 60×48'))).to.equal(true);

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import type { Box, Dataset, ImageRecord, Split } from '../types.js';
-import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, parseSplit, type LayoutAdapter, type LayoutOptions } from './types.js';
+import { parseSplit, type LayoutAdapter, type LayoutOptions } from './types.js';
 import { BadInput, checkBox, naturalCompare, parseNumberField, readText } from '../util.js';
 import { fillSizes } from '../sizes.js';
-import { assignSeededSplit } from '../split.js';
+import { assignSeededSplit, seededSplitOf } from '../split.js';
 import { UserError } from '../../errors.js';
 
 const BOX_COLUMNS = ['x0', 'y0', 'x1', 'y1'] as const;
@@ -70,7 +70,7 @@ export async function loadCsvManifest(file: string, options: LayoutOptions = {})
   const classNames = [...new Set(entries.map((e) => e.className))].sort(naturalCompare);
   const lineOf = new Map(entries.map((e) => [e.rec, e]));
   const present = await fillSizes(entries.map((e) => e.rec), bad, (r) => `CSV manifest ${file} line ${lineOf.get(r)!.line}`);
-  const records: ImageRecord[] = [];
+  let records: ImageRecord[] = [];
   for (const rec of present) {
     const e = lineOf.get(rec)!;
     rec.label = classNames.indexOf(e.className);
@@ -86,7 +86,7 @@ export async function loadCsvManifest(file: string, options: LayoutOptions = {})
     }
     if (ok) records.push(rec);
   }
-  if (splitCol < 0) assignSeededSplit(records, classNames, options.testFraction ?? DEFAULT_TEST_FRACTION, options.splitSeed ?? DEFAULT_SPLIT_SEED);
+  if (splitCol < 0) records = assignSeededSplit(records, classNames, ...seededSplitOf(options));
   return { name: options.name ?? path.parse(file).name, root: dir, classNames, records, ...(bad.skip ? { skipped: bad.skipped } : {}) };
 }
 

@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Dataset, ImageRecord, Split } from '../types.js';
-import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, type LayoutAdapter, type LayoutOptions } from './types.js';
+import { type LayoutAdapter, type LayoutOptions } from './types.js';
 import { BadInput, isImageFile, naturalCompare } from '../util.js';
 import { fillSizes } from '../sizes.js';
-import { assignSeededSplit } from '../split.js';
+import { assignSeededSplit, seededSplitOf } from '../split.js';
 import { UserError } from '../../errors.js';
 
 const SPLIT_DIRS: Record<string, Split> = { train: 'train', test: 'test', val: 'val', valid: 'val', validation: 'val' };
@@ -54,8 +54,8 @@ export async function loadImageFolder(root: string, options: LayoutOptions = {})
     }
   }
   if (records.length === 0) throw new UserError(`no images in ${root} (looked for ${root}/<class>/*.{jpg,png,webp,…})`);
-  const kept = await fillSizes(records, bad, (r) => `image folder ${root}`);
-  if (!hasSplits) assignSeededSplit(kept, classNames, options.testFraction ?? DEFAULT_TEST_FRACTION, options.splitSeed ?? DEFAULT_SPLIT_SEED);
+  let kept = await fillSizes(records, bad, (r) => `image folder ${root}`);
+  if (!hasSplits) kept = assignSeededSplit(kept, classNames, ...seededSplitOf(options));
   return { name: options.name ?? path.basename(path.resolve(root)), root, classNames, records: kept, ...(bad.skip ? { skipped: bad.skipped } : {}) };
 }
 

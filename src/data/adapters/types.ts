@@ -8,6 +8,10 @@ export interface LayoutOptions {
   skipBadImages?: boolean;
   /** For layouts without a split of their own: fraction of each class put in the test split (default 0.3). */
   testFraction?: number;
+  /** For layouts without a split of their own: a fixed number of training images per class (Caltech-101 style:
+   *  30), the rest test (at most testPerClass when given). Overrides testFraction. */
+  trainPerClass?: number;
+  testPerClass?: number;
   /** For layouts without a split of their own: seed of the fixed per-class split (default 'gapcam-split'). */
   splitSeed?: string;
   /** VOC: take the class from the folder name or from each XML's first <object><name> (default: folder when several folders are combined, else name). */

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { Box, Dataset, ImageRecord } from '../types.js';
-import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, type LayoutAdapter, type LayoutOptions } from './types.js';
+import { type LayoutAdapter, type LayoutOptions } from './types.js';
 import { BadInput, checkBox, isImageFile, naturalCompare } from '../util.js';
 import { fillSizes } from '../sizes.js';
-import { assignSeededSplit } from '../split.js';
+import { assignSeededSplit, seededSplitOf } from '../split.js';
 import { UserError } from '../../errors.js';
 
 const IMAGE_DIRS = ['images', 'JPEGImages'];
@@ -122,7 +122,7 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
   const classNames = [...new Set(pending.map((p) => p.className))].sort(naturalCompare);
   const xmlOf = new Map(pending.map((p) => [p.rec, p]));
   const present = await fillSizes(pending.map((p) => p.rec), bad, (r) => `${xmlOf.get(r)!.xml}`);
-  const records: ImageRecord[] = [];
+  let records: ImageRecord[] = [];
   for (const rec of present) {
     const p = xmlOf.get(rec)!;
     rec.label = classNames.indexOf(p.className);
@@ -139,7 +139,7 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
     }
     if (ok) records.push(rec);
   }
-  assignSeededSplit(records, classNames, options.testFraction ?? DEFAULT_TEST_FRACTION, options.splitSeed ?? DEFAULT_SPLIT_SEED);
+  records = assignSeededSplit(records, classNames, ...seededSplitOf(options));
   const root = folders.length === 1 ? folders[0] : path.dirname(path.resolve(folders[0]));
   return { name: options.name ?? path.basename(path.resolve(folders.length === 1 ? folders[0] : root)), root, classNames, records, ...(bad.skip ? { skipped: bad.skipped } : {}) };
 }
