@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Box, ImageRecord, Split } from '../data/types.js';
 import type { ModelMeta } from '../models/types.js';
 import type { PreprocessMode } from '../data/types.js';
-import { loadModelRef } from '../models/io.js';
+import { loadModelRef, type LoadedModelRef } from '../models/io.js';
 import { defaultClassNames, inputSizeOf } from '../models/head.js';
 import { loadDataset } from '../data/datasets.js';
 import { split as splitRecords } from '../data/split.js';
@@ -172,8 +172,16 @@ async function collectItems(o: CamRunOptions): Promise<{ items: Item[]; datasetC
 /** Runs CAM emission end to end (see CamRunOptions); writes into `out`. */
 export async function runCam(o: CamRunOptions): Promise<CamRunSummary> {
   const started = Date.now();
-  const note = o.onNote ?? (() => undefined);
   const loaded = await loadModelRef(o.model);
+  try {
+    return await runWithModel(o, loaded, started);
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: number): Promise<CamRunSummary> {
+  const note = o.onNote ?? (() => undefined);
   const model = loaded.model;
   const inputSize: [number, number] = loaded.meta?.inputSize ?? inputSizeOf(model);
   const numClasses = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;
