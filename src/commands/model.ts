@@ -107,6 +107,7 @@ const surgeryCommand: GapcamCommand = {
 interface ExportArgs extends BackboneArgs {
   model: string;
   format: ExportFormat;
+  modelConfig: boolean;
 }
 
 const exportCommand: GapcamCommand = {
@@ -114,14 +115,15 @@ const exportCommand: GapcamCommand = {
   describe: 'Write a model as a tfjs Layers folder (browser-loadable) or a Keras .h5 weights file (Keras load_weights)',
   builder: (y) =>
     withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
-      .option('format', { choices: EXPORT_FORMATS, demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 save_weights layout' })
+      .option('format', { choices: EXPORT_FORMATS, demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
+      .option('model-config', { type: 'boolean', default: true, describe: 'keras-h5: store the architecture too (keras.models.load_model reads it); --no-model-config writes the plain save_weights layout' })
       .example('$0 model export checkpoints/my-run --format tfjs --out web/model', 'for tf.loadLayersModel in a browser')
-      .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for model.load_weights in Keras'),
+      .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for keras.models.load_model or model.load_weights'),
   handler: async (argv) => {
     const args = argv as Args<ExportArgs>;
     if (!args.out) throw new UserError('--out: name the folder (tfjs) or .h5 file (keras-h5) to write');
     await startCommandEngine(args);
-    const r = await exportModel({ model: args.model, format: args.format, out: args.out, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
+    const r = await exportModel({ model: args.model, format: args.format, out: args.out, includeModelConfig: args.modelConfig, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
     console.log(`exported ${r.source} (${r.loaded}) as ${args.format}: ${r.files.join(', ')}`);
   },
 };

@@ -348,17 +348,41 @@ function writeStringListAttr(obj: H5Group, name: string, values: string[]): void
 /** Writes `model`'s weights as a Keras 2 `save_weights` .h5 (root `layer_names`, `backend`, `keras_version`; per
  *  layer group `weight_names` and datasets `<layer>/<layer>/<weight>:0`), atomically. Keras reads it with
  *  `model.load_weights(file)` into the same architecture. */
-export async function saveKerasH5(model: tf.LayersModel, file: string): Promise<void> {
+export interface SaveKerasH5Options {
+  /** Also store the architecture (root attribute `model_config` + weights under `model_weights`), the layout of
+   *  Keras' legacy `model.save('x.h5')`, so that `keras.models.load_model` rebuilds the model from the file alone;
+   *  `load_weights` still reads it. Default false (plain `save_weights` layout). */
+  includeModelConfig?: boolean;
+}
+
+function writeVersionAttrs(g: H5Group): void {
+  g.create_attribute('backend', 'tensorflow', null, `S${'tensorflow'.length}`);
+  g.create_attribute('keras_version', EXPORT_KERAS_VERSION, null, `S${EXPORT_KERAS_VERSION.length}`);
+}
+
+/** The model's Keras (2-style) architecture JSON, as tfjs serialises it. */
+export function kerasModelConfig(model: tf.LayersModel): string {
+  const json = model.toJSON(null, false) as { class_name: string; config: unknown };
+  return JSON.stringify({ class_name: json.class_name === 'Model' ? 'Functional' : json.class_name, config: json.config });
+}
+
+export async function saveKerasH5(model: tf.LayersModel, file: string, opts: SaveKerasH5Options = {}): Promise<void> {
   const lib = await h5();
   await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
   const f = new lib.File(tmp, 'w');
   try {
-    writeStringListAttr(f, 'layer_names', model.layers.map((l) => l.name));
-    f.create_attribute('backend', 'tensorflow', null, `S${'tensorflow'.length}`);
-    f.create_attribute('keras_version', EXPORT_KERAS_VERSION, null, `S${EXPORT_KERAS_VERSION.length}`);
+    let root: H5Group = f;
+    if (opts.includeModelConfig) {
+      const cfg = kerasModelConfig(model);
+      f.create_attribute('model_config', cfg, null, `S${Buffer.byteLength(cfg, 'utf8')}`);
+      writeVersionAttrs(f);
+      root = f.create_group('model_weights');
+    }
+    writeStringListAttr(root, 'layer_names', model.layers.map((l) => l.name));
+    writeVersionAttrs(root);
     for (const layer of model.layers) {
-      const g = f.create_group(layer.name);
+      const g = root.create_group(layer.name);
       const names = layer.weights.map((w) => `${w.originalName}:0`);
       writeStringListAttr(g, 'weight_names', names);
       const values = layer.getWeights(); // the variables' own tensors: not to be disposed

@@ -159,6 +159,8 @@ export interface ExportRequest extends ModelRefOptions {
   model: string;
   format: ExportFormat;
   out: string;
+  /** keras-h5: also store the architecture so `keras.models.load_model` works (default true). */
+  includeModelConfig?: boolean;
 }
 
 export interface ExportResult {
@@ -167,8 +169,9 @@ export interface ExportResult {
   source: string;
 }
 
-/** Writes a model as a tfjs Layers folder (with meta.json) or as a Keras-2-layout .h5 weights file (with the meta
- *  beside it as <name>.meta.json). */
+/** Writes a model as a tfjs Layers folder (with meta.json) or as a Keras-2-layout .h5 (the legacy `model.save`
+ *  layout by default: `keras.models.load_model` and `model.load_weights` both read it; the meta goes beside it as
+ *  <name>.meta.json). */
 export async function exportModel(req: ExportRequest): Promise<ExportResult> {
   if (!EXPORT_FORMATS.includes(req.format)) throw new UserError(`--format: expected ${EXPORT_FORMATS.join(' or ')}; got '${req.format}'`);
   const loaded = await loadModelRef(req.model, req);
@@ -183,7 +186,7 @@ export async function exportModel(req: ExportRequest): Promise<ExportResult> {
       throw new UserError(`--out ${file}: Keras 3 reads '*.weights.h5' as its own format; name the file e.g. ${file.replace(/\.weights\.h5$/i, '.h5')}`);
     }
     if (!/\.(h5|hdf5)$/i.test(file)) file = path.join(file, `${loaded.model.name}.h5`);
-    await saveKerasH5(loaded.model, file);
+    await saveKerasH5(loaded.model, file, { includeModelConfig: req.includeModelConfig ?? true });
     const files = [file];
     if (loaded.meta) {
       const metaFile = file.replace(/\.(h5|hdf5)$/i, '.meta.json');

@@ -78,7 +78,7 @@ describe('models/keras-compat (files written and read by real Keras)', () => {
     anon.dispose();
   });
 
-  it('Keras load_weights reads gapcam\'s export and computes the same outputs (needs a Keras install)', async function () {
+  it('Keras load_weights and load_model read gapcam\'s export and compute the same outputs (needs a Keras install)', async function () {
     const py = kerasPython();
     if (!py) this.skip();
     const m = kfix(true, 5);
@@ -90,8 +90,11 @@ describe('models/keras-compat (files written and read by real Keras)', () => {
     bn.setWeights(newBn);
     tf.dispose(newBn);
     const ours = predict(m, x.data);
-    const file = path.join(makeTempDir(), 'kfix_export.h5');
+    const dir = makeTempDir();
+    const file = path.join(dir, 'kfix_export.h5');
+    const full = path.join(dir, 'kfix_full.h5');
     await saveKerasH5(m, file);
+    await saveKerasH5(m, full, { includeModelConfig: true });
     const script = [
       'import sys, json, os',
       'os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"',
@@ -102,10 +105,17 @@ describe('models/keras-compat (files written and read by real Keras)', () => {
       `m.load_weights(${JSON.stringify(file)})`,
       `x = np.load(${JSON.stringify(path.join(fixtures, 'kfix_x.npy'))})`,
       'print("RESULT" + json.dumps(m.predict(x, verbose=0).reshape(-1).tolist()))',
+      'm2 = build()',
+      `m2.load_weights(${JSON.stringify(full)})`,
+      'print("RESULT" + json.dumps(m2.predict(x, verbose=0).reshape(-1).tolist()))',
+      'import keras',
+      `m3 = keras.models.load_model(${JSON.stringify(full)}, compile=False)`,
+      'print("RESULT" + json.dumps(m3.predict(x, verbose=0).reshape(-1).tolist()))',
     ].join('\n');
     const out = execFileSync(py!, ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
-    const line = out.split('\n').find((l) => l.startsWith('RESULT'))!;
-    expectClose(JSON.parse(line.slice('RESULT'.length)) as number[], ours);
+    const results = out.split('\n').filter((l) => l.startsWith('RESULT')).map((l) => JSON.parse(l.slice('RESULT'.length)) as number[]);
+    expect(results).to.have.length(3); // load_weights (plain), load_weights (with model_config), load_model
+    for (const r of results) expectClose(r, ours);
     m.dispose();
   });
 });
