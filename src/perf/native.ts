@@ -1,0 +1,246 @@
+// Single kernels for hand-written forward/backward passes.
+//
+// On the native `tensorflow` engine each function here is ONE TensorFlow eager op (ReluGrad, BiasAddGrad,
+// SoftmaxCrossEntropyWithLogits, ...), where tfjs' generic gradients would run several: tfjs-core's ReLU gradient is
+// `dy * step(y)`, and tfjs-node implements `step` with isNaN + greater + ones + fill + where + select — seven passes
+// and five temporary full-size tensors over every activation map (100 MB each in VGG16's first block at batch 8).
+// On the other engines the same functions fall back to portable tfjs ops, so code written on them runs everywhere.
+//
+// Nothing here records on a gradient tape: callers run them outside tf.grad / optimizer.minimize.
+import * as tf from '@tensorflow/tfjs';
+
+/** The parts of tfjs-node's backend used here (not part of tfjs' public types). */
+interface NodeBackend {
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_STRING: number; TF_ATTR_INT: number; TF_ATTR_FLOAT: number;
+    TF_ATTR_BOOL: number; TF_FLOAT: number; TF_INT32: number };
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.Tensor;
+  executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.Tensor[], n: number): tf.Tensor[];
+}
+
+/** The tfjs-node backend when the running engine is native TensorFlow, else undefined. */
+export function nativeBackend(): NodeBackend | undefined {
+  if (tf.getBackend() !== 'tensorflow') return undefined;
+  const b = tf.backend() as unknown as Partial<NodeBackend>;
+  return typeof b.executeSingleOutput === 'function' && b.binding ? (b as NodeBackend) : undefined;
+}
+
+function floatT(b: NodeBackend) {
+  return { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT };
+}
+
+// ---- oneDNN kernels called by name ---------------------------------------------------------------------------------
+// TensorFlow's x86 builds run oneDNN kernels, but eager execution (all tfjs-node does) only swaps a few ops for them
+// (convolutions, matmuls); graph mode (Keras) also gets oneDNN max pooling and conv+bias(+ReLU) fusion. Two of
+// those kernels take only attributes the tfjs-node binding can pass, so gapcam calls them directly by their
+// registered names and kernel label: _MklNativeConv2DWithBias (conv + bias in one primitive) and
+// _MklNativeMaxPool/_MklNativeMaxPoolGrad (with oneDNN's workspace; ~7× faster than Eigen's MaxPoolGrad at VGG16's
+// first pool). Each is probed once against the portable op on a small input and used only if it gives the same
+// numbers; GAPCAM_ONEDNN_KERNELS=0 turns them off.
+const MKL_LABEL = { name: '_kernel', value: 'MklNameChangeOp' };
+const probes = new Map<string, boolean>();
+
+function mklAttr(b: NodeBackend) {
+  return { name: MKL_LABEL.name, type: b.binding.TF_ATTR_STRING, value: MKL_LABEL.value };
+}
+
+function probe(name: string, check: (b: NodeBackend) => boolean): NodeBackend | undefined {
+  const b = nativeBackend();
+  if (!b || process.env.GAPCAM_ONEDNN_KERNELS === '0') return undefined;
+  let ok = probes.get(name);
+  if (ok === undefined) {
+    try {
+      ok = tf.tidy(() => check(b));
+    } catch {
+      ok = false;
+    }
+    probes.set(name, ok);
+  }
+  return ok ? b : undefined;
+}
+
+/** Which directly called oneDNN kernels are in use in this process (after first use). */
+export function oneDnnKernels(): Record<string, boolean> {
+  return Object.fromEntries(probes);
+}
+
+function convAttrs(b: NodeBackend, spec: Conv2DSpec) {
+  return [floatT(b),
+    { name: 'strides', type: b.binding.TF_ATTR_INT, value: [1, spec.strides[0], spec.strides[1], 1] },
+    { name: 'padding', type: b.binding.TF_ATTR_STRING, value: spec.pad.toUpperCase() },
+    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'dilations', type: b.binding.TF_ATTR_INT, value: [1, 1, 1, 1] },
+    mklAttr(b)];
+}
+
+function poolAttrs(b: NodeBackend, spec: PoolSpec) {
+  return [floatT(b),
+    { name: 'ksize', type: b.binding.TF_ATTR_INT, value: [1, spec.filterSize[0], spec.filterSize[1], 1] },
+    { name: 'strides', type: b.binding.TF_ATTR_INT, value: [1, spec.strides[0], spec.strides[1], 1] },
+    { name: 'padding', type: b.binding.TF_ATTR_STRING, value: spec.pad.toUpperCase() },
+    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'workspace_enabled', type: b.binding.TF_ATTR_BOOL, value: true },
+    mklAttr(b)];
+}
+
+function close(a: tf.Tensor, b: tf.Tensor, tol: number): boolean {
+  return tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] <= tol;
+}
+
+function mklConvBias(): NodeBackend | undefined {
+  return probe('_MklNativeConv2DWithBias', (b) => {
+    const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
+    const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 2) as tf.Tensor4D;
+    const bias = tf.tensor1d([0.5, -1, 2, 0]);
+    const spec: Conv2DSpec = { strides: [2, 1], pad: 'same' };
+    const got = b.executeSingleOutput('_MklNativeConv2DWithBias', convAttrs(b, spec), [x, w, bias]);
+    return close(got, tf.add(tf.conv2d(x, w, spec.strides, spec.pad), bias), 1e-4);
+  });
+}
+
+function mklPool(): NodeBackend | undefined {
+  return probe('_MklNativeMaxPool', (b) => {
+    const x = tf.randomUniform([2, 5, 7, 3], -1, 1, 'float32', 3) as tf.Tensor4D;
+    for (const pad of ['same', 'valid'] as const) {
+      const spec: PoolSpec = { filterSize: [2, 2], strides: [2, 2], pad };
+      const [y, ws] = b.executeMultipleOutputs('_MklNativeMaxPool', poolAttrs(b, spec), [x], 2);
+      const want = tf.maxPool(x, spec.filterSize, spec.strides, spec.pad);
+      if (!close(y, want, 0)) return false;
+      const dy = tf.randomUniform(y.shape, -1, 1, 'float32', 4);
+      const dx = b.executeSingleOutput('_MklNativeMaxPoolGrad', poolAttrs(b, spec), [x, y, dy, ws]);
+      const ref = tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: want } as unknown as tf.NamedTensorMap, {
+        filterSize: spec.filterSize, strides: spec.strides, pad: spec.pad } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      if (!close(dx, ref, 1e-6)) return false;
+    }
+    return true;
+  });
+}
+
+export type Padding = 'same' | 'valid';
+
+export interface Conv2DSpec {
+  strides: [number, number];
+  pad: Padding;
+}
+
+/** conv2d (NHWC, filter [kh, kw, in, out]) + optional bias + activation. Intermediates are freed at once, so only
+ *  the result stays alive. */
+export function convBiasAct(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, spec: Conv2DSpec,
+  activation: 'relu' | 'linear'): tf.Tensor4D {
+  const b = nativeBackend();
+  if (!b) {
+    return tf.fused.conv2d({ x, filter, bias, strides: spec.strides, pad: spec.pad, activation });
+  }
+  const mkl = bias ? mklConvBias() : undefined;
+  let y = mkl ? (mkl.executeSingleOutput('_MklNativeConv2DWithBias', convAttrs(mkl, spec), [x, filter, bias!]) as tf.Tensor4D)
+    : tf.conv2d(x, filter, spec.strides, spec.pad);
+  if (bias && !mkl) {
+    const t = y;
+    y = b.executeSingleOutput('BiasAdd', [floatT(b), { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' }],
+      [t, bias]) as tf.Tensor4D;
+    t.dispose();
+  }
+  if (activation === 'relu') {
+    const t = y;
+    y = tf.relu(t);
+    t.dispose();
+  }
+  return y;
+}
+
+/** dL/dz for z → y = relu(z), from dL/dy and y (y > 0 ⇔ z > 0). */
+export function reluGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const b = nativeBackend();
+  if (b) return b.executeSingleOutput('ReluGrad', [floatT(b)], [dy, y]);
+  return tf.tidy(() => tf.mul(dy, tf.cast(tf.greater(y, 0), 'float32')));
+}
+
+/** dL/dx for y = leakyRelu(x, alpha), from dL/dy and x (pass x, not y: for alpha > 0 both have the same sign). */
+export function leakyReluGrad(dy: tf.Tensor, xOrY: tf.Tensor, alpha: number): tf.Tensor {
+  const b = nativeBackend();
+  if (b) {
+    return b.executeSingleOutput('LeakyReluGrad', [floatT(b), { name: 'alpha', type: b.binding.TF_ATTR_FLOAT, value: alpha }],
+      [dy, xOrY]);
+  }
+  return tf.tidy(() => tf.mul(dy, tf.where(tf.greater(xOrY, 0), tf.onesLike(xOrY), tf.fill(xOrY.shape, alpha))));
+}
+
+/** Sum of `g` over every axis but the last (the bias gradient of a conv or dense layer). */
+export function biasAddGrad(g: tf.Tensor): tf.Tensor1D {
+  const b = nativeBackend();
+  if (b) {
+    return b.executeSingleOutput('BiasAddGrad', [floatT(b), { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' }],
+      [g]) as tf.Tensor1D;
+  }
+  return tf.sum(g, Array.from({ length: g.rank - 1 }, (_, i) => i)) as tf.Tensor1D;
+}
+
+export function conv2dBackpropInput(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: number[], spec: Conv2DSpec): tf.Tensor4D {
+  return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter } as unknown as tf.NamedTensorMap, {
+    strides: spec.strides, pad: spec.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, inputShape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+export function conv2dBackpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: number[], spec: Conv2DSpec): tf.Tensor4D {
+  return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy } as unknown as tf.NamedTensorMap, {
+    strides: spec.strides, pad: spec.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+export interface PoolSpec {
+  filterSize: [number, number];
+  strides: [number, number];
+  pad: Padding;
+}
+
+/** Max pooling for training: the output and, on oneDNN, the workspace its gradient reads (dispose both). The
+ *  workspace is a uint8 tensor that tfjs labels int32; it is only ever handed back to maxPoolGrad. */
+export function maxPool(x: tf.Tensor4D, spec: PoolSpec): { y: tf.Tensor4D; workspace?: tf.Tensor } {
+  const b = mklPool();
+  if (b) {
+    const [y, workspace] = b.executeMultipleOutputs('_MklNativeMaxPool', poolAttrs(b, spec), [x], 2);
+    return { y: y as tf.Tensor4D, workspace };
+  }
+  return { y: tf.maxPool(x, spec.filterSize, spec.strides, spec.pad) };
+}
+
+export function maxPoolGrad(dy: tf.Tensor4D, input: tf.Tensor4D, output: tf.Tensor4D, spec: PoolSpec,
+  workspace?: tf.Tensor): tf.Tensor4D {
+  const b = workspace ? mklPool() : undefined;
+  if (b) return b.executeSingleOutput('_MklNativeMaxPoolGrad', poolAttrs(b, spec), [input, output, dy, workspace!]) as tf.Tensor4D;
+  return tf.engine().runKernel('MaxPoolGrad', { dy, input, output } as unknown as tf.NamedTensorMap, {
+    filterSize: spec.filterSize, strides: spec.strides, pad: spec.pad, dimRoundingMode: undefined,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+export function avgPool(x: tf.Tensor4D, spec: PoolSpec): tf.Tensor4D {
+  return tf.avgPool(x, spec.filterSize, spec.strides, spec.pad);
+}
+
+export function avgPoolGrad(dy: tf.Tensor4D, input: tf.Tensor4D, spec: PoolSpec): tf.Tensor4D {
+  return tf.engine().runKernel('AvgPoolGrad', { dy, input } as unknown as tf.NamedTensorMap, {
+    filterSize: spec.filterSize, strides: spec.strides, pad: spec.pad,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+/**
+ * Softmax cross-entropy on logits [N, C] against targets [N, C] (one-hot or soft; each row sums to 1).
+ * Returns the mean loss (a scalar) and dLoss/dLogits = (softmax(logits) - targets) / N.
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): { loss: tf.Scalar; dLogits: tf.Tensor2D } {
+  const n = logits.shape[0];
+  const b = nativeBackend();
+  if (b) {
+    const [perExample, backprop] = b.executeMultipleOutputs('SoftmaxCrossEntropyWithLogits', [floatT(b)], [logits, targets], 2);
+    const loss = tf.mean(perExample) as tf.Scalar;
+    const dLogits = tf.div(backprop, n) as tf.Tensor2D;
+    perExample.dispose();
+    backprop.dispose();
+    return { loss, dLogits };
+  }
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(logits);
+    const loss = tf.neg(tf.mean(tf.sum(tf.mul(targets, logp), 1))) as tf.Scalar;
+    const dLogits = tf.div(tf.sub(tf.exp(logp), targets), n) as tf.Tensor2D;
+    return { loss, dLogits };
+  });
+}

@@ -1,0 +1,462 @@
+// A hand-written training step for chain-shaped tfjs Layers models (VGG-GAP, NiN/darknet-style GAP heads,
+// plain conv nets): forward and backward are written out layer by layer with one engine kernel per piece
+// (src/perf/native.ts), the way TensorFlow's own graph runs them, instead of tfjs' generic tape.
+//
+// Why (measured on VGG16-GAP, 224×224, batch 8, native TensorFlow 2.21, 2 threads; see bench/PERFORMANCE.md):
+//  - tfjs' tape keeps every tensor any gradient might need — conv output, bias-add output, ReLU output and the
+//    masks of the ReLU gradient — until the whole backward pass is over: 3.75 GiB peak vs Keras' 1.4 GiB.
+//    Here each layer keeps only what its own backward needs (its input or its output), and each activation is freed
+//    as soon as the backward pass has gone below it, so the peak is the activations plus one layer's gradients.
+//  - tfjs-core differentiates ReLU as dy * step(y), and tfjs-node builds `step` out of seven ops with full-size
+//    temporaries; here it is TensorFlow's single ReluGrad kernel. Bias gradients are BiasAddGrad, the loss gradient
+//    is SoftmaxCrossEntropyWithLogits (one kernel for loss and gradient).
+//  - Layers below the lowest trainable layer run forward only (no input gradient, activations not kept), and the
+//    first layer's input gradient is never computed.
+// Gradients are then applied with the caller's own tfjs optimizer (optimizer.applyGradients), so optimizer state,
+// learning-rate schedules and checkpoints are exactly those of the generic path.
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import * as k from './native.js';
+
+/** One optimizer update from a batch; returns the mean loss before the update (a scalar the caller disposes; read
+ *  it only when needed, e.g. every N steps, to avoid a synchronous round trip per step). */
+export interface TrainStep {
+  /** 'fused-sequential' (this file) or 'generic' (tfjs gradients via optimizer.minimize). */
+  readonly kind: 'fused-sequential' | 'generic';
+  /** Why the generic path is used (undefined for the fused path). */
+  readonly reason?: string;
+  /** images [N, H, W, C] float32; labels: class ids [N] int32, or targets [N, classes] float32 (one-hot or soft). */
+  run(images: tf.Tensor4D, labels: tf.Tensor1D | tf.Tensor2D): tf.Scalar;
+  /** With `profile: true` (fused path only): milliseconds spent per layer and phase, summed over all runs so far
+   *  (tfjs-node runs each kernel synchronously, so these are the kernels' own times). */
+  profile?(): ProfileEntry[];
+}
+
+export interface ProfileEntry {
+  layer: string;
+  phase: 'forward' | 'backward' | 'loss' | 'update';
+  ms: number;
+  calls: number;
+  /** Largest resident set size (MiB, from /proc/self/status) seen right after this piece ran (Linux only). */
+  rssMiB?: number;
+}
+
+function residentMiB(): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface TrainStepOptions {
+  /** Record per-layer timings (see TrainStep.profile). */
+  profile?: boolean;
+}
+
+// ---- layer plans --------------------------------------------------------------------------------------------------
+
+interface Ctx {
+  training: boolean;
+  grads: tf.NamedTensorMap;
+}
+
+interface Op {
+  name: string;
+  /** Whether backward reads the layer's input / output. */
+  needsInput: boolean;
+  needsOutput: boolean;
+  /** Trainable variables of this op (empty when frozen or weightless). */
+  trainable: tf.Variable[];
+  forward(x: tf.Tensor, ctx: Ctx): tf.Tensor;
+  /** Gradient w.r.t. the input (null when !needDx); weight gradients go into ctx.grads. Must not dispose x, y, dy
+   *  itself; calls `release()` (which frees dy and y) as soon as it no longer reads them, so that the largest
+   *  gradients of a layer are not alive together with its output and upstream gradient. */
+  backward(dy: tf.Tensor, x: tf.Tensor, y: tf.Tensor, needDx: boolean, ctx: Ctx, release: () => void): tf.Tensor | null;
+  /** Drops per-step state (e.g. dropout masks). */
+  clear?(): void;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyLayer = tf.layers.Layer & Record<string, any>;
+
+class Unsupported extends Error {}
+
+function activationName(layer: AnyLayer): string {
+  const a = layer.activation;
+  if (a == null) return 'linear';
+  return String(a.getClassName()).toLowerCase();
+}
+
+function pair(v: number | number[] | undefined, fallback: number): [number, number] {
+  if (v == null) return [fallback, fallback];
+  if (typeof v === 'number') return [v, v];
+  return [v[0], v[1] ?? v[0]];
+}
+
+function varOf(layer: AnyLayer, field: 'kernel' | 'bias' | 'gamma' | 'beta'): tf.Variable | undefined {
+  const lv = layer[field];
+  return lv ? (lv.read() as tf.Variable) : undefined;
+}
+
+function trainableVars(layer: AnyLayer, fields: ('kernel' | 'bias')[]): tf.Variable[] {
+  if (!layer.trainable) return [];
+  const out: tf.Variable[] = [];
+  for (const f of fields) {
+    const lv = layer[f];
+    if (lv && lv.trainable) out.push(lv.read() as tf.Variable);
+  }
+  return out;
+}
+
+function checkNoRegularizers(layer: AnyLayer): void {
+  for (const f of ['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint']) {
+    if (layer[f] != null) throw new Unsupported(`layer '${layer.name}' has a ${f}`);
+  }
+}
+
+function checkChannelsLast(layer: AnyLayer): void {
+  if (layer.dataFormat != null && layer.dataFormat !== 'channelsLast') {
+    throw new Unsupported(`layer '${layer.name}' uses dataFormat ${layer.dataFormat}`);
+  }
+}
+
+function addGrad(ctx: Ctx, v: tf.Variable | undefined, g: tf.Tensor, trainable: tf.Variable[]): void {
+  if (v && trainable.includes(v)) ctx.grads[v.name] = g;
+  else g.dispose();
+}
+
+function convOp(layer: AnyLayer): Op {
+  checkNoRegularizers(layer);
+  checkChannelsLast(layer);
+  if (layer.rank !== 2) throw new Unsupported(`layer '${layer.name}' is a ${layer.rank}-D convolution`);
+  const dil = pair(layer.dilationRate, 1);
+  if (dil[0] !== 1 || dil[1] !== 1) throw new Unsupported(`layer '${layer.name}' is dilated`);
+  const act = activationName(layer);
+  if (act !== 'relu' && act !== 'linear') throw new Unsupported(`layer '${layer.name}' has activation ${act}`);
+  const spec: k.Conv2DSpec = { strides: pair(layer.strides, 1), pad: layer.padding as k.Padding };
+  if (spec.pad !== 'same' && spec.pad !== 'valid') throw new Unsupported(`layer '${layer.name}' has padding ${spec.pad}`);
+  const W = varOf(layer, 'kernel')!;
+  const B = layer.useBias ? varOf(layer, 'bias') : undefined;
+  const trainable = trainableVars(layer, ['kernel', 'bias']);
+  return {
+    name: layer.name, needsInput: true, needsOutput: act === 'relu', trainable,
+    forward: (x) => k.convBiasAct(x as tf.Tensor4D, W as tf.Tensor4D, B as tf.Tensor1D | undefined, spec, act as 'relu' | 'linear'),
+    backward: (dy, x, y, needDx, ctx, release) => {
+      const g = (act === 'relu' ? k.reluGrad(dy, y) : dy) as tf.Tensor4D;
+      if (g !== dy) release();
+      if (trainable.includes(W)) ctx.grads[W.name] = k.conv2dBackpropFilter(x as tf.Tensor4D, g, W.shape, spec);
+      if (B && trainable.includes(B)) ctx.grads[B.name] = k.biasAddGrad(g);
+      const dx = needDx ? k.conv2dBackpropInput(g, W as tf.Tensor4D, x.shape, spec) : null;
+      if (g !== dy) g.dispose();
+      return dx;
+    },
+  };
+}
+
+function denseOp(layer: AnyLayer, isLast: boolean): Op {
+  checkNoRegularizers(layer);
+  let act = activationName(layer);
+  if (act === 'softmax' && isLast) act = 'linear'; // the loss takes logits; softmax is folded into it
+  if (act !== 'relu' && act !== 'linear') throw new Unsupported(`layer '${layer.name}' has activation ${act}`);
+  const W = varOf(layer, 'kernel')!;
+  const B = layer.useBias ? varOf(layer, 'bias') : undefined;
+  const trainable = trainableVars(layer, ['kernel', 'bias']);
+  return {
+    name: layer.name, needsInput: true, needsOutput: act === 'relu', trainable,
+    forward: (x) => {
+      if (x.rank !== 2) throw new Unsupported(`layer '${layer.name}' gets a rank-${x.rank} input`);
+      return tf.fused.matMul({ a: x as tf.Tensor2D, b: W as tf.Tensor2D, bias: B, activation: act as 'relu' | 'linear' });
+    },
+    backward: (dy, x, y, needDx, ctx) => {
+      const g = act === 'relu' ? k.reluGrad(dy, y) : dy;
+      if (trainable.includes(W)) ctx.grads[W.name] = tf.matMul(x as tf.Tensor2D, g as tf.Tensor2D, true, false);
+      if (B && trainable.includes(B)) ctx.grads[B.name] = k.biasAddGrad(g);
+      const dx = needDx ? tf.matMul(g as tf.Tensor2D, W as tf.Tensor2D, false, true) : null;
+      if (g !== dy) g.dispose();
+      return dx;
+    },
+  };
+}
+
+function poolOp(layer: AnyLayer, kind: 'max' | 'avg'): Op {
+  checkChannelsLast(layer);
+  const spec: k.PoolSpec = {
+    filterSize: pair(layer.poolSize, 2), strides: pair(layer.strides ?? layer.poolSize, 2), pad: layer.padding as k.Padding,
+  };
+  if (spec.pad !== 'same' && spec.pad !== 'valid') throw new Unsupported(`layer '${layer.name}' has padding ${spec.pad}`);
+  let workspace: tf.Tensor | undefined;
+  const clear = () => {
+    workspace?.dispose();
+    workspace = undefined;
+  };
+  return {
+    name: layer.name, needsInput: true, needsOutput: kind === 'max', trainable: [],
+    forward: (x, ctx) => {
+      if (kind === 'avg') return k.avgPool(x as tf.Tensor4D, spec);
+      const r = k.maxPool(x as tf.Tensor4D, spec);
+      clear();
+      if (ctx.training) workspace = r.workspace;
+      else r.workspace?.dispose();
+      return r.y;
+    },
+    backward: (dy, x, y, needDx) => {
+      if (!needDx) return null;
+      const dx = kind === 'max' ? k.maxPoolGrad(dy as tf.Tensor4D, x as tf.Tensor4D, y as tf.Tensor4D, spec, workspace)
+        : k.avgPoolGrad(dy as tf.Tensor4D, x as tf.Tensor4D, spec);
+      clear();
+      return dx;
+    },
+    clear,
+  };
+}
+
+function gapOp(layer: AnyLayer): Op {
+  checkChannelsLast(layer);
+  if (layer.keepDims) throw new Unsupported(`layer '${layer.name}' keeps dims`);
+  return {
+    name: layer.name, needsInput: true, needsOutput: false, trainable: [],
+    forward: (x) => tf.mean(x, [1, 2]),
+    backward: (dy, x, _y, needDx) => {
+      if (!needDx) return null;
+      const [n, h, w, c] = x.shape;
+      return tf.tidy(() => tf.tile(tf.reshape(tf.div(dy, h * w), [n, 1, 1, c]), [1, h, w, 1]));
+    },
+  };
+}
+
+function flattenOp(layer: AnyLayer): Op {
+  return {
+    name: layer.name, needsInput: true, needsOutput: false, trainable: [],
+    forward: (x) => tf.reshape(x, [x.shape[0], -1]),
+    backward: (dy, x, _y, needDx) => (needDx ? tf.reshape(dy, x.shape) : null),
+  };
+}
+
+function activationOp(layer: AnyLayer, isLast: boolean): Op {
+  const cls = layer.getClassName();
+  let act: string;
+  let alpha = 0;
+  if (cls === 'ReLU') {
+    if (layer.maxValue != null) throw new Unsupported(`layer '${layer.name}' has maxValue`);
+    act = 'relu';
+  } else if (cls === 'LeakyReLU') {
+    act = 'leakyrelu';
+    alpha = layer.alpha;
+    if (!(alpha > 0)) throw new Unsupported(`layer '${layer.name}' has alpha ${alpha}`);
+  } else {
+    act = activationName(layer);
+  }
+  if (act === 'softmax' && isLast) act = 'linear';
+  if (act === 'linear') {
+    return { name: layer.name, needsInput: false, needsOutput: false, trainable: [],
+      forward: (x) => tf.clone(x), backward: (dy, _x, _y, needDx) => (needDx ? tf.clone(dy) : null) };
+  }
+  if (act !== 'relu' && act !== 'leakyrelu') throw new Unsupported(`layer '${layer.name}' has activation ${act}`);
+  return {
+    name: layer.name, needsInput: false, needsOutput: true, trainable: [],
+    forward: (x) => (act === 'relu' ? tf.relu(x) : tf.leakyRelu(x, alpha)),
+    // y has the sign of x for relu and for leaky ReLU with alpha > 0, so the output serves as the mask.
+    backward: (dy, _x, y, needDx) => (needDx ? (act === 'relu' ? k.reluGrad(dy, y) : k.leakyReluGrad(dy, y, alpha)) : null),
+  };
+}
+
+function dropoutOp(layer: AnyLayer): Op {
+  if (layer.noiseShape != null) throw new Unsupported(`layer '${layer.name}' has a noiseShape`);
+  const rate: number = layer.rate;
+  let mask: tf.Tensor | undefined;
+  return {
+    name: layer.name, needsInput: false, needsOutput: false, trainable: [],
+    forward: (x, ctx) => {
+      if (!ctx.training || rate === 0) return tf.clone(x);
+      mask?.dispose();
+      mask = tf.tidy(() => tf.div(tf.cast(tf.greaterEqual(tf.randomUniform(x.shape), rate), 'float32'), 1 - rate));
+      return tf.mul(x, mask);
+    },
+    backward: (dy, _x, _y, needDx) => {
+      if (!needDx) return null;
+      return mask ? tf.mul(dy, mask) : tf.clone(dy);
+    },
+    clear: () => {
+      mask?.dispose();
+      mask = undefined;
+    },
+  };
+}
+
+/** The layers from the model's single input to its single output, in order; throws Unsupported otherwise. */
+function chainOf(model: tf.LayersModel): AnyLayer[] {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Unsupported('the model has several inputs or outputs');
+  const chain: AnyLayer[] = [];
+  let t = model.outputs[0];
+  while (t !== model.inputs[0]) {
+    if (t.inputs.length !== 1) throw new Unsupported(`layer '${t.sourceLayer.name}' has ${t.inputs.length} inputs`);
+    chain.unshift(t.sourceLayer as AnyLayer);
+    t = t.inputs[0];
+  }
+  return chain;
+}
+
+function planOps(model: tf.LayersModel): Op[] {
+  const layers = chainOf(model);
+  return layers.map((layer, i) => {
+    const isLast = i === layers.length - 1;
+    switch (layer.getClassName()) {
+      case 'Conv2D': return convOp(layer);
+      case 'Dense': return denseOp(layer, isLast);
+      case 'MaxPooling2D': return poolOp(layer, 'max');
+      case 'AveragePooling2D': return poolOp(layer, 'avg');
+      case 'GlobalAveragePooling2D': return gapOp(layer);
+      case 'Flatten': return flattenOp(layer);
+      case 'Activation': case 'ReLU': case 'LeakyReLU': return activationOp(layer, isLast);
+      case 'Dropout': return dropoutOp(layer);
+      default: throw new Unsupported(`layer '${layer.name}' (${layer.getClassName()}) has no fused implementation`);
+    }
+  });
+}
+
+/** Why `model` cannot use the fused step, or undefined when it can. */
+export function fusedStepUnsupported(model: tf.LayersModel): string | undefined {
+  try {
+    planOps(model);
+    return undefined;
+  } catch (err) {
+    if (err instanceof Unsupported) return err.message;
+    throw err;
+  }
+}
+
+function toTargets(labels: tf.Tensor1D | tf.Tensor2D, classes: number): tf.Tensor2D {
+  if (labels.rank === 2) return labels.dtype === 'float32' ? (tf.clone(labels) as tf.Tensor2D) : (tf.cast(labels, 'float32') as tf.Tensor2D);
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.cast(labels, 'int32') as tf.Tensor1D, classes), 'float32') as tf.Tensor2D);
+}
+
+/** The fused step; throws an Error naming the first unsupported layer. */
+export function createFusedTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
+  let ops: Op[];
+  try {
+    ops = planOps(model);
+  } catch (err) {
+    if (err instanceof Unsupported) throw new Error(`fused train step: ${err.message}`);
+    throw err;
+  }
+  const lowest = ops.findIndex((op) => op.trainable.length > 0);
+  // Activation i (output of ops[i]; index -1 is the caller's input) is kept for the backward pass when a later
+  // backward reads it.
+  const keep = (i: number): boolean => {
+    if (lowest < 0) return false;
+    const own = i >= lowest && ops[i].needsOutput;
+    const next = i + 1 >= lowest && i + 1 < ops.length && ops[i + 1].needsInput;
+    return own || next;
+  };
+  const order = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const timings = new Map<string, ProfileEntry>();
+  const timed = <T>(layer: string, phase: ProfileEntry['phase'], f: () => T): T => {
+    if (!options.profile) return f();
+    const t0 = performance.now();
+    const out = f();
+    const key = `${layer}\u0000${phase}`;
+    const e = timings.get(key) ?? { layer, phase, ms: 0, calls: 0 };
+    e.ms += performance.now() - t0;
+    e.calls++;
+    const rss = residentMiB();
+    if (rss !== undefined) e.rssMiB = Math.max(e.rssMiB ?? 0, rss);
+    timings.set(key, e);
+    return out;
+  };
+  return {
+    kind: 'fused-sequential',
+    profile: () => [...timings.values()].map((e) => ({ ...e })),
+    run(images, labels) {
+      if (lowest < 0) throw new Error('fused train step: the model has no trainable weights');
+      const ctx: Ctx = { training: true, grads: {} };
+      const acts: (tf.Tensor | undefined)[] = new Array(ops.length);
+      let loss: tf.Scalar | undefined;
+      try {
+        // forward
+        let x: tf.Tensor = images;
+        for (let i = 0; i < ops.length; i++) {
+          const xi = x;
+          const y = timed(ops[i].name, 'forward', () => ops[i].forward(xi, ctx));
+          if (i > 0 && !keep(i - 1)) {
+            acts[i - 1]?.dispose();
+            acts[i - 1] = undefined;
+          }
+          acts[i] = y;
+          x = y;
+        }
+        const logits = acts[ops.length - 1] as tf.Tensor2D;
+        const ce = timed('softmax-cross-entropy', 'loss', () => {
+          const targets = toTargets(labels, logits.shape[1]);
+          const r = k.softmaxCrossEntropy(logits, targets);
+          targets.dispose();
+          return r;
+        });
+        loss = ce.loss;
+        // backward, freeing each activation once nothing below needs it
+        let dy: tf.Tensor = ce.dLogits;
+        for (let i = ops.length - 1; i >= lowest; i--) {
+          const input = i > 0 ? acts[i - 1]! : images;
+          const dyi = dy;
+          const release = () => {
+            dyi.dispose();
+            acts[i]?.dispose();
+            acts[i] = undefined;
+          };
+          const dx = timed(ops[i].name, 'backward', () => ops[i].backward(dyi, input, acts[i]!, i > lowest, ctx, release));
+          release();
+          if (!dx) break;
+          dy = dx;
+        }
+        // tfjs optimizers keep their slots (momentum, Adam moments) by position in this map, so the order must be
+        // the model's trainable-weight order, as model.fit uses: then either path can continue the other's state.
+        const ordered: tf.NamedTensorMap = {};
+        for (const v of order) if (ctx.grads[v.name]) ordered[v.name] = ctx.grads[v.name];
+        timed(optimizer.getClassName(), 'update', () => optimizer.applyGradients(ordered));
+        return loss;
+      } catch (err) {
+        loss?.dispose();
+        throw err;
+      } finally {
+        for (const a of acts) a?.dispose();
+        for (const g of Object.values(ctx.grads)) g.dispose();
+        for (const op of ops) op.clear?.();
+      }
+    },
+  };
+}
+
+/** tfjs' own gradients (optimizer.minimize) with the same loss: softmax cross-entropy on the model's logits (a
+ *  final softmax activation is treated as part of the loss, as Keras does). */
+export function createGenericTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, reason?: string): TrainStep {
+  const outLayer = model.outputs[0].sourceLayer as AnyLayer;
+  const softmaxOut = activationName(outLayer) === 'softmax';
+  // As model.fit does: only the model's trainable weights (tfjs' default would be every trainable variable alive).
+  const varList = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  return {
+    kind: 'generic',
+    reason,
+    run(images, labels) {
+      const targets = toTargets(labels, model.outputs[0].shape[1] as number);
+      try {
+        return optimizer.minimize(() => {
+          const out = model.apply(images, { training: true }) as tf.Tensor2D;
+          if (!softmaxOut) return tf.losses.softmaxCrossEntropy(targets, out) as tf.Scalar;
+          const p = tf.clipByValue(out, 1e-7, 1 - 1e-7);
+          return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.log(p)), 1))) as tf.Scalar;
+        }, true, varList) as tf.Scalar;
+      } finally {
+        targets.dispose();
+      }
+    },
+  };
+}
+
+/** The fastest correct step for `model`: fused when every layer is supported, else tfjs' generic gradients (with the
+ *  reason in `.reason`). Set GAPCAM_FUSED_STEP=0 to force the generic path. */
+export function createTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
+  if (process.env.GAPCAM_FUSED_STEP === '0') return createGenericTrainStep(model, optimizer, 'GAPCAM_FUSED_STEP=0');
+  const why = fusedStepUnsupported(model);
+  return why ? createGenericTrainStep(model, optimizer, why) : createFusedTrainStep(model, optimizer, options);
+}
