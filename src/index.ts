@@ -42,3 +42,10 @@ export { crossValidateC, selectCAndFit, stratifiedFolds, DEFAULT_C_GRID, type Cv
 export { runSvm, trainAndTestSvm, loadSvmModel, type SvmResult, type SvmSettings } from './svm/service.js';
 export { runTransfer, type TransferResult, type RunTransferOptions } from './transfer/run.js';
 export { loadExperiment, parseExperiment, type Experiment } from './transfer/experiment.js';
+export { runCam, listImages, parseClassTokens, resolveClassToken, type CamRunOptions, type CamRunSummary, type CamImageResult, type NpyMode } from './cam/service.js';
+export { FaithfulnessAccumulator, curveAuc, type FaithfulnessResult, type FaithfulnessOptions } from './cam/faithfulness.js';
+export { loadCamInput, batchOf, type CamInput } from './cam/input.js';
+export { resizeBilinearArray } from './cam/class-maps.js';
+export { applyColormap, colormapLut, COLORMAP_NAMES, type ColormapName } from './render/colormap.js';
+export { renderOverlay, renderStrip, blend, drawBoxes, mapToSize, type DrawnBox, type StripPanel } from './render/overlay.js';
+export { galleryHtml, writeGallery, type GalleryCard, type GalleryInfo } from './render/gallery.js';

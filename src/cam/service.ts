@@ -194,6 +194,11 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
   for (const m of methods) {
     const how = m.layerChoice === 'auto' ? 'chosen automatically: the last layer with a 4-D output' : m.layerChoice === 'flag' ? 'from --layer' : "the model's CAM feature layer";
     note(`${m.name}: layer '${m.layer}' (${how})${m.relu ? ', ReLU on' : ''}`);
+    if (m.flags.maskedForward) {
+      const shape = model.getLayer(m.layer).outputShape as number[];
+      const channels = shape[shape.length - 1];
+      if (channels > 256) note(`${m.name}: ${channels} channels at '${m.layer}' = ${channels} masked forward passes per image; an earlier, narrower layer (--layer) is much faster`);
+    }
   }
 
   const { items: allItems, datasetClasses } = await collectItems(o);

@@ -53,9 +53,9 @@ const STYLE = `body{font-family:system-ui,DejaVu Sans,sans-serif;margin:16px;bac
 h1{font-size:20px;margin:0 0 6px}.facts{font-size:13px;color:#444;margin-bottom:8px}.facts span{margin-right:14px}
 .notes{font-size:13px;white-space:pre;background:#fff;padding:6px;border:1px solid #ddd;margin-bottom:8px}
 .bar{margin:8px 0}.bar button{margin-right:6px;padding:4px 10px}
-.grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #ccc;margin:0;padding:8px;width:420px}
-.pics{display:flex;gap:4px;flex-wrap:wrap}.pics a{flex:1 1 0;min-width:120px;text-decoration:none;color:#555;font-size:11px;text-align:center}
-.pics img{display:block;width:100%;height:160px;object-fit:contain;background:#222}
+.grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #ccc;margin:0;padding:8px;width:max-content}
+.pics{display:flex;gap:4px}.pics a{flex:0 0 200px;text-decoration:none;color:#555;font-size:11px;text-align:center}
+.pics img{display:block;width:200px;height:150px;object-fit:contain;background:#222}
 figcaption{font-size:13px;margin-top:4px}.id{color:#666}.iou.hit{color:#070}.iou.miss{color:#b00}.score,.rank{color:#333}
 .gt{color:#555}.strip{font-size:12px}`;
 
