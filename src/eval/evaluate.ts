@@ -413,7 +413,10 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
         classNames: dataset.classNames,
         fingerprint: datasetFingerprint(records),
       },
-      settings: { ...settings, batchSize, classMap: labelToModel, ...(o.limit !== undefined ? { limit: o.limit } : {}) },
+      settings: {
+        ...settings, batchSize, classMap: labelToModel,
+        classMapNames: Object.fromEntries(dataset.classNames.map((c, i) => [c, meta.classNames[labelToModel[i]]])),
+        ...(o.limit !== undefined ? { limit: o.limit } : {}) },
       metrics: {
         ...metrics,
         // a 1000-class confusion matrix is a million numbers: confusion.csv holds it

@@ -43,7 +43,13 @@ export interface EvaluationReport {
   engine: string;
   model: ModelIdentity;
   dataset: DatasetIdentity;
-  settings: EvaluationSettings & { batchSize: number; classMap: number[]; limit?: number };
+  settings: EvaluationSettings & {
+    batchSize: number;
+    /** Model class id of every dataset class, and the same as names (dataset class → model class). */
+    classMap: number[];
+    classMapNames: Record<string, string>;
+    limit?: number;
+  };
   metrics: EvaluationMetrics;
 }
 
