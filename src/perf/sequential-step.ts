@@ -59,7 +59,13 @@ export interface TrainStepOptions {
 
 interface Ctx {
   training: boolean;
+  /** Names of the variables to differentiate. */
+  wanted: Set<string>;
   grads: tf.NamedTensorMap;
+}
+
+function wants(ctx: Ctx, v: tf.Variable | undefined): v is tf.Variable {
+  return v !== undefined && ctx.wanted.has(v.name);
 }
 
 interface Op {
@@ -67,8 +73,8 @@ interface Op {
   /** Whether backward reads the layer's input / output. */
   needsInput: boolean;
   needsOutput: boolean;
-  /** Trainable variables of this op (empty when frozen or weightless). */
-  trainable: tf.Variable[];
+  /** Variables whose gradients this op can produce. */
+  weights: tf.Variable[];
   forward(x: tf.Tensor, ctx: Ctx): tf.Tensor;
   /** Gradient w.r.t. the input (null when !needDx); weight gradients go into ctx.grads. Must not dispose x, y, dy
    *  itself; calls `release()` (which frees dy and y) as soon as it no longer reads them, so that the largest
@@ -100,16 +106,6 @@ function varOf(layer: AnyLayer, field: 'kernel' | 'bias' | 'gamma' | 'beta'): tf
   return lv ? (lv.read() as tf.Variable) : undefined;
 }
 
-function trainableVars(layer: AnyLayer, fields: ('kernel' | 'bias')[]): tf.Variable[] {
-  if (!layer.trainable) return [];
-  const out: tf.Variable[] = [];
-  for (const f of fields) {
-    const lv = layer[f];
-    if (lv && lv.trainable) out.push(lv.read() as tf.Variable);
-  }
-  return out;
-}
-
 function checkNoRegularizers(layer: AnyLayer): void {
   for (const f of ['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint']) {
     if (layer[f] != null) throw new Unsupported(`layer '${layer.name}' has a ${f}`);
@@ -120,11 +116,6 @@ function checkChannelsLast(layer: AnyLayer): void {
   if (layer.dataFormat != null && layer.dataFormat !== 'channelsLast') {
     throw new Unsupported(`layer '${layer.name}' uses dataFormat ${layer.dataFormat}`);
   }
-}
-
-function addGrad(ctx: Ctx, v: tf.Variable | undefined, g: tf.Tensor, trainable: tf.Variable[]): void {
-  if (v && trainable.includes(v)) ctx.grads[v.name] = g;
-  else g.dispose();
 }
 
 function convOp(layer: AnyLayer): Op {
@@ -139,15 +130,15 @@ function convOp(layer: AnyLayer): Op {
   if (spec.pad !== 'same' && spec.pad !== 'valid') throw new Unsupported(`layer '${layer.name}' has padding ${spec.pad}`);
   const W = varOf(layer, 'kernel')!;
   const B = layer.useBias ? varOf(layer, 'bias') : undefined;
-  const trainable = trainableVars(layer, ['kernel', 'bias']);
+  const weights = B ? [W, B] : [W];
   return {
-    name: layer.name, needsInput: true, needsOutput: act === 'relu', trainable,
+    name: layer.name, needsInput: true, needsOutput: act === 'relu', weights,
     forward: (x) => k.convBiasAct(x as tf.Tensor4D, W as tf.Tensor4D, B as tf.Tensor1D | undefined, spec, act as 'relu' | 'linear'),
     backward: (dy, x, y, needDx, ctx, release) => {
       const g = (act === 'relu' ? k.reluGrad(dy, y) : dy) as tf.Tensor4D;
       if (g !== dy) release();
-      if (trainable.includes(W)) ctx.grads[W.name] = k.conv2dBackpropFilter(x as tf.Tensor4D, g, W.shape, spec);
-      if (B && trainable.includes(B)) ctx.grads[B.name] = k.biasAddGrad(g);
+      if (wants(ctx, W)) ctx.grads[W.name] = k.conv2dBackpropFilter(x as tf.Tensor4D, g, W.shape, spec);
+      if (wants(ctx, B)) ctx.grads[B.name] = k.biasAddGrad(g);
       const dx = needDx ? k.conv2dBackpropInput(g, W as tf.Tensor4D, x.shape, spec) : null;
       if (g !== dy) g.dispose();
       return dx;
@@ -162,17 +153,17 @@ function denseOp(layer: AnyLayer, isLast: boolean): Op {
   if (act !== 'relu' && act !== 'linear') throw new Unsupported(`layer '${layer.name}' has activation ${act}`);
   const W = varOf(layer, 'kernel')!;
   const B = layer.useBias ? varOf(layer, 'bias') : undefined;
-  const trainable = trainableVars(layer, ['kernel', 'bias']);
+  const weights = B ? [W, B] : [W];
   return {
-    name: layer.name, needsInput: true, needsOutput: act === 'relu', trainable,
+    name: layer.name, needsInput: true, needsOutput: act === 'relu', weights,
     forward: (x) => {
       if (x.rank !== 2) throw new Unsupported(`layer '${layer.name}' gets a rank-${x.rank} input`);
       return tf.fused.matMul({ a: x as tf.Tensor2D, b: W as tf.Tensor2D, bias: B, activation: act as 'relu' | 'linear' });
     },
     backward: (dy, x, y, needDx, ctx) => {
       const g = act === 'relu' ? k.reluGrad(dy, y) : dy;
-      if (trainable.includes(W)) ctx.grads[W.name] = tf.matMul(x as tf.Tensor2D, g as tf.Tensor2D, true, false);
-      if (B && trainable.includes(B)) ctx.grads[B.name] = k.biasAddGrad(g);
+      if (wants(ctx, W)) ctx.grads[W.name] = tf.matMul(x as tf.Tensor2D, g as tf.Tensor2D, true, false);
+      if (wants(ctx, B)) ctx.grads[B.name] = k.biasAddGrad(g);
       const dx = needDx ? tf.matMul(g as tf.Tensor2D, W as tf.Tensor2D, false, true) : null;
       if (g !== dy) g.dispose();
       return dx;
@@ -192,13 +183,12 @@ function poolOp(layer: AnyLayer, kind: 'max' | 'avg'): Op {
     workspace = undefined;
   };
   return {
-    name: layer.name, needsInput: true, needsOutput: kind === 'max', trainable: [],
-    forward: (x, ctx) => {
+    name: layer.name, needsInput: true, needsOutput: kind === 'max', weights: [],
+    forward: (x) => {
       if (kind === 'avg') return k.avgPool(x as tf.Tensor4D, spec);
       const r = k.maxPool(x as tf.Tensor4D, spec);
       clear();
-      if (ctx.training) workspace = r.workspace;
-      else r.workspace?.dispose();
+      workspace = r.workspace;
       return r.y;
     },
     backward: (dy, x, y, needDx) => {
@@ -216,7 +206,7 @@ function gapOp(layer: AnyLayer): Op {
   checkChannelsLast(layer);
   if (layer.keepDims) throw new Unsupported(`layer '${layer.name}' keeps dims`);
   return {
-    name: layer.name, needsInput: true, needsOutput: false, trainable: [],
+    name: layer.name, needsInput: true, needsOutput: false, weights: [],
     forward: (x) => tf.mean(x, [1, 2]),
     backward: (dy, x, _y, needDx) => {
       if (!needDx) return null;
@@ -228,7 +218,7 @@ function gapOp(layer: AnyLayer): Op {
 
 function flattenOp(layer: AnyLayer): Op {
   return {
-    name: layer.name, needsInput: true, needsOutput: false, trainable: [],
+    name: layer.name, needsInput: true, needsOutput: false, weights: [],
     forward: (x) => tf.reshape(x, [x.shape[0], -1]),
     backward: (dy, x, _y, needDx) => (needDx ? tf.reshape(dy, x.shape) : null),
   };
@@ -250,12 +240,12 @@ function activationOp(layer: AnyLayer, isLast: boolean): Op {
   }
   if (act === 'softmax' && isLast) act = 'linear';
   if (act === 'linear') {
-    return { name: layer.name, needsInput: false, needsOutput: false, trainable: [],
+    return { name: layer.name, needsInput: false, needsOutput: false, weights: [],
       forward: (x) => tf.clone(x), backward: (dy, _x, _y, needDx) => (needDx ? tf.clone(dy) : null) };
   }
   if (act !== 'relu' && act !== 'leakyrelu') throw new Unsupported(`layer '${layer.name}' has activation ${act}`);
   return {
-    name: layer.name, needsInput: false, needsOutput: true, trainable: [],
+    name: layer.name, needsInput: false, needsOutput: true, weights: [],
     forward: (x) => (act === 'relu' ? tf.relu(x) : tf.leakyRelu(x, alpha)),
     // y has the sign of x for relu and for leaky ReLU with alpha > 0, so the output serves as the mask.
     backward: (dy, _x, y, needDx) => (needDx ? (act === 'relu' ? k.reluGrad(dy, y) : k.leakyReluGrad(dy, y, alpha)) : null),
@@ -267,7 +257,7 @@ function dropoutOp(layer: AnyLayer): Op {
   const rate: number = layer.rate;
   let mask: tf.Tensor | undefined;
   return {
-    name: layer.name, needsInput: false, needsOutput: false, trainable: [],
+    name: layer.name, needsInput: false, needsOutput: false, weights: [],
     forward: (x, ctx) => {
       if (!ctx.training || rate === 0) return tf.clone(x);
       mask?.dispose();
@@ -282,6 +272,35 @@ function dropoutOp(layer: AnyLayer): Op {
       mask?.dispose();
       mask = undefined;
     },
+  };
+}
+
+/** BatchNormalization in inference mode (moving statistics): a per-channel affine map. Batch-statistics mode
+ *  (training: true) is not implemented here; gradients() refuses it and createTrainStep uses the generic path. */
+function batchNormOp(layer: AnyLayer): Op {
+  const axis = Array.isArray(layer.axis) ? layer.axis : [layer.axis];
+  if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) throw new Unsupported(`layer '${layer.name}' normalises axis ${axis}`);
+  const read = (f: string) => (layer[f] ? (layer[f].read() as tf.Variable) : undefined);
+  const gamma = read('gamma');
+  const beta = read('beta');
+  const mean = read('movingMean')!;
+  const variance = read('movingVariance')!;
+  const eps: number = layer.epsilon;
+  const weights = [gamma, beta].filter((v): v is tf.Variable => v !== undefined);
+  const invStd = () => tf.rsqrt(tf.add(variance, eps));
+  return {
+    name: layer.name, needsInput: true, needsOutput: false, weights,
+    forward: (x, ctx) => {
+      if (ctx.training) throw new Error(`fused gradients: layer '${layer.name}' (BatchNormalization) in training mode (batch statistics) is not implemented; use training: false (frozen BN) or the generic path`);
+      return tf.batchNorm(x, mean, variance, beta, gamma, eps);
+    },
+    backward: (dy, x, _y, needDx, ctx) => tf.tidy(() => {
+      const inv = invStd();
+      if (wants(ctx, gamma)) ctx.grads[gamma.name] = tf.keep(tf.sum(tf.mul(dy, tf.mul(tf.sub(x, mean), inv)), [0, 1, 2]));
+      if (wants(ctx, beta)) ctx.grads[beta.name] = tf.keep(k.biasAddGrad(dy));
+      if (!needDx) return null as unknown as tf.Tensor;
+      return tf.mul(dy, gamma ? tf.mul(gamma, inv) : inv);
+    }) ?? null,
   };
 }
 
@@ -311,15 +330,22 @@ function planOps(model: tf.LayersModel): Op[] {
       case 'Flatten': return flattenOp(layer);
       case 'Activation': case 'ReLU': case 'LeakyReLU': return activationOp(layer, isLast);
       case 'Dropout': return dropoutOp(layer);
+      case 'BatchNormalization': return batchNormOp(layer);
       default: throw new Unsupported(`layer '${layer.name}' (${layer.getClassName()}) has no fused implementation`);
     }
   });
 }
 
-/** Why `model` cannot use the fused step, or undefined when it can. */
-export function fusedStepUnsupported(model: tf.LayersModel): string | undefined {
+/** Why `model` cannot use the fused step, or undefined when it can. `training: true` (the default) also rules out
+ *  BatchNormalization, which is implemented in inference mode only. */
+export function fusedStepUnsupported(model: tf.LayersModel, options: { training?: boolean } = {}): string | undefined {
   try {
-    planOps(model);
+    const ops = planOps(model);
+    if (options.training ?? true) {
+      const bn = chainOf(model).find((l) => l.getClassName() === 'BatchNormalization');
+      if (bn) return `layer '${bn.name}' (BatchNormalization) in training mode has no fused implementation`;
+    }
+    void ops;
     return undefined;
   } catch (err) {
     if (err instanceof Unsupported) return err.message;
@@ -332,96 +358,149 @@ function toTargets(labels: tf.Tensor1D | tf.Tensor2D, classes: number): tf.Tenso
   return tf.tidy(() => tf.cast(tf.oneHot(tf.cast(labels, 'int32') as tf.Tensor1D, classes), 'float32') as tf.Tensor2D);
 }
 
-/** The fused step; throws an Error naming the first unsupported layer. */
-export function createFusedTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
-  let ops: Op[];
-  try {
-    ops = planOps(model);
-  } catch (err) {
-    if (err instanceof Unsupported) throw new Error(`fused train step: ${err.message}`);
-    throw err;
+export interface FusedGradientsOptions {
+  /** Layers in training mode (dropout active); false = inference mode (moving BN statistics), as model.apply's
+   *  `training` kwarg. Default true. */
+  training?: boolean;
+  /** The variables to differentiate (default: the model's trainable weights). Layers below the lowest one run
+   *  forward only. */
+  variables?: tf.Variable[];
+}
+
+export interface FusedGradientsResult {
+  /** Mean softmax cross-entropy of the batch (on logits; a final softmax is folded into the loss). */
+  loss: tf.Scalar;
+  /** Gradients by variable name, in the order of `variables` (tfjs optimizers keep slots by position). */
+  grads: tf.NamedTensorMap;
+  /** How many images the model classified correctly before the update (argmax of the logits = label). */
+  correct: tf.Scalar;
+}
+
+/**
+ * Loss and gradients of a chain-shaped Layers model by a hand-written backward pass: a drop-in for
+ * `tf.variableGrads(() => crossEntropy(model.apply(x)), vars)` that keeps a fraction of the memory and runs one
+ * engine kernel per piece. Create once per model (construction plans the layers; it throws naming the first
+ * layer it cannot handle — see fusedStepUnsupported).
+ */
+export class FusedGradients {
+  private readonly ops: Op[];
+  private readonly allTrainable: tf.Variable[];
+  private readonly timings = new Map<string, ProfileEntry>();
+
+  constructor(private readonly model: tf.LayersModel, private readonly options: TrainStepOptions = {}) {
+    try {
+      this.ops = planOps(model);
+    } catch (err) {
+      if (err instanceof Unsupported) throw new Error(`fused gradients: ${err.message}`);
+      throw err;
+    }
+    this.allTrainable = model.trainableWeights.map((v) => v.read() as tf.Variable);
   }
-  const lowest = ops.findIndex((op) => op.trainable.length > 0);
-  // Activation i (output of ops[i]; index -1 is the caller's input) is kept for the backward pass when a later
-  // backward reads it.
-  const keep = (i: number): boolean => {
-    if (lowest < 0) return false;
-    const own = i >= lowest && ops[i].needsOutput;
-    const next = i + 1 >= lowest && i + 1 < ops.length && ops[i + 1].needsInput;
-    return own || next;
-  };
-  const order = model.trainableWeights.map((v) => v.read() as tf.Variable);
-  const timings = new Map<string, ProfileEntry>();
-  const timed = <T>(layer: string, phase: ProfileEntry['phase'], f: () => T): T => {
-    if (!options.profile) return f();
+
+  /** Per-layer timings (with `profile: true`), summed over all calls. */
+  profile(): ProfileEntry[] {
+    return [...this.timings.values()].map((e) => ({ ...e }));
+  }
+
+  private timed<T>(layer: string, phase: ProfileEntry['phase'], f: () => T): T {
+    if (!this.options.profile) return f();
     const t0 = performance.now();
     const out = f();
     const key = `${layer}\u0000${phase}`;
-    const e = timings.get(key) ?? { layer, phase, ms: 0, calls: 0 };
+    const e = this.timings.get(key) ?? { layer, phase, ms: 0, calls: 0 };
     e.ms += performance.now() - t0;
     e.calls++;
     const rss = residentMiB();
     if (rss !== undefined) e.rssMiB = Math.max(e.rssMiB ?? 0, rss);
-    timings.set(key, e);
+    this.timings.set(key, e);
     return out;
-  };
+  }
+
+  /** images [N, H, W, C]; labels: class ids [N] (int32) or targets [N, classes] (float32). The caller disposes the
+   *  returned tensors. */
+  gradients(images: tf.Tensor4D, labels: tf.Tensor1D | tf.Tensor2D, options: FusedGradientsOptions = {}): FusedGradientsResult {
+    const ops = this.ops;
+    const variables = options.variables ?? this.allTrainable;
+    const ctx: Ctx = { training: options.training ?? true, wanted: new Set(variables.map((v) => v.name)), grads: {} };
+    const lowest = ops.findIndex((op) => op.weights.some((v) => ctx.wanted.has(v.name)));
+    if (lowest < 0) throw new Error('fused gradients: none of the variables belongs to the model');
+    // Activation i (output of ops[i]; -1 is the caller's input) is kept while a later backward reads it.
+    const keep = (i: number): boolean => (i >= lowest && ops[i].needsOutput) ||
+      (i + 1 >= lowest && i + 1 < ops.length && ops[i + 1].needsInput);
+    const acts: (tf.Tensor | undefined)[] = new Array(ops.length);
+    let loss: tf.Scalar | undefined;
+    let correct: tf.Scalar | undefined;
+    try {
+      let x: tf.Tensor = images;
+      for (let i = 0; i < ops.length; i++) {
+        const xi = x;
+        const y = this.timed(ops[i].name, 'forward', () => ops[i].forward(xi, ctx));
+        if (i > 0 && !keep(i - 1)) {
+          acts[i - 1]?.dispose();
+          acts[i - 1] = undefined;
+        }
+        acts[i] = y;
+        x = y;
+      }
+      const logits = acts[ops.length - 1] as tf.Tensor2D;
+      if (logits.rank !== 2) throw new Error(`fused gradients: the model output has rank ${logits.rank}; expected [batch, classes]`);
+      const ce = this.timed('softmax-cross-entropy', 'loss', () => tf.tidy(() => {
+        const targets = toTargets(labels, logits.shape[1]);
+        const ids = labels.rank === 1 ? tf.cast(labels, 'int32') : tf.argMax(labels, -1);
+        const r = k.softmaxCrossEntropy(logits, targets);
+        return { ...r, correct: tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), ids), 'float32')) as tf.Scalar };
+      }));
+      loss = ce.loss;
+      correct = ce.correct;
+      let dy: tf.Tensor = ce.dLogits;
+      for (let i = ops.length - 1; i >= lowest; i--) {
+        const input = i > 0 ? acts[i - 1]! : images;
+        const dyi = dy;
+        const release = () => {
+          dyi.dispose();
+          acts[i]?.dispose();
+          acts[i] = undefined;
+        };
+        const dx = this.timed(ops[i].name, 'backward', () => ops[i].backward(dyi, input, acts[i]!, i > lowest, ctx, release));
+        release();
+        if (!dx) break;
+        dy = dx;
+      }
+      const grads: tf.NamedTensorMap = {};
+      for (const v of variables) if (ctx.grads[v.name]) grads[v.name] = ctx.grads[v.name];
+      ctx.grads = {};
+      return { loss, grads, correct };
+    } catch (err) {
+      loss?.dispose();
+      correct?.dispose();
+      throw err;
+    } finally {
+      for (const a of acts) a?.dispose();
+      for (const g of Object.values(ctx.grads)) g.dispose();
+      for (const op of ops) op.clear?.();
+    }
+  }
+}
+
+/** The fused step; throws an Error naming the first unsupported layer. */
+export function createFusedTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
+  const fused = new FusedGradients(model, options);
   return {
     kind: 'fused-sequential',
-    profile: () => [...timings.values()].map((e) => ({ ...e })),
+    profile: () => fused.profile(),
     run(images, labels) {
-      if (lowest < 0) throw new Error('fused train step: the model has no trainable weights');
-      const ctx: Ctx = { training: true, grads: {} };
-      const acts: (tf.Tensor | undefined)[] = new Array(ops.length);
-      let loss: tf.Scalar | undefined;
+      const { loss, grads, correct } = fused.gradients(images, labels, { training: true });
+      correct.dispose();
       try {
-        // forward
-        let x: tf.Tensor = images;
-        for (let i = 0; i < ops.length; i++) {
-          const xi = x;
-          const y = timed(ops[i].name, 'forward', () => ops[i].forward(xi, ctx));
-          if (i > 0 && !keep(i - 1)) {
-            acts[i - 1]?.dispose();
-            acts[i - 1] = undefined;
-          }
-          acts[i] = y;
-          x = y;
-        }
-        const logits = acts[ops.length - 1] as tf.Tensor2D;
-        const ce = timed('softmax-cross-entropy', 'loss', () => {
-          const targets = toTargets(labels, logits.shape[1]);
-          const r = k.softmaxCrossEntropy(logits, targets);
-          targets.dispose();
-          return r;
-        });
-        loss = ce.loss;
-        // backward, freeing each activation once nothing below needs it
-        let dy: tf.Tensor = ce.dLogits;
-        for (let i = ops.length - 1; i >= lowest; i--) {
-          const input = i > 0 ? acts[i - 1]! : images;
-          const dyi = dy;
-          const release = () => {
-            dyi.dispose();
-            acts[i]?.dispose();
-            acts[i] = undefined;
-          };
-          const dx = timed(ops[i].name, 'backward', () => ops[i].backward(dyi, input, acts[i]!, i > lowest, ctx, release));
-          release();
-          if (!dx) break;
-          dy = dx;
-        }
-        // tfjs optimizers keep their slots (momentum, Adam moments) by position in this map, so the order must be
-        // the model's trainable-weight order, as model.fit uses: then either path can continue the other's state.
-        const ordered: tf.NamedTensorMap = {};
-        for (const v of order) if (ctx.grads[v.name]) ordered[v.name] = ctx.grads[v.name];
-        timed(optimizer.getClassName(), 'update', () => optimizer.applyGradients(ordered));
+        // Gradients come in the model's trainable-weight order, as model.fit passes them: tfjs optimizers keep
+        // their slots by position, so either path can continue the other's optimizer state.
+        optimizer.applyGradients(grads);
         return loss;
       } catch (err) {
-        loss?.dispose();
+        loss.dispose();
         throw err;
       } finally {
-        for (const a of acts) a?.dispose();
-        for (const g of Object.values(ctx.grads)) g.dispose();
-        for (const op of ops) op.clear?.();
+        tf.dispose(grads);
       }
     },
   };

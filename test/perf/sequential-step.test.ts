@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { useEngine, expectNoTensorLeak } from '../helpers.js';
-import { createFusedTrainStep, createGenericTrainStep, createTrainStep, fusedStepUnsupported } from '../../src/perf/sequential-step.js';
+import { createFusedTrainStep, createGenericTrainStep, createTrainStep, fusedStepUnsupported, FusedGradients } from '../../src/perf/sequential-step.js';
+import { oneDnnKernels } from '../../src/perf/native.js';
 
 type Builder = () => tf.LayersModel;
 
@@ -112,6 +113,49 @@ describe('perf/sequential-step: fused train step', () => {
     const y = tf.tensor1d([0, 2], 'int32');
     await expectNoTensorLeak(() => { step.run(x, y).dispose(); }, 4);
     tf.dispose([x, y]);
+  });
+
+  it('gives tf.variableGrads\' gradients for a darknet-style chain with frozen BN (training: false) and a variable subset', () => {
+    const input = tf.input({ shape: [9, 9, 3] });
+    let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', useBias: false, name: 'd1' }).apply(input) as tf.SymbolicTensor;
+    x = tf.layers.batchNormalization({ name: 'bn1', movingMeanInitializer: tf.initializers.randomUniform({ minval: -0.2, maxval: 0.2, seed: 4 }),
+      movingVarianceInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 2, seed: 5 }),
+      gammaInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 6 }) }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.leakyReLU({ alpha: 0.1, name: 'lk1' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, padding: 'same', name: 'mp' }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.conv2d({ filters: 5, kernelSize: 1, padding: 'same', name: 'd2' }).apply(x) as tf.SymbolicTensor;
+    const out = tf.layers.globalAveragePooling2d({ name: 'g' }).apply(x) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    expect(fusedStepUnsupported(model, { training: false })).to.equal(undefined);
+    const images = tf.randomUniform([3, 9, 9, 3], -1, 1, 'float32', 9) as tf.Tensor4D;
+    const labels = tf.tensor1d([4, 0, 2], 'int32');
+    const all = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    const fused = new FusedGradients(model);
+    for (const vars of [all, all.filter((v) => !v.name.startsWith('d1'))]) {
+      const ref = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 5), model.apply(images, { training: false }) as tf.Tensor) as tf.Scalar, vars);
+      const got = fused.gradients(images, labels, { training: false, variables: vars });
+      expect(Object.keys(got.grads)).to.deep.equal(vars.map((v) => v.name));
+      expect(Math.abs(got.loss.dataSync()[0] - ref.value.dataSync()[0])).to.be.below(1e-5);
+      for (const v of vars) expect(maxAbsDiff(got.grads[v.name], ref.grads[v.name]), v.name).to.be.below(1e-5);
+      const logits = model.predict(images) as tf.Tensor;
+      const want = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'float32')).dataSync()[0];
+      expect(got.correct.dataSync()[0]).to.equal(want);
+      tf.dispose([ref.value, ref.grads, got.loss, got.grads, got.correct, logits]);
+    }
+    expect(() => fused.gradients(images, labels, { training: true })).to.throw(/BatchNormalization/);
+    tf.dispose([images, labels]);
+  });
+
+  it('uses oneDNN max pooling and conv+bias kernels on the native engine (and matches the portable ops)', function () {
+    if (tf.getBackend() !== 'tensorflow') this.skip();
+    const m = convNet();
+    const step = createFusedTrainStep(m, tf.train.sgd(0.01));
+    const x = tf.randomUniform([1, 12, 12, 3]) as tf.Tensor4D;
+    const y = tf.tensor1d([1], 'int32');
+    step.run(x, y).dispose();
+    tf.dispose([x, y]);
+    // The probes compare each kernel with the portable op first; both exist in every x86 TensorFlow 2.x build.
+    expect(oneDnnKernels()).to.deep.equal({ _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true });
   });
 
   it('chooses the fused path when every layer is supported, else the generic one with the reason', () => {
