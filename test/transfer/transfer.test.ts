@@ -166,5 +166,11 @@ describe('transfer: experiments end to end', () => {
     const cell2 = again.cells[0];
     expect(cell2.features!.reused).to.equal(true);
     expect(cell2.splits).to.deep.equal(cell.splits);
+    // Forced re-extraction gives the same numbers and leaves no tensor behind (the model is disposed after its row).
+    const tensorsBefore = tf.memory().numTensors;
+    const forced = await runTransfer(file, { out, checkpointRoot: path.join(tmp, 'ckpt'), onlySources: ['tiny GAP'], onlyDatasets: ['colours'], force: true });
+    expect(tf.memory().numTensors, 'tensors after a run').to.equal(tensorsBefore);
+    expect(forced.cells[0].features!.reused).to.equal(false);
+    expect(forced.cells[0].splits).to.deep.equal(cell.splits);
   });
 });
