@@ -166,6 +166,22 @@ describe('data/adapters', () => {
       expect(viaPath.records).to.have.length(5);
     });
 
+    it('takes the split from ImageSets/Main lists in the official VOC layout (JPEGImages/ + Annotations/)', async () => {
+      const root = makeTempDir();
+      const f = path.join(root, 'VOC2007');
+      fs.mkdirSync(path.join(f, 'Annotations'), { recursive: true });
+      fs.mkdirSync(path.join(f, 'ImageSets', 'Main'), { recursive: true });
+      for (const [stem, name] of [['000001', 'cat'], ['000002', 'dog'], ['000003', 'cat'], ['000004', 'dog']]) {
+        await png(path.join(f, 'JPEGImages', `${stem}.jpg`), 50, 40);
+        fs.writeFileSync(path.join(f, 'Annotations', `${stem}.xml`), xml(`${stem}.jpg`, 50, 40, [[name, 1, 1, 9, 9]]));
+      }
+      fs.writeFileSync(path.join(f, 'ImageSets', 'Main', 'trainval.txt'), '000001\n000002\n');
+      fs.writeFileSync(path.join(f, 'ImageSets', 'Main', 'test.txt'), '000003\n');
+      const ds = await loadDataset(f);
+      expect(ds.classNames).to.deep.equal(['cat', 'dog']);
+      expect(ds.records.map((r) => [r.id, r.label, r.split])).to.deep.equal([['000001', 0, 'train'], ['000002', 1, 'train'], ['000003', 0, 'test']]);
+    });
+
     it('an XML that does not parse: one-line error naming the file and line, or a counted skip', async () => {
       const root = makeTempDir();
       const f = await vocFolder(root, 'birds', [['b1', [['bird', 1, 1, 5, 5]]], ['b2', [['bird', 1, 1, 5, 5]]]]);

@@ -4,11 +4,13 @@
 // Box conversion: VOC coordinates are 1-based pixel indices with inclusive corners (the devkit convention; labelImg
 // writes xmin ≥ 1 and xmax ≤ width), so gapcam's 0-based inclusive box is [xmin − 1, ymin − 1, xmax − 1, ymax − 1].
 // Sizes come from <size> (no image is opened); when <size> is missing or zero they come from the image header.
-// A folder without its own split gets a fixed seeded per-class split (see split.ts).
+// A folder with ImageSets/Main/{train,trainval,val,test}.txt (the official VOC layout) takes its split from those
+// lists (test.txt → test; val.txt → test when there is no test.txt, else val; train/trainval → train; images in
+// no list are left out). A folder without them gets a fixed seeded per-class split (see split.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import type { Box, Dataset, ImageRecord } from '../types.js';
+import type { Box, Dataset, ImageRecord, Split } from '../types.js';
 import { type LayoutAdapter, type LayoutOptions } from './types.js';
 import { BadInput, checkBox, isImageFile, naturalCompare } from '../util.js';
 import { fillSizes } from '../sizes.js';
@@ -73,7 +75,27 @@ export function parseVocXml(file: string, text: string): VocAnnotation {
   };
 }
 
+/** The split lists of an official VOC folder (stem → split), or undefined when it has none. */
+export function vocSplitLists(folder: string): Map<string, Split> | undefined {
+  const dir = path.join(folder, 'ImageSets', 'Main');
+  const read = (name: string): string[] | undefined => {
+    const f = path.join(dir, `${name}.txt`);
+    if (!fs.existsSync(f)) return undefined;
+    return fs.readFileSync(f, 'utf8').split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
+  };
+  const train = [...(read('train') ?? []), ...(read('trainval') ?? [])];
+  const val = read('val');
+  const test = read('test');
+  if (!train.length || (!val && !test)) return undefined;
+  const out = new Map<string, Split>();
+  for (const id of train) out.set(id, 'train');
+  for (const id of val ?? []) out.set(id, test ? 'val' : 'test');
+  for (const id of test ?? []) out.set(id, 'test');
+  return out;
+}
+
 interface Pending {
+  fixedSplit?: Split | 'none';
   rec: ImageRecord;
   xml: string;
   objects: VocAnnotation['objects'];
@@ -91,6 +113,7 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
     const annDir = findDir(folder, ANNOTATION_DIRS);
     if (!imgDir || !annDir) throw new UserError(`not a VOC folder: ${folder} (expected images/ and annotations/ inside)`);
     const folderName = path.basename(path.resolve(folder));
+    const lists = vocSplitLists(folder);
     const xmls = fs.readdirSync(annDir).filter((f) => f.toLowerCase().endsWith('.xml')).sort(naturalCompare);
     const imagesByStem = new Map<string, string>();
     for (const f of fs.readdirSync(imgDir)) if (isImageFile(f)) imagesByStem.set(path.parse(f).name, f);
@@ -116,7 +139,7 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
         className = ann.objects[0].name;
       }
       const id = folders.length > 1 ? `${folderName}/${stem}` : stem;
-      pending.push({ rec: { id, path: imagePath, label: -1, width: ann.width, height: ann.height, boxes: [], split: 'train' }, xml, objects: ann.objects, className });
+      pending.push({ fixedSplit: lists ? lists.get(stem) ?? 'none' : undefined, rec: { id, path: imagePath, label: -1, width: ann.width, height: ann.height, boxes: [], split: 'train' }, xml, objects: ann.objects, className });
     }
   }
   const classNames = [...new Set(pending.map((p) => p.className))].sort(naturalCompare);
@@ -139,7 +162,11 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
     }
     if (ok) records.push(rec);
   }
-  records = assignSeededSplit(records, classNames, ...seededSplitOf(options));
+  const listed = records.filter((r) => xmlOf.get(r)!.fixedSplit !== undefined);
+  for (const r of listed) r.split = xmlOf.get(r)!.fixedSplit as Split;
+  const unlisted = assignSeededSplit(records.filter((r) => xmlOf.get(r)!.fixedSplit === undefined), classNames, ...seededSplitOf(options));
+  const keep = new Set([...listed.filter((r) => xmlOf.get(r)!.fixedSplit !== 'none'), ...unlisted]);
+  records = records.filter((r) => keep.has(r));
   const root = folders.length === 1 ? folders[0] : path.dirname(path.resolve(folders[0]));
   return { name: options.name ?? path.basename(path.resolve(folders.length === 1 ? folders[0] : root)), root, classNames, records, ...(bad.skip ? { skipped: bad.skipped } : {}) };
 }
