@@ -40,7 +40,7 @@ export const evaluateCommand: GapcamCommand = {
       .option('limit', { type: 'number', describe: 'evaluate only the first N images of the split' })
       .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200', 'CUB test split, paper rule at 20 %, MaxBoxAccV2')
       .example('$0 evaluate checkpoints/darknet-gap --dataset wild2 --data-root ../shared/datasets', 'kangaroo vs raccoon photos')
-      .example('$0 evaluate ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets --class-map kangaroo=wallaby,raccoon=raccoon', 'an ImageNet model on the two photo classes')
+      .example('$0 evaluate ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets --class-map "kangaroo=wallaby,raccoon=lesser panda"', 'an ImageNet model, its nearest classes standing in')
       .example('$0 evaluate my-run --dataset digits-loc --flip --boxes all --out /tmp/eval', 'flip averaging, all components, custom folder'),
   handler: async (argv) => {
     const args = argv as Args<EvaluateArgs>;
