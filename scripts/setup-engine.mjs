@@ -7,8 +7,12 @@
 // wheel that pip can obtain (from whatever index pip is configured with), and places it in `.engine/tfjs-node`
 // (outside node_modules, so `npm ci` keeps it). src/engine.ts loads it from there.
 //
+// Where npm's own install of @tensorflow/tfjs-node worked (a machine that can download libtensorflow), this script
+// checks that it runs and does nothing else. Tool output (npm pack, pip, node-gyp and the compiler) goes to
+// .engine/build.log and is shown only when a step fails.
+//
 // Never fails the install: if nothing works it says why, and gapcam falls back to the wasm engine.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,21 +28,54 @@ const bindingDir = path.join(engineDir, 'tfjs-node');
 const cacheDir = path.join(engineDir, 'cache');
 const log = (msg) => console.log(`[gapcam engine] ${msg}`);
 
-/** True when `spec` (a module path or name) loads and runs a matMul on the tensorflow backend, in a child process
- *  (a broken native library can crash the process that loads it). */
-function engineWorks(spec) {
+const buildLog = path.join(engineDir, 'build.log');
+
+/** Loads `spec` (a module path or name) in a child process (a broken native library can crash the process that
+ *  loads it) and runs a matMul on the tensorflow backend. Returns { versions } or { error }. */
+function probeEngine(spec) {
   const probe = `
     const tf = require(${JSON.stringify(spec)});
     const a = tf.tensor2d([[1, 2], [3, 4]]);
     const v = tf.matMul(a, a).dataSync();
-    if (tf.getBackend() !== 'tensorflow' || v[0] !== 7 || v[3] !== 22) process.exit(3);
-    console.log(tf.version['tfjs-node'], tf.backend().binding.TF_Version);`;
-  const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
+    if (tf.getBackend() !== 'tensorflow') throw new Error('backend is ' + tf.getBackend() + ', not tensorflow');
+    if (v[0] !== 7 || v[3] !== 22) throw new Error('matMul gave ' + Array.from(v));
+    console.log(JSON.stringify({ tfjsNode: tf.version['tfjs-node'], tensorflow: tf.backend().binding.TF_Version }));`;
+  const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8',
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
+  if (r.status === 0) {
+    try {
+      return { versions: JSON.parse(r.stdout.trim().split('\n').pop()) };
+    } catch {
+      return { error: `unexpected probe output: ${r.stdout.trim()}` };
+    }
+  }
+  const lines = `${r.stderr || ''}`.split('\n').map((l) => l.trim());
+  const error = lines.find((l) => /^(Error|\w*Error):/.test(l)) ?? lines.find(Boolean) ?? `exit code ${r.status}`;
+  return { error };
 }
 
-function run(cmd, args, opts = {}) {
-  execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+const describe = (v) => `tfjs-node ${v.tfjsNode}, TensorFlow ${v.tensorflow}`;
+
+/** Runs a tool with its output appended to .engine/build.log; on failure shows the relevant part and throws. */
+function run(step, cmd, args, opts = {}) {
+  fs.mkdirSync(engineDir, { recursive: true });
+  fs.appendFileSync(buildLog, `\n$ ${[cmd, ...args].join(' ')}\n`);
+  const fd = fs.openSync(buildLog, 'a');
+  let r;
+  try {
+    r = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], ...opts });
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (r.error) throw new Error(`${step}: cannot run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) {
+    const lines = fs.readFileSync(buildLog, 'utf8').split('\n');
+    const tail = lines.slice(lines.lastIndexOf(`$ ${[cmd, ...args].join(' ')}`) + 1).filter((l) => l.trim());
+    const errors = tail.filter((l) => /\berror\b|ERR!|fatal|No such file|not found/i.test(l)).slice(0, 25);
+    const shown = errors.length > 0 ? errors : tail.slice(-25);
+    for (const l of shown) console.error(`[gapcam engine]   ${l}`);
+    throw new Error(`${step} failed (exit ${r.status ?? r.signal}); full output in ${path.relative(root, buildLog)}`);
+  }
 }
 
 /** pip's configured indexes and find-links, read from pip itself, so that local indexes are used directly and pip
@@ -61,11 +98,11 @@ function downloadWheel() {
   if (have) return path.join(cacheDir, have);
   const { index, links } = pipSources();
   const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check',
-    '--retries', '0', '--timeout', '15', '-d', cacheDir, TF_WHEEL];
+    '--progress-bar', 'off', '--retries', '0', '--timeout', '15', '-d', cacheDir, TF_WHEEL];
   if (index.length > 0) args.push('--index-url', index[0], ...index.slice(1).flatMap((u) => ['--extra-index-url', u]));
   for (const l of links) args.push('--find-links', l);
-  log(`fetching ${TF_WHEEL} with pip (${index.length + links.length} configured sources)`);
-  run('python3', args);
+  log(`fetching the ${TF_WHEEL} wheel (about 270 MB) with pip (${index.length + links.length} configured sources)`);
+  run('pip download', 'python3', args);
   const got = fs.readdirSync(cacheDir).find((f) => /^tensorflow_cpu-.*\.whl$/.test(f));
   if (!got) throw new Error(`pip did not produce a ${TF_WHEEL} wheel`);
   return path.join(cacheDir, got);
@@ -76,11 +113,11 @@ function unpackTfjsNodeSource() {
   const tgz = path.join(cacheDir, `tensorflow-tfjs-node-${TFJS_NODE_VERSION}.tgz`);
   if (!fs.existsSync(tgz)) {
     log(`fetching @tensorflow/tfjs-node@${TFJS_NODE_VERSION} source from the npm registry`);
-    run('npm', ['pack', `@tensorflow/tfjs-node@${TFJS_NODE_VERSION}`, '--pack-destination', cacheDir, '--silent']);
+    run('npm pack', 'npm', ['pack', `@tensorflow/tfjs-node@${TFJS_NODE_VERSION}`, '--pack-destination', cacheDir, '--silent']);
   }
   fs.rmSync(bindingDir, { recursive: true, force: true });
   fs.mkdirSync(bindingDir, { recursive: true });
-  run('tar', ['xzf', tgz, '-C', bindingDir, '--strip-components=1']);
+  run('unpacking tfjs-node', 'tar', ['xzf', tgz, '-C', bindingDir, '--strip-components=1']);
 }
 
 /** Takes from the wheel only the two shared libraries and the C API headers the binding includes. */
@@ -106,7 +143,7 @@ with zipfile.ZipFile(wheel) as z:
                 if not chunk: break
                 out.write(chunk)
 `;
-  run('python3', ['-c', extract, wheel, deps]);
+  run('unpacking the TensorFlow C API', 'python3', ['-c', extract, wheel, deps]);
   // binding.gyp links -ltensorflow -ltensorflow_framework; the wheel's libtensorflow_cc exports every TF_*/TFE_*
   // symbol the binding calls, so it stands in for libtensorflow.so.
   const lib = path.join(deps, 'lib');
@@ -127,28 +164,51 @@ function buildBinding() {
   const napi = path.basename(path.dirname(target)).replace('napi-v', '');
   const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
   log(`compiling the tfjs-node binding against TensorFlow's C API (node headers: ${nodedir})`);
-  run(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, `-j`, '2', '--module_name=tfjs_binding',
-    `--module_path=${path.dirname(target)}`, `--napi_build_version=${napi}`], { cwd: bindingDir,
-    env: { ...process.env, npm_config_nodedir: nodedir } });
+  run('node-gyp build', process.execPath, [nodeGyp, 'rebuild', '--loglevel=warn', `--nodedir=${nodedir}`, '-j', '2',
+    '--module_name=tfjs_binding', `--module_path=${path.dirname(target)}`, `--napi_build_version=${napi}`],
+  { cwd: bindingDir, env: { ...process.env, npm_config_nodedir: nodedir } });
   if (!fs.existsSync(target)) throw new Error(`the build did not produce ${target}`);
 }
 
 function main() {
   if (process.env.GAPCAM_SKIP_ENGINE_BUILD) return log('GAPCAM_SKIP_ENGINE_BUILD set: not building');
-  const stock = engineWorks('@tensorflow/tfjs-node');
-  if (stock) return log(`@tensorflow/tfjs-node installed by npm works (${stock})`);
-  const local = engineWorks(bindingDir);
-  if (local) return log(`native engine in .engine/tfjs-node works (tfjs-node/TensorFlow ${local})`);
-  log('@tensorflow/tfjs-node is not usable as installed by npm; building it from source');
+  // 1. npm's own install worked (the machine could download libtensorflow): use it as is.
+  let why = '@tensorflow/tfjs-node is not installed (npm drops it when its install cannot download libtensorflow)';
+  if (isResolvable('@tensorflow/tfjs-node')) {
+    const stock = probeEngine('@tensorflow/tfjs-node');
+    if (stock.versions) return log(`@tensorflow/tfjs-node installed by npm works (${describe(stock.versions)}); nothing to build`);
+    why = `@tensorflow/tfjs-node from npm does not work (${stock.error})`;
+  }
+  // 2. An earlier from-source build of the same tfjs-node version (kept across npm ci, outside node_modules).
+  if (fs.existsSync(path.join(bindingDir, 'package.json'))) {
+    const local = probeEngine(bindingDir);
+    if (local.versions?.tfjsNode === TFJS_NODE_VERSION) {
+      return log(`native engine in .engine/tfjs-node works (${describe(local.versions)})`);
+    }
+    log(`rebuilding .engine/tfjs-node: ${local.versions ? `it is tfjs-node ${local.versions.tfjsNode}, not ${TFJS_NODE_VERSION}` : local.error}`);
+  }
+  // 3. Build it from source against the TensorFlow C API in the tensorflow-cpu wheel.
+  log(`${why}; building it from source`);
   const started = Date.now();
+  fs.mkdirSync(engineDir, { recursive: true });
+  fs.writeFileSync(buildLog, `gapcam native engine build, ${new Date().toISOString()}\n`);
   unpackTfjsNodeSource();
   const wheel = downloadWheel();
   unpackTensorFlowCApi(wheel);
   buildBinding();
   fs.rmSync(wheel, { force: true }); // 270 MB; the headers and libraries needed are unpacked
-  const built = engineWorks(bindingDir);
-  if (!built) throw new Error('the built binding does not load or computes a wrong matMul');
-  log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s; tfjs-node/TensorFlow ${built}`);
+  const built = probeEngine(bindingDir);
+  if (!built.versions) throw new Error(`the built binding does not work: ${built.error}`);
+  log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${describe(built.versions)}`);
+}
+
+function isResolvable(spec) {
+  try {
+    require.resolve(spec);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 try {
