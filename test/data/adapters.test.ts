@@ -10,6 +10,7 @@ import { loadVocFolders } from '../../src/data/adapters/voc.js';
 import { loadImageFolder } from '../../src/data/adapters/folder.js';
 import { loadCsvManifest } from '../../src/data/adapters/csv.js';
 import { detectLayout } from '../../src/data/adapters/index.js';
+import { clearSizeMemo } from '../../src/data/sizes.js';
 import { UserError } from '../../src/errors.js';
 
 async function png(file: string, w: number, h: number, v = 128): Promise<void> {
@@ -49,6 +50,9 @@ async function writeMiniCub(root: string, edit: Partial<Record<string, string>> 
 
 describe('data/adapters', () => {
   before(useEngine);
+  let savedCache: string | undefined;
+  before(() => { savedCache = process.env.GAPCAM_CACHE_DIR; process.env.GAPCAM_CACHE_DIR = makeTempDir(); });
+  after(() => { if (savedCache === undefined) delete process.env.GAPCAM_CACHE_DIR; else process.env.GAPCAM_CACHE_DIR = savedCache; });
 
   describe('CUB-200-2011', () => {
     it('reads the official layout: 0-based labels, splits, sizes from headers, boxes x y w h → inclusive corners', async () => {
@@ -66,6 +70,26 @@ describe('data/adapters', () => {
       expect(ds.records[2].path).to.equal(path.join(root, 'images', '002.Beta bird', 'b1.png'));
       expect(splitCounts(ds)).to.deep.equal({ train: 3, test: 3 });
       expect(detectLayout(root)).to.equal('cub');
+    });
+
+    it('keeps image sizes in an on-disk table per folder, used while size and mtime match', async () => {
+      const root = makeTempDir();
+      await writeMiniCub(root);
+      await loadCub(root);
+      const dir = path.join(process.env.GAPCAM_CACHE_DIR!, 'sizes');
+      const [tableFile] = fs.readdirSync(dir).map((f) => path.join(dir, f)).filter((f) => fs.readFileSync(f, 'utf8').includes(root));
+      const table = JSON.parse(fs.readFileSync(tableFile, 'utf8')) as Record<string, [string, number, number]>;
+      const a1 = path.join(root, 'images', '001.Alpha', 'a1.png');
+      expect(table[a1].slice(1)).to.deep.equal([40, 30]);
+      // a new process (empty memo) reads sizes from the table while size and mtime match …
+      table[a1] = [table[a1][0], 99, 77];
+      fs.writeFileSync(tableFile, JSON.stringify(table));
+      clearSizeMemo();
+      expect([(await loadCub(root)).records[0].width, (await loadCub(root)).records[0].height]).to.deep.equal([99, 77]);
+      // … and reads the header again once the file changes
+      await png(a1, 40, 30, 7);
+      clearSizeMemo();
+      expect((await loadCub(root)).records[0].width).to.equal(40);
     });
 
     it('takes sizes from image_sizes.txt when present (no header reads)', async () => {

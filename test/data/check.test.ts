@@ -11,6 +11,9 @@ import { projectRoot } from '../../src/paths.js';
 
 describe('data/check: datasets check', () => {
   before(useEngine);
+  let savedCache: string | undefined;
+  before(() => { savedCache = process.env.GAPCAM_CACHE_DIR; process.env.GAPCAM_CACHE_DIR = makeTempDir(); });
+  after(() => { if (savedCache === undefined) delete process.env.GAPCAM_CACHE_DIR; else process.env.GAPCAM_CACHE_DIR = savedCache; });
 
   it('decodes every image and reports truncated files, bad boxes, size mismatches and out-of-range classes', async () => {
     const root = makeTempDir();
@@ -50,7 +53,7 @@ describe('data/check: datasets check', () => {
     expect(ds.records).to.have.length(1);
     let out = '', code = 0;
     try {
-      out = execFileSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), 'datasets', 'check', path.join(root, 'list.csv'), '--backend', 'cpu'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      out = execFileSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), 'datasets', 'check', path.join(root, 'list.csv'), '--backend', 'cpu'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
     } catch (e) {
       const err = e as { status: number; stdout: string };
       code = err.status;

@@ -69,7 +69,7 @@ export async function loadCsvManifest(file: string, options: LayoutOptions = {})
   if (entries.length === 0) throw new UserError(`CSV manifest ${file} lists no images`);
   const classNames = [...new Set(entries.map((e) => e.className))].sort(naturalCompare);
   const lineOf = new Map(entries.map((e) => [e.rec, e]));
-  const present = await fillSizes(entries.map((e) => e.rec), bad, (r) => `CSV manifest ${file} line ${lineOf.get(r)!.line}`);
+  const present = await fillSizes(entries.map((e) => e.rec), bad, (r) => `CSV manifest ${file} line ${lineOf.get(r)!.line}`, 16, dir);
   let records: ImageRecord[] = [];
   for (const rec of present) {
     const e = lineOf.get(rec)!;

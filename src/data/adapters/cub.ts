@@ -92,7 +92,7 @@ export async function loadCub(root: string, options: LayoutOptions = {}): Promis
     lineOf.set(rec, line);
     records.push(rec);
   }
-  const present = await fillSizes(records, bad, (r) => `${file('images.txt')} line ${lineOf.get(r)}`);
+  const present = await fillSizes(records, bad, (r) => `${file('images.txt')} line ${lineOf.get(r)}`, 16, root);
   const kept: ImageRecord[] = [];
   for (const rec of present) {
     let ok = true;

@@ -54,7 +54,7 @@ export async function loadImageFolder(root: string, options: LayoutOptions = {})
     }
   }
   if (records.length === 0) throw new UserError(`no images in ${root} (looked for ${root}/<class>/*.{jpg,png,webp,…})`);
-  let kept = await fillSizes(records, bad, (r) => `image folder ${root}`);
+  let kept = await fillSizes(records, bad, (r) => `image folder ${root}`, 16, root);
   if (!hasSplits) kept = assignSeededSplit(kept, classNames, ...seededSplitOf(options));
   return { name: options.name ?? path.basename(path.resolve(root)), root, classNames, records: kept, ...(bad.skip ? { skipped: bad.skipped } : {}) };
 }

@@ -144,7 +144,7 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
   }
   const classNames = [...new Set(pending.map((p) => p.className))].sort(naturalCompare);
   const xmlOf = new Map(pending.map((p) => [p.rec, p]));
-  const present = await fillSizes(pending.map((p) => p.rec), bad, (r) => `${xmlOf.get(r)!.xml}`);
+  const present = await fillSizes(pending.map((p) => p.rec), bad, (r) => `${xmlOf.get(r)!.xml}`, 16, folders[0]);
   let records: ImageRecord[] = [];
   for (const rec of present) {
     const p = xmlOf.get(rec)!;
