@@ -17,6 +17,7 @@ export { splitAtLayer, lastSpatialLayer, spatialLayers, type SplitModel } from '
 export { BACKBONES, BACKBONE_NAMES, buildBackbone, getBackbone, isBackboneName, type BackboneName, type BackboneSpec, type BackboneBuildOptions } from './models/registry.js';
 export { buildVgg, VGG_ARCHS, type VggName, type VggOptions } from './models/backbones/vgg.js';
 export { toGap, truncateModel, GAP_LAYER_NAMES, type ToGapOptions } from './models/surgery.js';
+export { loadKerasModelH5, kerasConfigToTfjs } from './models/keras-model.js';
 export { readKerasH5, loadKerasWeights, applyKerasWeights, saveKerasH5, kerasModelConfig, type SaveKerasH5Options, type KerasH5Weights, type LoadKerasWeightsOptions, type LoadKerasWeightsReport } from './models/keras-h5.js';
 export { fetchImagenetWeights, fetchPretrained, IMAGENET_WEIGHTS, KERAS_WEIGHTS_BASE_URL, type PretrainedOptions } from './models/pretrained.js';
 export type { Box, Split, ImageRecord, Dataset, PreprocessMode, Skip } from './data/types.js';

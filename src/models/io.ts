@@ -10,7 +10,8 @@ import { defaultCheckpointRoot } from '../paths.js';
 import type { CamModel, ModelMeta, HeadKind } from './types.js';
 import type { PreprocessMode } from '../data/types.js';
 import { asCamModel, detectCamHead, type AsCamModelOptions } from './head.js';
-import { buildBackbone, getBackbone, isBackboneName, type BackboneBuildOptions, type BackboneName } from './registry.js';
+import { BACKBONES, buildBackbone, getBackbone, isBackboneName, type BackboneBuildOptions, type BackboneName } from './registry.js';
+import { loadKerasModelH5 } from './keras-model.js';
 
 export const MODEL_JSON = 'model.json';
 export const META_JSON = 'meta.json';
@@ -330,7 +331,7 @@ function finishCam(model: tf.LayersModel, meta: ModelMeta | undefined, classes: 
   return asCamModel(model, { ...opts, classNames });
 }
 
-export type ModelRefKind = 'folder' | 'checkpoint' | 'url' | 'backbone';
+export type ModelRefKind = 'folder' | 'checkpoint' | 'url' | 'backbone' | 'keras-h5';
 
 export interface LoadedModelRef {
   model: tf.LayersModel;
@@ -362,7 +363,8 @@ export function resolveModelFolder(ref: string, checkpointRoot = defaultCheckpoi
 }
 
 /** Loads a model named by the user: a tfjs model folder or model.json, a checkpoint run folder (its best/, else
- *  last/), a run name under the checkpoint root, or an http(s) URL; undefined when `ref` names none of these. */
+ *  last/), a run name under the checkpoint root, an http(s) URL, or a whole-model Keras .h5; undefined when `ref`
+ *  names none of these. */
 export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: string } = {}): Promise<LoadedModelRef | undefined> {
   if (isUrl(ref)) {
     const cam = await loadCamModel(ref).catch(async (err) => {
@@ -371,6 +373,7 @@ export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: s
     });
     return { model: cam.model, meta: cam.meta, kind: 'url', source: ref };
   }
+  if (/\.(h5|hdf5)$/i.test(ref) && fs.existsSync(ref) && fs.statSync(ref).isFile()) return loadKerasModelRef(ref);
   const found = resolveModelFolder(ref, opts.checkpointRoot);
   if (!found) return undefined;
   const root = modelJsonPathOf(found.dir).dir;
@@ -387,6 +390,24 @@ export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: s
     detected = asCamModel(model, { classNames: classes?.length === head.numClasses ? classes : undefined }).meta;
   }
   return { model, meta: detected, kind: found.kind, source: root };
+}
+
+/** A whole Keras model from a legacy .h5 (architecture + weights); the meta from `<name>.meta.json` beside it
+ *  (written by `gapcam model export --format keras-h5`), else the detected CAM head. */
+async function loadKerasModelRef(file: string): Promise<LoadedModelRef> {
+  const model = await loadKerasModelH5(file);
+  const metaFile = file.replace(/\.(h5|hdf5)$/i, '.meta.json');
+  let meta: ModelMeta | undefined;
+  if (fs.existsSync(metaFile)) {
+    const m = readJsonFile<unknown>(metaFile, 'model meta');
+    validateMeta(m, metaFile);
+    checkMetaAgainstModel(m, model, metaFile);
+    meta = m;
+  } else {
+    const head = detectCamHead(model);
+    if (typeof head !== 'string') meta = asCamModel(model).meta;
+  }
+  return { model, meta, kind: 'keras-h5', source: file };
 }
 
 export interface LoadModelRefOptions {
@@ -418,5 +439,5 @@ export async function loadModelRef(ref: string, opts: LoadModelRefOptions = {}):
     return { model, meta, kind: 'backbone', source: ref, backbone: ref };
   }
   throw new UserError(`model '${ref}': not a model folder (with ${MODEL_JSON}), a checkpoint run (with best/ or last/), ` +
-    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, an http(s) URL, or a backbone name`);
+    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, an http(s) URL, a Keras .h5 model, or a backbone name (${Object.keys(BACKBONES).join(', ')})`);
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { useEngine, makeTempDir, darknetTinyDir } from '../helpers.js';
+import { useEngine, makeTempDir, darknetTinyDir, expectNoTensorLeak } from '../helpers.js';
 import {
   loadLayersModelFromDir, loadCamModel, saveCamModel, loadModelRef, saveLayersModelToDir,
 } from '../../src/models/io.js';
@@ -65,6 +65,10 @@ describe('models/io', () => {
     const a = (model.predict(x) as tf.Tensor).dataSync();
     const b = (back.model.predict(x) as tf.Tensor).dataSync();
     expect(Array.from(b)).to.deep.equal(Array.from(a));
+    await expectNoTensorLeak(async () => {
+      const again = await loadCamModel(dir);
+      again.model.dispose();
+    });
     // saving again over the folder replaces it atomically
     await saveCamModel(dir, cam);
     expect(fs.readdirSync(path.dirname(dir))).to.deep.equal(['m']);

@@ -10,6 +10,9 @@ import { useEngine, makeTempDir } from '../helpers.js';
 import { projectRoot } from '../../src/paths.js';
 import { readNpy } from '../../src/util/npy.js';
 import { loadKerasWeights, readKerasH5, saveKerasH5 } from '../../src/models/keras-h5.js';
+import { loadKerasModelH5 } from '../../src/models/keras-model.js';
+import { loadModelRef } from '../../src/models/io.js';
+import { UserError } from '../../src/errors.js';
 
 const fixtures = path.join(projectRoot, 'test', 'models', 'fixtures');
 
@@ -76,6 +79,22 @@ describe('models/keras-compat (files written and read by real Keras)', () => {
     expectClose(predict(anon, x.data), y.data);
     m.dispose();
     anon.dispose();
+  });
+
+  it('a whole Keras 3 model (legacy .h5: architecture + weights) loads without any tfjs code for it', async () => {
+    const file = path.join(fixtures, 'kfix_legacy.h5');
+    const m = await loadKerasModelH5(file);
+    expect(m.layers.map((l) => l.name)).to.deep.equal(['input_1', 'conv_a', 'bn_a', 'leaky_a', 'pool_a', 'conv_b', 'gap', 'cls', 'sm']);
+    expectClose(predict(m, x.data), y.data);
+    m.dispose();
+    const ref = await loadModelRef(file);
+    expect(ref.kind).to.equal('keras-h5');
+    expect(ref.meta).to.include({ headKind: 'gap-dense', featureLayer: 'conv_b', poolingLayer: 'gap', classifierLayer: 'cls', outputIsSoftmax: true });
+    ref.model.dispose();
+    let err: unknown;
+    await loadKerasModelH5(path.join(fixtures, 'kfix.weights.h5')).catch((e) => (err = e));
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.match(/weights only/);
   });
 
   it('Keras load_weights and load_model read gapcam\'s export and compute the same outputs (needs a Keras install)', async function () {

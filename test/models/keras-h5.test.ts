@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import seedrandom from 'seedrandom';
 import h5wasm from 'h5wasm/node';
-import { useEngine, makeTempDir } from '../helpers.js';
+import { useEngine, makeTempDir, expectNoTensorLeak } from '../helpers.js';
 import { buildVggFromArch, type VggArch } from '../../src/models/backbones/vgg.js';
 import { loadKerasWeights, readKerasH5, saveKerasH5, kerasSnakeCase } from '../../src/models/keras-h5.js';
 import { downloadVerified, fetchImagenetWeights, fetchPretrained } from '../../src/models/pretrained.js';
@@ -243,6 +243,10 @@ describe('models/keras-h5', () => {
     const rep = await loadKerasWeights(dst, file);
     expect(rep.match).to.equal('name');
     expect(Array.from(predictArray(dst, imgs))).to.deep.equal(Array.from(predictArray(src, imgs)));
+    await expectNoTensorLeak(async () => {
+      await loadKerasWeights(dst, file);
+      await saveKerasH5(dst, file);
+    });
     // by order too (Keras' default load_weights), into a model whose layer names differ
     const renamed = tf.sequential({
       layers: [

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { useEngine, makeTempDir, darknetTinyDir, sharedDatasetsDir, expectNoTensorLeak } from '../helpers.js';
-import { loadCamModel, loadLayersModelFromDir, loadLayersModelFromUrl } from '../../src/models/io.js';
+import { loadCamModel, loadLayersModelFromDir, loadLayersModelFromUrl, loadModelRef } from '../../src/models/io.js';
 import { loadKerasWeights } from '../../src/models/keras-h5.js';
 import { summarizeModel, formatModelSummary, runSurgery, exportModel, parseClasses } from '../../src/models/service.js';
 import { parseInputSize } from '../../src/commands/model.js';
@@ -77,6 +77,12 @@ describe('models/service and end-to-end', () => {
     expect(rep.loaded.length).to.equal(c.layers.filter((l) => l.weights.length).length);
     expect(predict(c, x)).to.deep.equal(ref);
     await expectNoTensorLeak(() => void predict(c, x));
+    // the exported .h5 holds the architecture too: it loads as a model on its own, meta from dn-gap.meta.json
+    const d = await loadModelRef(h5);
+    expect(d.kind).to.equal('keras-h5');
+    expect(d.meta).to.deep.equal(r.meta);
+    expect(predict(d.model, x)).to.deep.equal(ref);
+    d.model.dispose();
     [a.model, b.model, c].forEach((m) => m.dispose());
     x.dispose();
   });
