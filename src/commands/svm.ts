@@ -8,6 +8,8 @@ import { UserError } from '../errors.js';
 interface SvmArgs {
   train: string;
   test?: string;
+  trainSplit?: string;
+  testSplit?: string;
   cGrid?: string;
   folds: number;
   scale: ScaleMode;
@@ -31,7 +33,9 @@ export const svmCommand: GapcamCommand = {
   builder: (y) =>
     y
       .option('train', { type: 'string', demandOption: true, describe: 'feature folder to fit on (written by gapcam features)' })
-      .option('test', { type: 'string', describe: 'feature folder to score' })
+      .option('test', { type: 'string', describe: 'feature folder to score (default with --test-split: the --train folder)' })
+      .option('train-split', { type: 'string', describe: "fit only on the --train rows of this split (index.csv's split column)" })
+      .option('test-split', { type: 'string', describe: 'score only the --test rows of this split' })
       .option('c-grid', { type: 'string', describe: `values of C tried by cross-validation (default ${DEFAULT_C_GRID.join(',')}); one value skips CV` })
       .option('folds', { type: 'number', default: DEFAULT_FOLDS, describe: 'folds of the stratified cross-validation' })
       .option('scale', { choices: SCALE_MODES, default: 'standard' as ScaleMode, describe: 'feature scaling: train mean/std, per-row L2 norm, or none' })
@@ -39,12 +43,15 @@ export const svmCommand: GapcamCommand = {
       .option('eps', { type: 'number', default: LIBLINEAR_DEFAULT_EPS, describe: 'stopping tolerance (LIBLINEAR -e)' })
       .option('shrinking', { type: 'boolean', default: true, describe: 'shrink the active set (--no-shrinking to turn off)' })
       .example('$0 svm --train runs/feat-train --test runs/feat-test', 'C by 5-fold CV, then test accuracy')
+      .example('$0 svm --train runs/feat-all --train-split train --test-split test', 'one feature folder, its own train/test split')
       .example('$0 svm --train a --test b --c-grid 0.1,1,10 --scale l2 --out runs/svm', 'L2-normalised features, own grid'),
   handler: async (argv) => {
     const args = argv as Args<SvmArgs>;
     const { out, result, markdown } = await runSvm({
       train: args.train,
       test: args.test,
+      trainSplit: args.trainSplit,
+      testSplit: args.testSplit,
       out: args.out,
       cGrid: parseCGrid(args.cGrid),
       folds: args.folds,
@@ -56,6 +63,6 @@ export const svmCommand: GapcamCommand = {
     });
     process.stdout.write(markdown);
     if (!result.model.converged) process.stderr.write('gapcam: warning: the solver reached its iteration limit; try --scale l2 or a smaller C\n');
-    console.log(`wrote ${out}/{model.json,${args.test ? 'predictions.csv,' : ''}svm.json,svm.md}`);
+    console.log(`wrote ${out}/{model.json,${result.test ? 'predictions.csv,' : ''}svm.json,svm.md}`);
   },
 };

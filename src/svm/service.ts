@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { readFeatureSet, type FeatureSet } from '../features/store.js';
+import { readFeatureSet, subsetFeatures, type FeatureSet } from '../features/store.js';
 import { crossValidateC, DEFAULT_C_GRID, DEFAULT_FOLDS, type CvResult } from './cv.js';
 import { fitLinearSvm, predictLinearSvm, type LinearSvmModel } from './linear-svm.js';
 import { scorePredictions, type ClassificationScores } from './metrics.js';
@@ -148,7 +148,21 @@ export function svmReportMarkdown(r: SvmResult, trainDir: string, testDir?: stri
 export interface RunSvmOptions extends SvmSettings {
   train: string;
   test?: string;
+  /** Keep only the rows of this split (index.csv's split column), e.g. both folders the same with train/test. */
+  trainSplit?: string;
+  testSplit?: string;
   out?: string;
+}
+
+/** The rows of `set` whose split is `split` (all rows when undefined); a UserError when none. */
+export function rowsOfSplit(set: FeatureSet, split: string | undefined, flag: string): FeatureSet {
+  if (split === undefined) return set;
+  const idx = set.rows.map((r, i) => (r.split === split ? i : -1)).filter((i) => i >= 0);
+  if (!idx.length) {
+    const have = [...new Set(set.rows.map((r) => r.split))].join(', ') || 'none';
+    throw new UserError(`${flag} ${split}: ${set.dir} has no rows of split '${split}' (splits there: ${have})`);
+  }
+  return subsetFeatures(set, idx);
 }
 
 export interface RunSvmOutput {
@@ -159,11 +173,16 @@ export interface RunSvmOutput {
 
 /** Reads the feature folders, fits, scores and writes model.json, predictions.csv, svm.json and svm.md to `out`. */
 export async function runSvm(options: RunSvmOptions): Promise<RunSvmOutput> {
-  const train = readFeatureSet(options.train);
-  const test = options.test ? readFeatureSet(options.test) : undefined;
+  const train = rowsOfSplit(readFeatureSet(options.train), options.trainSplit, '--train-split');
+  const testDir = options.test ?? (options.testSplit ? options.train : undefined);
+  const test = testDir ? rowsOfSplit(readFeatureSet(testDir), options.testSplit, '--test-split') : undefined;
   const result = trainAndTestSvm(train, test, options);
   const out = path.resolve(
-    options.out ?? path.join(path.dirname(train.dir), `svm-${path.basename(train.dir)}${test ? `-vs-${path.basename(test.dir)}` : ''}`),
+    options.out ??
+      path.join(
+        path.dirname(train.dir),
+        `svm-${path.basename(train.dir)}${options.trainSplit ? `-${options.trainSplit}` : ''}${test ? `-vs-${path.basename(test.dir)}${options.testSplit ? `-${options.testSplit}` : ''}` : ''}`,
+      ),
   );
   const markdown = svmReportMarkdown(result, train.dir, test?.dir);
   const report = {

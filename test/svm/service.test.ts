@@ -94,6 +94,21 @@ describe('svm: feature folders and the svm service', () => {
     expect(fs.existsSync(path.join(tmp, 'never'))).to.equal(false);
   });
 
+  it('filters rows by split (one folder for both sides) and names a split that has no rows', async () => {
+    const out = path.join(tmp, 'svm-split');
+    const { result } = await runSvm({ train: path.join(tmp, 'train'), trainSplit: 'train', test: path.join(tmp, 'test'), testSplit: 'test', out, cGrid: [1] });
+    expect(result.trainCount).to.equal(60);
+    expect(result.test!.count).to.equal(30);
+    let caught: unknown;
+    try {
+      await runSvm({ train: path.join(tmp, 'train'), testSplit: 'val', out });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(UserError);
+    expect((caught as Error).message).to.match(/^--test-split val: .* has no rows of split 'val' \(splits there: train\)$/);
+  });
+
   it('names the folder when it is not a feature folder, and when index and array disagree', async () => {
     expect(() => readFeatureSet(path.join(tmp, 'nothing-here'))).to.throw(UserError, /not a feature folder/);
     const bad = path.join(tmp, 'bad');
