@@ -4,6 +4,7 @@ import { engineCommand } from './engine.js';
 import { datasetsCommand } from './datasets.js';
 import { trainCommand } from './train.js';
 import { recipesCommand } from './recipes.js';
+import { demoCommand } from './demo.js';
 import { featuresCommand } from './features.js';
 import { svmCommand } from './svm.js';
 import { transferCommand } from './transfer.js';
@@ -16,6 +17,7 @@ export const commands: GapcamCommand[] = [
   datasetsCommand,
   trainCommand,
   recipesCommand,
+  demoCommand,
   featuresCommand,
   svmCommand,
   transferCommand,

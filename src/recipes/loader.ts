@@ -128,9 +128,17 @@ export function readRecipeJson(file: string): unknown {
   }
 }
 
-/** Loads and validates a recipe file (no overrides). The name is the file name without .json. */
+/** The `kind` of a parsed recipe file ('train' when absent). */
+export function recipeKind(raw: unknown): string {
+  const k = raw && typeof raw === 'object' ? (raw as { kind?: unknown }).kind : undefined;
+  return typeof k === 'string' ? k : 'train';
+}
+
+/** Loads and validates a training recipe file (no overrides). The name is the file name without .json. */
 export function loadRecipeFile(file: string): Recipe {
   const raw = readRecipeJson(file);
+  const kind = recipeKind(raw);
+  if (kind !== 'train') throw new UserError(`recipe ${file} is a '${kind}' recipe, not a training recipe (gapcam recipes lists them)`);
   const recipe = parseRecipe(raw, file, path.basename(file, '.json'));
   return resolveRecipePaths(recipe, path.dirname(file) === recipesDir ? projectRoot : path.dirname(file));
 }
@@ -177,7 +185,12 @@ export function loadRecipe(ref: string, overrides: RecipeOverrides = {}, dir = r
 export interface RecipeListing {
   name: string;
   file: string;
+  /** 'train', or another kind sharing recipes/ (listed, not loaded here). */
+  kind: string;
+  /** A training recipe, resolved. */
   recipe?: Recipe;
+  /** Another kind's description. */
+  description?: string;
   /** Why the file does not load. */
   error?: string;
 }
@@ -186,10 +199,17 @@ export interface RecipeListing {
 export function listRecipes(dir = recipesDir): RecipeListing[] {
   return listRecipeNames(dir).map((name) => {
     const file = path.join(dir, `${name}.json`);
+    let kind = 'train';
     try {
-      return { name, file, recipe: loadRecipeFile(file) };
+      const raw = readRecipeJson(file);
+      kind = recipeKind(raw);
+      if (kind !== 'train') {
+        const d = (raw as { description?: unknown }).description;
+        return { name, file, kind, description: typeof d === 'string' ? d : '' };
+      }
+      return { name, file, kind, recipe: loadRecipeFile(file) };
     } catch (err) {
-      return { name, file, error: (err as Error).message };
+      return { name, file, kind, error: (err as Error).message };
     }
   });
 }

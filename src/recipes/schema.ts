@@ -11,22 +11,26 @@ export const SizeSchema = z.union([positiveInt, z.tuple([positiveInt, positiveIn
   error: 'a positive integer or [height, width] of positive integers',
 });
 
-/** Image transforms, applied in order; sizes default to the recipe's input size. */
+/** Image transforms, applied in order (the data pipeline's transforms); a size left out is the recipe's input size. */
 export const TransformSchema = z.discriminatedUnion(
-  'type',
+  'op',
   [
-    /** Resize to exactly `size` (aspect ratio not kept): the CAM paper's 224×224 warp. */
-    z.strictObject({ type: z.literal('resize'), size: SizeSchema.optional() }),
-    /** Resize so that the shorter side is `size`, keeping the aspect ratio. */
-    z.strictObject({ type: z.literal('resizeShorter'), size: positiveInt }),
-    /** A random crop of `size` (training augmentation). */
-    z.strictObject({ type: z.literal('randomCrop'), size: SizeSchema.optional() }),
+    /** Resize: 'exact' to size (aspect ratio not kept: the CAM paper's 224×224 warp), 'shorter' (shorter side = size),
+     *  'shorter-crop' (then the central square). */
+    z.strictObject({ op: z.literal('resize'), size: SizeSchema.optional(), mode: z.enum(['exact', 'shorter', 'shorter-crop']).default('exact') }),
     /** The central crop of `size`. */
-    z.strictObject({ type: z.literal('centerCrop'), size: SizeSchema.optional() }),
+    z.strictObject({ op: z.literal('center-crop'), size: SizeSchema.optional() }),
+    /** A random crop of `size`; with `scale` (area fraction range) and `ratio`, a random-resized crop. */
+    z.strictObject({
+      op: z.literal('random-crop'),
+      size: SizeSchema.optional(),
+      scale: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]).optional(),
+      ratio: z.tuple([z.number().positive(), z.number().positive()]).optional(),
+    }),
     /** Horizontal flip with probability `p` (boxes flipped with the image). */
-    z.strictObject({ type: z.literal('flip'), p: z.number().min(0).max(1).default(0.5) }),
+    z.strictObject({ op: z.literal('flip'), p: z.number().min(0).max(1).default(0.5) }),
   ],
-  { error: "a transform object whose 'type' is resize, resizeShorter, randomCrop, centerCrop or flip" },
+  { error: "a transform object whose 'op' is resize, center-crop, random-crop or flip" },
 );
 
 export const PREPROCESSING = ['caffe', 'torch', 'unit'] as const;
@@ -56,8 +60,8 @@ export const DataSectionSchema = z.strictObject({
   dataset: z.string().min(1).default('digits-loc'),
   inputSize: SizeSchema.default(224),
   preprocessing: z.enum(PREPROCESSING).default('caffe'),
-  trainTransforms: z.array(TransformSchema).default([{ type: 'resize' }, { type: 'flip', p: 0.5 }]),
-  evalTransforms: z.array(TransformSchema).default([{ type: 'resize' }]),
+  trainTransforms: z.array(TransformSchema).default([{ op: 'resize', mode: 'exact' }, { op: 'flip', p: 0.5 }]),
+  evalTransforms: z.array(TransformSchema).default([{ op: 'resize', mode: 'exact' }]),
   trainSplit: z.enum(['train', 'val', 'test']).default('train'),
   /** The held-out split scored (top-1) after every epoch; 'none' skips validation. */
   valSplit: z.enum(['train', 'val', 'test', 'none']).default('test'),
@@ -102,6 +106,8 @@ export const EvaluationSchema = z.strictObject({
 });
 
 export const RecipeSchema = z.strictObject({
+  /** Recipes of other kinds (e.g. "transfer", read by the transfer experiments) share recipes/. */
+  kind: z.literal('train').default('train'),
   /** Set from the file name by the loader. */
   name: z.string().min(1).optional(),
   description: z.string().default(''),

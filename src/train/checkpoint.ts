@@ -99,10 +99,11 @@ export async function loadLastCheckpoint(runDir: string): Promise<Checkpoint> {
   return { dir, cam, state, optimizer };
 }
 
-/** Removes temporary folders left by a save that was killed (`.last.tmp-…`, `.best.tmp-…`). */
+/** Removes temporary files and folders left in the run folder by a save that was killed (`.last.tmp-<pid>-<time>`,
+ *  the model writer's nested `..last.tmp-….tmp-…`, `.report.html.tmp-…`, …). Call only when no save is running. */
 export function removeStaleTemps(runDir: string): void {
   if (!fs.existsSync(runDir)) return;
   for (const f of fs.readdirSync(runDir)) {
-    if (/^\.(last|best|report\.html|metrics\.(jsonl|csv)|recipe\.json)\.tmp-/.test(f)) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
+    if (/^\..*\.tmp-\d+-\d+$/.test(f)) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
   }
 }

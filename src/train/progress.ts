@@ -108,3 +108,8 @@ export class BarProgress implements Progress {
 export function consoleProgress(): Progress {
   return process.stderr.isTTY ? new BarProgress() : new LineProgress();
 }
+
+/** "tensorflow (TensorFlow 2.21.0, 2 threads)" for reports. */
+export function describeEngineShort(e: { name: string; tensorflowVersion?: string; threads: number }): string {
+  return `${e.name} (${e.tensorflowVersion ? `TensorFlow ${e.tensorflowVersion}, ` : ''}${e.threads} thread${e.threads === 1 ? '' : 's'})`;
+}

@@ -30,6 +30,7 @@ describe('recipes', () => {
     const names = all.map((r) => r.name);
     for (const n of ['vgg-gap', 'vgg19-gap', 'vgg-gap-tiny', 'darknet-gap']) expect(names).to.include(n);
     for (const r of all) expect(r.error, r.name).to.equal(undefined);
+    for (const n of ['vgg-gap', 'vgg19-gap', 'vgg-gap-tiny', 'darknet-gap']) expect(all.find((r) => r.name === n)!.kind).to.equal('train');
     const vgg = loadRecipe('vgg-gap');
     expect(vgg.model).to.deep.include({ backbone: 'vgg16', weights: 'imagenet', cutAt: 'block5_conv3' });
     expect(vgg.model.head).to.deep.include({ convFilters: 1024, kernelSize: 3 });
@@ -50,7 +51,7 @@ describe('recipes', () => {
     expect(r.model.head).to.deep.equal({ convFilters: 1024, kernelSize: 3, dropout: 0 });
     expect(r.freeze).to.deep.equal({ layers: [], epochs: null });
     expect(r.schedule.type).to.equal('constant');
-    expect(r.data.trainTransforms).to.deep.equal([{ type: 'resize' }, { type: 'flip', p: 0.5 }]);
+    expect(r.data.trainTransforms).to.deep.equal([{ op: 'resize', mode: 'exact' }, { op: 'flip', p: 0.5 }]);
   });
 
   it('refuses an unknown key or a wrong type with one line naming the key and the file', () => {
@@ -67,8 +68,10 @@ describe('recipes', () => {
     expect(errorOf(() => loadRecipe(f5))).to.contain("missing key 'model.backbone'");
     const f6 = writeRecipe(dir, 'f', '{ "model": ');
     expect(errorOf(() => loadRecipe(f6))).to.contain(`recipe ${f6}: not valid JSON`);
-    const f7 = writeRecipe(dir, 'g', { model: { backbone: 'vgg16' }, data: { trainTransforms: [{ type: 'rotate' }] } });
-    expect(errorOf(() => loadRecipe(f7))).to.contain("key 'data.trainTransforms[0].type'");
+    const f7 = writeRecipe(dir, 'g', { model: { backbone: 'vgg16' }, data: { trainTransforms: [{ op: 'rotate' }] } });
+    expect(errorOf(() => loadRecipe(f7))).to.contain("key 'data.trainTransforms[0].op'");
+    const f8 = writeRecipe(dir, 'h', { kind: 'transfer', sources: [] });
+    expect(errorOf(() => loadRecipe(f8))).to.contain("is a 'transfer' recipe, not a training recipe");
     expect(errorOf(() => loadRecipe('no-such-recipe'))).to.contain("unknown recipe 'no-such-recipe'").and.to.contain('vgg-gap');
   });
 

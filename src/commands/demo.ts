@@ -1,0 +1,44 @@
+import type { Args, GapcamCommand } from './common.js';
+import { startCommandEngine, checkpointRootOf } from './common.js';
+import { trainAndEvaluate } from '../train/run.js';
+import { consoleProgress, describeEngineShort } from '../train/progress.js';
+import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
+import { printSummary } from './train.js';
+
+interface DemoArgs {
+  epochs?: number;
+  runName?: string;
+}
+
+export const demoCommand: GapcamCommand = {
+  command: 'demo',
+  describe: 'The whole toolkit in one go: build the embedded digits-loc set, train vgg-gap-tiny on it, evaluate classification and CAM localization, write CAM images',
+  builder: (y) =>
+    y
+      .option('epochs', { type: 'number', describe: 'epochs (default: the vgg-gap-tiny recipe\'s)' })
+      .option('run-name', { type: 'string', describe: 'run folder name (default demo-<date>-<time>)' })
+      .example('$0 demo', 'what `npm start` runs: a few minutes on a 2-core CPU')
+      .example('$0 demo --epochs 2 --out /tmp/gapcam', 'a shorter run, written elsewhere'),
+  handler: async (argv) => {
+    const args = argv as Args<DemoArgs>;
+    const engine = await startCommandEngine(args);
+    const progress = consoleProgress();
+    const intr = interruptOnSigint(() => progress.log('Ctrl-C: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)'));
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    progress.log('gapcam demo: training vgg-gap-tiny on the embedded digits-loc dataset (built on first use), then evaluating it');
+    try {
+      const res = await trainAndEvaluate({
+        recipe: 'vgg-gap-tiny', overrides: { epochs: args.epochs, seed: args.seed }, dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args),
+        runName: args.runName ?? `demo-${stamp}`, signal: intr.signal, progress, engine: describeEngineShort(engine),
+      });
+      if (res.train.status === 'interrupted') {
+        console.log(`interrupted at step ${res.train.globalStep}; resume with: gapcam train --resume ${res.train.runName}\nrun folder: ${res.train.runDir}`);
+        process.exitCode = INTERRUPTED_EXIT_CODE;
+        return;
+      }
+      printSummary(res);
+    } finally {
+      intr.dispose();
+    }
+  },
+};

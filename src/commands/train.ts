@@ -1,0 +1,118 @@
+import path from 'node:path';
+import type { Args, GapcamCommand } from './common.js';
+import { startCommandEngine, checkpointRootOf } from './common.js';
+import { UserError } from '../errors.js';
+import { trainAndEvaluate, type TrainAndEvaluateResult } from '../train/run.js';
+import { consoleProgress, describeEngineShort } from '../train/progress.js';
+import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
+import type { RecipeOverrides } from '../recipes/loader.js';
+
+interface TrainArgs {
+  recipe?: string;
+  dataset?: string;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  inputSize?: string;
+  weights?: string;
+  optimizer?: string;
+  weightDecay?: number;
+  resume?: string;
+  runName?: string;
+  maxSteps?: number;
+  eval: boolean;
+  skipBadImages?: boolean;
+  cache: boolean;
+}
+
+/** '224' → 224, '224x160' → [224, 160] (height × width). */
+export function parseInputSize(text: string | undefined): number | [number, number] | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)(?:[x×,](\d+))?$/.exec(String(text).trim());
+  if (!m) throw new UserError(`--input-size: expected N or HxW in pixels (e.g. 224 or 224x160); got '${text}'`);
+  return m[2] ? [Number(m[1]), Number(m[2])] : Number(m[1]);
+}
+
+/** The recipe overrides given on the command line (unset flags stay undefined and change nothing). */
+export function overridesOf(args: Args<TrainArgs>): RecipeOverrides {
+  return {
+    dataset: args.dataset, epochs: args.epochs, batchSize: args.batchSize, lr: args.lr, inputSize: parseInputSize(args.inputSize),
+    weights: args.weights, optimizer: args.optimizer, weightDecay: args.weightDecay, seed: args.seed,
+  };
+}
+
+/** The summary printed at the end of train and demo: the run folder and the headline numbers are the last lines. */
+export function printSummary(res: TrainAndEvaluateResult): void {
+  const t = res.train;
+  const lines: string[] = [];
+  if (res.evaluation?.run) lines.push('', res.evaluation.run.markdown.trim(), '');
+  if (res.evaluation?.camImages.length) lines.push(`CAM images: ${path.dirname(res.evaluation.camImages[0])} (${res.evaluation.camImages.length})`);
+  lines.push(`report: ${path.join(t.runDir, 'report.html')}`);
+  lines.push(`run folder: ${t.runDir}`);
+  const nums: string[] = [`${t.epochsDone} epoch${t.epochsDone === 1 ? '' : 's'} in ${t.seconds.toFixed(0)} s (${t.imagesPerSec.toFixed(1)} img/s)`];
+  if (t.best?.valAcc !== undefined) nums.push(`best val top-1 ${(t.best.valAcc * 100).toFixed(1)}% (epoch ${t.best.epoch})`);
+  const h = res.evaluation?.headline ?? {};
+  for (const k of ['top-1 accuracy', 'GT-known loc', 'top-1 loc', 'MaxBoxAccV2', 'center-baseline GT-known loc']) {
+    if (h[k] !== undefined) nums.push(`${k} ${h[k].toFixed(1)}%`);
+  }
+  lines.push(nums.join(', '));
+  console.log(lines.join('\n'));
+}
+
+export const trainCommand: GapcamCommand = {
+  command: 'train [recipe]',
+  describe: 'Train a recipe (GAP surgery + fine-tuning), keeping best/last checkpoints, metrics and report.html in checkpoints/<run>',
+  builder: (y) =>
+    y
+      .positional('recipe', { type: 'string', describe: 'recipe name (gapcam recipes lists them) or path to a recipe .json' })
+      .option('dataset', { type: 'string', describe: "dataset (overrides the recipe's)" })
+      .option('epochs', { type: 'number', describe: 'epochs (overrides the recipe)' })
+      .option('batch-size', { type: 'number', describe: 'batch size (overrides the recipe)' })
+      .option('lr', { type: 'number', describe: 'base learning rate (overrides the recipe)' })
+      .option('input-size', { type: 'string', describe: 'input size N or HxW (overrides the recipe)' })
+      .option('weights', { type: 'string', describe: 'backbone weights: imagenet, none, or a file/folder path (overrides the recipe)' })
+      .option('optimizer', { choices: ['sgd', 'adam'], describe: 'optimizer (overrides the recipe)' })
+      .option('weight-decay', { type: 'number', describe: 'L2 weight decay (overrides the recipe)' })
+      .option('resume', { type: 'string', describe: 'continue run <name> (under --out) or a run folder from its last checkpoint' })
+      .option('run-name', { type: 'string', describe: 'run folder name (default <recipe>-<date>-<time>)' })
+      .option('max-steps', { type: 'number', describe: 'stop after this many steps (smoke tests); a checkpoint is written' })
+      .option('eval', { type: 'boolean', default: true, describe: "run the recipe's final evaluation (--no-eval skips it)" })
+      .option('skip-bad-images', { type: 'boolean', describe: 'leave out images that fail to decode (counted) instead of stopping' })
+      .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images (--no-cache: decode every epoch)' })
+      .example('$0 train vgg-gap-tiny', 'train the tiny recipe on the embedded digits-loc set (minutes on a CPU)')
+      .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
+      .example('$0 train vgg-gap --dataset cub200 --epochs 30', "the CAM paper's VGGnet-GAP on CUB-200-2011 (GPU)")
+      .example('$0 train --resume vgg-gap-20261127-101500', 'continue an interrupted run exactly where it stopped')
+      .example('$0 train vgg-gap-tiny --epochs 1 --max-steps 5 --run-name smoke', 'a smoke test'),
+  handler: async (argv) => {
+    const args = argv as Args<TrainArgs>;
+    if (!args.recipe && !args.resume) throw new UserError('train: name a recipe (gapcam recipes lists them) or give --resume <run>');
+    if (args.maxSteps !== undefined && !(Number.isInteger(args.maxSteps) && args.maxSteps > 0)) {
+      throw new UserError(`--max-steps: expected a positive integer; got ${args.maxSteps}`);
+    }
+    const engine = await startCommandEngine(args);
+    const progress = consoleProgress();
+    const intr = interruptOnSigint(() => progress.log('Ctrl-C: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)'));
+    let res: TrainAndEvaluateResult;
+    try {
+      res = await trainAndEvaluate({
+        recipe: args.recipe, overrides: overridesOf(args), dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args), runName: args.runName,
+        resume: args.resume, maxSteps: args.maxSteps, signal: intr.signal, progress, engine: describeEngineShort(engine),
+        noEvaluation: !args.eval, cacheDir: args.cache ? undefined : null, skipBadImages: args.skipBadImages,
+      });
+    } finally {
+      intr.dispose();
+    }
+    const t = res.train;
+    if (t.status === 'interrupted') {
+      console.log(`interrupted at step ${t.globalStep}; checkpoint ${t.lastDir}\nresume with: gapcam train --resume ${t.runName}\nrun folder: ${t.runDir}`);
+      process.exitCode = INTERRUPTED_EXIT_CODE;
+      return;
+    }
+    if (t.status === 'max-steps') {
+      console.log(`stopped after --max-steps ${args.maxSteps} (global step ${t.globalStep}); checkpoint ${t.lastDir}\nrun folder: ${t.runDir}`);
+      return;
+    }
+    printSummary(res);
+  },
+};

@@ -1,0 +1,203 @@
+// The training service behind `gapcam train`: recipe (+ flags) → dataset → backbone + GAP surgery → the loop →
+// evaluation of the best checkpoint → run folder. A run folder holds recipe.json (the resolved recipe),
+// metrics.jsonl/csv, report.html, last/ and best/ (loadable CAM models), evaluation/ and cams/ when they ran.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadDataset } from '../data/datasets.js';
+import type { Dataset, ImageRecord, Split } from '../data/types.js';
+import { UserError } from '../errors.js';
+import { buildBackbone, getBackbone } from '../models/registry.js';
+import { toGap } from '../models/surgery.js';
+import type { CamModel } from '../models/types.js';
+import { loadRecipe, parseRecipe, applyOverrides, type RecipeOverrides } from '../recipes/loader.js';
+import { sizeHW, type Recipe } from '../recipes/schema.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { loadLastCheckpoint } from './checkpoint.js';
+import { readMetrics } from './metrics.js';
+import { datasetTrainData } from './pipeline-data.js';
+import { evaluateRun, type FinalEvaluation } from './final.js';
+import type { Progress } from './progress.js';
+import { writeReport } from './report.js';
+import { createRandom, withRandom, type SeededRandom } from './rng.js';
+import { train, type TrainResult } from './trainer.js';
+
+export const RECIPE_JSON = 'recipe.json';
+/** Facts about the run that are not recipe settings: the head layers the surgery added, the dataset's size. */
+export const RUN_JSON = 'run.json';
+
+export interface TrainRunOptions {
+  /** Recipe name (recipes/<name>.json) or path; not needed with `resume`. */
+  recipe?: string;
+  overrides?: RecipeOverrides;
+  dataRoot?: string;
+  /** Where run folders go (checkpoints/). */
+  checkpointRoot: string;
+  /** Run folder name (default `<recipe>-<yyyymmdd-hhmmss>`). */
+  runName?: string;
+  /** A run name under checkpointRoot, or a run folder: continue it from its last checkpoint. */
+  resume?: string;
+  maxSteps?: number;
+  signal?: AbortSignal;
+  progress?: Progress;
+  engine?: string;
+  /** Decoded-image cache (default .cache/images; null: none). */
+  cacheDir?: string | null;
+  skipBadImages?: boolean;
+}
+
+export interface TrainRunResult extends TrainResult {
+  runName: string;
+  recipe: Recipe;
+  dataset: Dataset;
+  classNames: string[];
+  numTrain: number;
+  numVal: number;
+}
+
+function timestamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** The run folder a --resume value names. */
+export function resolveRunDir(ref: string, checkpointRoot: string): string {
+  const candidates = path.isAbsolute(ref) || ref.startsWith('.') ? [path.resolve(ref)] : [path.join(checkpointRoot, ref), path.resolve(ref)];
+  for (const c of candidates) if (fs.existsSync(path.join(c, RECIPE_JSON))) return c;
+  throw new UserError(`--resume: no run '${ref}' (looked for ${candidates.map((c) => path.join(c, RECIPE_JSON)).join(' and ')})`);
+}
+
+/** Records of a split; an empty split is an error for training, and skips validation. */
+function splitRecords(dataset: Dataset, which: Split | 'none', required: boolean): ImageRecord[] {
+  if (which === 'none') return [];
+  const recs = dataset.records.filter((r) => r.split === which);
+  if (required && recs.length === 0) throw new UserError(`dataset '${dataset.name}' (${dataset.root}) has no ${which} images to train on`);
+  return recs;
+}
+
+/** Builds the recipe's model: backbone (+ weights) → GAP surgery. Returns the CAM model and the new head's layers. */
+export async function buildRecipeModel(recipe: Recipe, classNames: string[], rng: SeededRandom): Promise<{ cam: CamModel; headLayers: string[] }> {
+  const spec = getBackbone(recipe.model.backbone);
+  const [h, w] = sizeHW(recipe.data.inputSize);
+  const weights = recipe.model.weights === 'none' ? undefined : recipe.model.weights;
+  if (!weights && spec.needsWeights) {
+    throw new UserError(`recipe model.weights: backbone '${recipe.model.backbone}' has no architecture of its own; give its model folder (--weights)`);
+  }
+  return withRandom(rng, async () => {
+    const backbone = await buildBackbone(recipe.model.backbone, { weights, inputShape: [h, w, 3], includeTop: false });
+    try {
+      const kept = new Set(backbone.layers.map((l) => l.name));
+      const cam = toGap(backbone, {
+        cutAt: recipe.model.cutAt ?? spec.defaultCutLayer,
+        convFilters: recipe.model.head.convFilters,
+        kernelSize: recipe.model.head.kernelSize,
+        classNames,
+        dropout: recipe.model.head.dropout || undefined,
+        preprocessing: recipe.data.preprocessing,
+        backbone: recipe.model.backbone,
+        recipe: recipe.name,
+        inputSize: [h, w],
+      });
+      const headLayers = cam.model.layers.filter((l) => !kept.has(l.name) && l.trainableWeights.length > 0).map((l) => l.name);
+      return { cam, headLayers };
+    } finally {
+      backbone.dispose();
+    }
+  });
+}
+
+/** Trains per a recipe (or resumes a run); see the file header. */
+export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
+  let recipe: Recipe;
+  let runDir: string;
+  if (o.resume) {
+    runDir = resolveRunDir(o.resume, o.checkpointRoot);
+    const file = path.join(runDir, RECIPE_JSON);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new UserError(`--resume: ${file} is not valid JSON (${(err as Error).message.split('\n')[0]})`);
+    }
+    recipe = applyOverrides(parseRecipe(raw, file, (raw as { name?: string }).name), o.overrides ?? {});
+  } else {
+    if (!o.recipe) throw new UserError('train: name a recipe (gapcam recipes lists them) or give --resume <run>');
+    recipe = loadRecipe(o.recipe, o.overrides ?? {});
+    const runName = o.runName ?? `${recipe.name}-${timestamp()}`;
+    if (!/^[\w.-]+$/.test(runName)) throw new UserError(`--run-name: use letters, digits, '.', '_' and '-' only; got '${runName}'`);
+    runDir = path.join(o.checkpointRoot, runName);
+    if (fs.existsSync(path.join(runDir, RECIPE_JSON))) {
+      throw new UserError(`run folder ${runDir} already exists: continue it with --resume ${runName} or pick another --run-name`);
+    }
+  }
+  const runName = path.basename(runDir);
+  const dataset = await loadDataset(recipe.data.dataset, { dataRoot: o.dataRoot, skipBadImages: o.skipBadImages });
+  const trainRecs = splitRecords(dataset, recipe.data.trainSplit, true);
+  const valRecs = splitRecords(dataset, recipe.data.valSplit, false);
+  const data = datasetTrainData({ recipe, dataset, train: trainRecs, val: valRecs, cacheDir: o.cacheDir, skipBadImages: o.skipBadImages });
+
+  let cam: CamModel;
+  let headLayers: string[];
+  let resume;
+  let rng: SeededRandom | undefined;
+  if (o.resume) {
+    const ck = await loadLastCheckpoint(runDir);
+    cam = ck.cam;
+    resume = { state: ck.state, optimizer: ck.optimizer };
+    if (cam.meta.classNames.join('\n') !== dataset.classNames.join('\n')) {
+      throw new UserError(`--resume: the checkpoint's ${cam.meta.classNames.length} classes differ from dataset '${dataset.name}' (${dataset.classNames.length} classes)`);
+    }
+    const runFile = path.join(runDir, RUN_JSON);
+    headLayers = fs.existsSync(runFile) ? ((JSON.parse(fs.readFileSync(runFile, 'utf8')) as { headLayers?: string[] }).headLayers ?? []) : [];
+  } else {
+    rng = createRandom(recipe.seed);
+    ({ cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, rng));
+    await writeFileAtomic(path.join(runDir, RUN_JSON), JSON.stringify({
+      runName, createdAt: new Date().toISOString(), headLayers, dataset: { name: dataset.name, root: dataset.root, classes: dataset.classNames.length,
+        train: trainRecs.length, val: valRecs.length },
+    }, null, 2) + '\n');
+  }
+  await writeFileAtomic(path.join(runDir, RECIPE_JSON), JSON.stringify(recipe, null, 2) + '\n');
+  try {
+    const result = await train({
+      recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine,
+    });
+    return { ...result, runName, recipe, dataset, classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length };
+  } finally {
+    cam.model.dispose();
+    data.dispose?.();
+  }
+}
+
+/** Rewrites report.html with extra headline numbers (e.g. the final evaluation). */
+export async function finishReport(runDir: string, recipe: Recipe, status: string, final: Record<string, string | number>, engine?: string): Promise<void> {
+  await writeReport({ runName: path.basename(runDir), runDir, rows: readMetrics(runDir), recipe, status, final, engine });
+}
+
+export interface TrainAndEvaluateOptions extends TrainRunOptions {
+  /** Skip the final evaluation and CAM images even if the recipe asks for them. */
+  noEvaluation?: boolean;
+  onEvalProgress?: (done: number, total: number) => void;
+}
+
+export interface TrainAndEvaluateResult {
+  train: TrainRunResult;
+  evaluation?: FinalEvaluation;
+}
+
+/** Training, then (when it completed) the recipe's final evaluation; report.html gets the headline numbers. */
+export async function trainAndEvaluate(o: TrainAndEvaluateOptions): Promise<TrainAndEvaluateResult> {
+  const train = await runTraining(o);
+  if (train.status !== 'completed' || o.noEvaluation) return { train };
+  const evaluation = await evaluateRun({ runDir: train.runDir, recipe: train.recipe, dataset: train.dataset, dataRoot: o.dataRoot,
+    onProgress: o.onEvalProgress });
+  const final: Record<string, string | number> = {
+    'epochs done': train.epochsDone,
+    'training seconds': Number(train.seconds.toFixed(1)),
+    'images/s (this session)': Number(train.imagesPerSec.toFixed(1)),
+  };
+  if (train.best?.valAcc !== undefined) final['best validation top-1'] = `${(train.best.valAcc * 100).toFixed(2)}% (epoch ${train.best.epoch})`;
+  for (const [k, v] of Object.entries(evaluation.headline)) final[`${k} (${train.recipe.evaluation.split}, ${path.basename(evaluation.checkpoint)})`] = `${v.toFixed(2)}%`;
+  if (evaluation.camImages.length) final['CAM images'] = path.relative(train.runDir, path.dirname(evaluation.camImages[0])) + '/';
+  await finishReport(train.runDir, train.recipe, `finished ${train.epochsDone} epochs; evaluated ${path.basename(evaluation.checkpoint)}`, final, o.engine);
+  return { train, evaluation };
+}

@@ -1,0 +1,158 @@
+// The CLI in a child process: Ctrl-C (SIGINT → checkpoint, exit 130; twice → exits at once), SIGKILL during a
+// checkpoint save (the last good checkpoint survives and --resume goes on), and vgg-gap's first steps on a
+// miniature CUB tree (random weights: ImageNet weights cannot be downloaded here).
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useEngine, makeTempDir } from '../helpers.js';
+import { projectRoot } from '../../src/paths.js';
+import { loadLastCheckpoint } from '../../src/train/checkpoint.js';
+import { readMetrics } from '../../src/train/metrics.js';
+import { writeMiniCub } from './mini-cub.js';
+
+interface Child {
+  proc: ChildProcess;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+function gapcam(args: string[]): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), ...args], {
+    cwd: projectRoot, env: { ...process.env, GAPCAM_BACKEND: 'tensorflow' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '', stderr = '';
+  proc.stdout!.on('data', (d) => (stdout += d));
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { proc, done };
+}
+
+async function waitFor(cond: () => boolean, ms: number, every = 20): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+function stepsWritten(runDir: string): number {
+  return readMetrics(runDir).filter((r) => r.kind === 'step').length;
+}
+
+function writeRecipe(dir: string, over: object = {}): string {
+  const file = path.join(dir, 'mini.json');
+  fs.writeFileSync(file, JSON.stringify({
+    description: 'test recipe: vgg-tiny from scratch at 16x16',
+    model: { backbone: 'vgg-tiny', weights: 'none', head: { convFilters: 16 } },
+    data: { dataset: 'unused', inputSize: 16, preprocessing: 'unit', trainTransforms: [{ op: 'resize' }, { op: 'flip' }], valSplit: 'test' },
+    optimizer: { type: 'sgd', momentum: 0.9 },
+    lr: 0.01,
+    batchSize: 2,
+    epochs: 200,
+    evaluation: { split: 'none' },
+    ...over,
+  }));
+  return file;
+}
+
+describe('train: the CLI under signals', function () {
+  this.timeout(180_000);
+  before(useEngine);
+  let cub: string;
+  let work: string;
+  before(async () => {
+    work = makeTempDir();
+    cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 8, size: 16 });
+  });
+
+  it('Ctrl-C finishes the step, writes last and exits 130; --resume continues from it', async () => {
+    const out = path.join(work, 'ck-int');
+    const recipe = writeRecipe(work);
+    const runDir = path.join(out, 'r');
+    const child = gapcam(['train', recipe, '--dataset', cub, '--out', out, '--run-name', 'r', '--no-cache']);
+    await waitFor(() => fs.existsSync(path.join(runDir, 'metrics.jsonl')) && stepsWritten(runDir) >= 3, 60_000);
+    child.proc.kill('SIGINT');
+    const res = await child.done;
+    expect(res.code, res.stderr).to.equal(130);
+    expect(res.stdout).to.contain('resume with: gapcam train --resume r');
+    const ck = await loadLastCheckpoint(runDir);
+    expect(ck.state.globalStep).to.be.at.least(3);
+    expect(ck.state.globalStep).to.equal(stepsWritten(runDir));
+    ck.cam.model.dispose();
+    // resume with fewer epochs than the recipe: finishes the current epoch's remainder and stops
+    const target = ck.state.epoch + 1;
+    const res2 = await gapcam(['train', '--resume', 'r', '--out', out, '--dataset', cub, '--epochs', String(target), '--no-cache']).done;
+    expect(res2.code, res2.stderr).to.equal(0);
+    const after = await loadLastCheckpoint(runDir);
+    expect(after.state.epoch).to.equal(target);
+    expect(after.state.globalStep).to.equal(target * 4);
+    after.cam.model.dispose();
+  });
+
+  it('a second Ctrl-C exits at once', async () => {
+    const out = path.join(work, 'ck-int2');
+    const runDir = path.join(out, 'r');
+    const child = gapcam(['train', writeRecipe(work), '--dataset', cub, '--out', out, '--run-name', 'r', '--no-cache']);
+    await waitFor(() => fs.existsSync(path.join(runDir, 'metrics.jsonl')) && stepsWritten(runDir) >= 2, 60_000);
+    child.proc.kill('SIGINT');
+    child.proc.kill('SIGINT');
+    const res = await child.done;
+    expect(res.code === 130 || res.signal === 'SIGINT', `code ${res.code} signal ${res.signal}`).to.equal(true);
+  });
+
+  it('SIGKILL during a checkpoint save leaves the last good checkpoint, and --resume goes on', async () => {
+    const out = path.join(work, 'ck-kill');
+    const runDir = path.join(out, 'k');
+    // one step per epoch (8 train images, batch 8), so `last` is rewritten after every step; a wide head makes saves slow
+    const recipe = writeRecipe(work, { batchSize: 8, model: { backbone: 'vgg-tiny', weights: 'none', head: { convFilters: 512 } }, data: {
+      dataset: 'unused', inputSize: 16, preprocessing: 'unit', valSplit: 'none' } });
+    let midSave = 0;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const args = attempt === 0 ? ['train', recipe, '--run-name', 'k'] : ['train', '--resume', 'k'];
+      const before = attempt === 0 ? 0 : (await loadLastCheckpoint(runDir)).state.globalStep;
+      const child = gapcam([...args, '--dataset', cub, '--out', out, '--no-cache']);
+      // a first good checkpoint must exist; then wait until the save of a newer one is under way (a new temporary
+      // folder appears) and kill -9
+      if (attempt === 0) await waitFor(() => fs.existsSync(path.join(runDir, 'last', 'train-state.json')), 90_000);
+      const stale = new Set(fs.readdirSync(runDir));
+      await waitFor(() => fs.readdirSync(runDir).some((f) => f.startsWith('.last.tmp-') && !stale.has(f)), 90_000, 1);
+      await new Promise((r) => setTimeout(r, attempt * 7));
+      child.proc.kill('SIGKILL');
+      const res = await child.done;
+      expect(res.signal).to.equal('SIGKILL');
+      if (fs.readdirSync(runDir).some((f) => f.startsWith('.last.tmp-') || f === 'last.old')) midSave++;
+      const ck = await loadLastCheckpoint(runDir);
+      expect(ck.state.globalStep).to.be.at.least(before);
+      ck.cam.model.dispose();
+    }
+    expect(midSave, 'kills that landed during a save').to.be.greaterThan(0);
+    const ck = await loadLastCheckpoint(runDir);
+    const res = await gapcam(['train', '--resume', 'k', '--dataset', cub, '--out', out, '--epochs', String(ck.state.epoch + 2), '--no-cache']).done;
+    expect(res.code, res.stderr).to.equal(0);
+    const after = await loadLastCheckpoint(runDir);
+    expect(after.state.epoch).to.equal(ck.state.epoch + 2);
+    expect(after.state.globalStep).to.equal(ck.state.globalStep + 2);
+    expect(fs.readdirSync(runDir).filter((f) => f.includes('.tmp-') || f.endsWith('.old'))).to.deep.equal([]);
+    ck.cam.model.dispose();
+    after.cam.model.dispose();
+  });
+
+  it('vgg-gap runs its first steps on a miniature CUB tree (--weights none: no ImageNet download here)', async () => {
+    const out = path.join(work, 'ck-vgg');
+    const res = await gapcam(['train', 'vgg-gap', '--dataset', cub, '--weights', 'none', '--input-size', '32', '--batch-size', '2', '--max-steps', '2',
+      '--out', out, '--run-name', 'v', '--no-cache']).done;
+    expect(res.code, res.stderr).to.equal(0);
+    expect(res.stdout).to.contain('stopped after --max-steps 2');
+    const ck = await loadLastCheckpoint(path.join(out, 'v'));
+    expect(ck.state.globalStep).to.equal(2);
+    expect(ck.cam.meta).to.deep.include({ featureLayer: 'gap_conv', backbone: 'vgg16', recipe: 'vgg-gap' });
+    expect(ck.cam.model.getLayer('block5_conv3')).to.not.equal(undefined);
+    expect(() => ck.cam.model.getLayer('block5_pool')).to.throw();
+    const recipe = JSON.parse(fs.readFileSync(path.join(out, 'v', 'recipe.json'), 'utf8'));
+    expect(recipe.model.weights).to.equal('none');
+    expect(recipe.data.inputSize).to.equal(32);
+    expect(recipe.headLrMultiplier).to.equal(10);
+    ck.cam.model.dispose();
+  });
+});
