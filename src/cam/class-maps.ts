@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CamModel } from '../models/types.js';
 import { UserError } from '../errors.js';
+import { layerTensorsIn } from './split.js';
 
 /** Classes to map, one list per image (all lists the same length K), or a function choosing them from the logits
  *  of the same forward pass (e.g. the top-k), so that choosing by score costs no second pass. */
@@ -43,16 +44,16 @@ function layerOf(model: tf.LayersModel, name: string | undefined, what: string):
   }
 }
 
-function singleOutput(layer: tf.layers.Layer): tf.SymbolicTensor {
-  const out = layer.output;
-  if (Array.isArray(out)) throw new UserError(`layer '${layer.name}': expected one output, found ${out.length}`);
-  return out;
+function singleOutput(model: tf.LayersModel, layer: tf.layers.Layer): tf.SymbolicTensor {
+  const out = layerTensorsIn(model, layer.name)?.outputs ?? [];
+  if (out.length !== 1) throw new UserError(`layer '${layer.name}': expected one output, found ${out.length}`);
+  return out[0];
 }
 
-function singleInput(layer: tf.layers.Layer): tf.SymbolicTensor {
-  const inp = layer.input;
-  if (Array.isArray(inp)) throw new UserError(`layer '${layer.name}': expected one input, found ${inp.length}`);
-  return inp;
+function singleInput(model: tf.LayersModel, layer: tf.layers.Layer): tf.SymbolicTensor {
+  const inp = layerTensorsIn(model, layer.name)?.inputs ?? [];
+  if (inp.length !== 1) throw new UserError(`layer '${layer.name}': expected one input, found ${inp.length}`);
+  return inp[0];
 }
 
 /** Builds (once per model, cached) the two-output sub-model sharing the model's layers and weights. */
@@ -64,7 +65,7 @@ export function camGraph(camModel: CamModel): CamGraph {
   const cached = perModel.get(key);
   if (cached) return cached;
 
-  const feature = singleOutput(layerOf(model, meta.featureLayer, 'featureLayer'));
+  const feature = singleOutput(model, layerOf(model, meta.featureLayer, 'featureLayer'));
   if (feature.shape.length !== 4) {
     throw new UserError(`model meta: featureLayer '${meta.featureLayer}' must output a 4-D [N, h, w, C] map; found shape [${feature.shape.join(', ')}]`);
   }
@@ -82,10 +83,10 @@ export function camGraph(camModel: CamModel): CamGraph {
     }
     const numClasses = kernel.shape[1];
     const bias = (weights[1] as tf.Tensor1D | undefined) ?? undefined;
-    const sub = tf.model({ inputs: model.inputs, outputs: [feature, singleInput(dense)] });
+    const sub = tf.model({ inputs: model.inputs, outputs: [feature, singleInput(model, dense)] });
     graph = { sub, kernel, bias, numClasses };
   } else if (meta.headKind === 'conv-gap') {
-    const pooled = singleOutput(layerOf(model, meta.poolingLayer, 'poolingLayer'));
+    const pooled = singleOutput(model, layerOf(model, meta.poolingLayer, 'poolingLayer'));
     const numClasses = feature.shape[3] as number;
     if (pooled.shape[pooled.shape.length - 1] !== numClasses) {
       throw new UserError(`poolingLayer '${meta.poolingLayer}': outputs ${pooled.shape[pooled.shape.length - 1]} scores but featureLayer '${meta.featureLayer}' has ${numClasses} channels`);

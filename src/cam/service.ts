@@ -20,6 +20,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { writeNpy } from '../util/npy.js';
 import { createCamMethod, type MethodName } from './registry.js';
 import type { CamMethod } from './methods/base.js';
+import { layerTensorsIn } from './split.js';
 import { loadCamInput, batchOf, type CamInput } from './input.js';
 import { normalizeMaps, upsampleMaps } from './class-maps.js';
 import { FaithfulnessAccumulator, type FaithfulnessResult } from './faithfulness.js';
@@ -195,8 +196,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
     const how = m.layerChoice === 'auto' ? 'chosen automatically: the last layer with a 4-D output' : m.layerChoice === 'flag' ? 'from --layer' : "the model's CAM feature layer";
     note(`${m.name}: layer '${m.layer}' (${how})${m.relu ? ', ReLU on' : ''}`);
     if (m.flags.maskedForward) {
-      const shape = model.getLayer(m.layer).outputShape as number[];
-      const channels = shape[shape.length - 1];
+      const shape = layerTensorsIn(model, m.layer)?.outputs[0]?.shape ?? [];
+      const channels = shape[shape.length - 1] ?? 0;
       if (channels > 256) note(`${m.name}: ${channels} channels at '${m.layer}' = ${channels} masked forward passes per image; an earlier, narrower layer (--layer) is much faster`);
     }
   }

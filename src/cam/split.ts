@@ -43,6 +43,13 @@ export function modelNodes(model: tf.LayersModel): PlacedNode[] {
   return order;
 }
 
+/** The symbolic input and output tensors of `name`'s own node in `model` (a layer re-applied elsewhere, e.g. by
+ *  splitAtLayer, has several inbound nodes and tfjs's `layer.output` then throws). */
+export function layerTensorsIn(model: tf.LayersModel, name: string): { inputs: tf.SymbolicTensor[]; outputs: tf.SymbolicTensor[] } | undefined {
+  const node = modelNodes(model).find((n) => n.layer.name === name);
+  return node ? { inputs: node.inputs, outputs: node.outputs } : undefined;
+}
+
 function activationName(layer: tf.layers.Layer): string | undefined {
   const a = (layer.getConfig() as { activation?: unknown }).activation;
   return typeof a === 'string' ? a : undefined;

@@ -230,6 +230,17 @@ describe('cam/methods', () => {
     tf.dispose([x, camRes.logits, camRes.maps, gradRes.logits, gradRes.maps]);
   });
 
+  it('the exact core still works after a split re-applied the head layers (several inbound nodes)', () => {
+    const cm = tinyGapDense({ classes: 3 });
+    const x = seededImages(1, 12, 2);
+    const g = createCamMethod('gradcam', cm, { layer: 'conv1' }).compute(x, [[1]]);
+    const core = classActivationMaps(cm, x, [[1]]);
+    const direct = (cm.model.predict(x) as tf.Tensor2D).arraySync()[0];
+    core.logits.arraySync()[0].forEach((v, i) => expect(v).to.be.closeTo(direct[i], 1e-5));
+    g.logits.arraySync()[0].forEach((v, i) => expect(v).to.be.closeTo(direct[i], 1e-5));
+    tf.dispose([x, g.logits, g.maps, core.logits, core.maps]);
+  });
+
   it('splits DAG models (skip connection around the target layer)', () => {
     const input = tf.input({ shape: [6, 6, 2] });
     const a = tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;

@@ -133,13 +133,19 @@ export abstract class CamMethod {
     let classIds: number[][] = [];
     const out = tf.tidy(() => this.withContext(input, classes, (ctx) => {
       classIds = ctx.classIds;
-      const weights = this.elementWeights(ctx);
-      let rows = tf.sum(tf.mul(weights, ctx.activations), -1) as tf.Tensor3D; // [N·K, h, w]
-      if (this.relu) rows = tf.relu(rows);
       const n = ctx.classIds.length;
       const k = ctx.classIds[0].length;
-      const [, h, w] = rows.shape;
-      const maps = rows.reshape([n, k, h, w]).transpose([0, 2, 3, 1]) as tf.Tensor4D;
+      const [, h, w, c] = ctx.imageActivations.shape;
+      let maps: tf.Tensor4D;
+      if (this.elementWeights === CamMethod.prototype.elementWeights) {
+        // channel weights: one batched matmul over the untiled activations, [N, h·w, C] × [N, C, K]
+        const cw = this.channelWeights(ctx).reshape([n, k, c]).transpose([0, 2, 1]) as tf.Tensor3D;
+        maps = tf.matMul(ctx.imageActivations.reshape([n, h * w, c]) as tf.Tensor3D, cw).reshape([n, h, w, k]);
+      } else {
+        const rows = tf.sum(tf.mul(this.elementWeights(ctx), ctx.activations), -1) as tf.Tensor3D; // [N·K, h, w]
+        maps = rows.reshape([n, k, h, w]).transpose([0, 2, 3, 1]) as tf.Tensor4D;
+      }
+      if (this.relu) maps = tf.relu(maps);
       return { logits: ctx.logits, maps };
     }));
     return { ...out, classIds, layer: this.layer };
@@ -179,16 +185,24 @@ export abstract class CamMethod {
     const rowImages = classIds.flatMap((row, i) => row.map(() => i));
     const rowClasses = classIds.flat();
     const rows = tf.tensor1d(rowImages, 'int32');
-    const activations = (k === 1 ? imageActivations : tf.gather(imageActivations, rows)) as tf.Tensor4D;
-    const extrasRep = k === 1 ? extras : extras.map((e) => tf.gather(e, rows));
+    // The per-row (tiled) activations are built only when a method reads them (gradients, Grad-CAM++, …).
+    let tiled: tf.Tensor4D | undefined;
+    const activations = (): tf.Tensor4D => (tiled ??= (k === 1 ? imageActivations : tf.gather(imageActivations, rows)) as tf.Tensor4D);
     let grads: tf.Tensor4D | undefined;
     if (this.flags.gradients) {
+      const extrasRep = k === 1 ? extras : extras.map((e) => tf.gather(e, rows));
       const onehot = tf.oneHot(tf.tensor1d(rowClasses, 'int32'), split.numClasses).toFloat();
       const scoreSum = (a: tf.Tensor) => tf.sum(tf.mul(runHead(split, a, extrasRep), onehot));
-      grads = tf.grad(scoreSum)(activations) as tf.Tensor4D;
+      grads = tf.grad(scoreSum)(activations()) as tf.Tensor4D;
     }
     const probabilities = (x: tf.Tensor4D) => this.probabilities(x);
-    return body({ split, input, imageActivations, activations, grads, logits, classIds, rowImages, rowClasses, options: this.options, probabilities });
+    const options = this.options;
+    return body({
+      split, input, imageActivations, grads, logits, classIds, rowImages, rowClasses, options, probabilities,
+      get activations() {
+        return activations();
+      },
+    });
   }
 }
 

@@ -16,7 +16,7 @@ export class Cam extends CamMethod {
       const kernel = this.target.model.getLayer(meta.classifierLayer as string).getWeights()[0] as tf.Tensor2D; // [C, classes]
       return tf.gather(kernel.transpose(), rows) as tf.Tensor2D;
     }
-    const channels = ctx.activations.shape[3];
+    const channels = ctx.imageActivations.shape[3];
     return tf.oneHot(rows, channels).toFloat() as tf.Tensor2D;
   }
 }
