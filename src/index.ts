@@ -50,3 +50,4 @@ export { resizeBilinearArray } from './cam/class-maps.js';
 export { applyColormap, colormapLut, COLORMAP_NAMES, type ColormapName } from './render/colormap.js';
 export { renderOverlay, renderStrip, blend, drawBoxes, mapToSize, type DrawnBox, type StripPanel } from './render/overlay.js';
 export { galleryHtml, writeGallery, type GalleryCard, type GalleryInfo } from './render/gallery.js';
+export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered } from './engine/wasm-kernels.js';

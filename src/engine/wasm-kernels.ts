@@ -238,23 +238,27 @@ function phaseWindow(ps: Phase[]): { lo: number; hi: number } {
   return { lo, hi };
 }
 
-let registered = false;
+const KERNELS = [
+  ['Conv2DBackpropFilter', conv2DBackpropFilter],
+  ['Conv2DBackpropInput', conv2DBackpropInput],
+] as const;
 
 /** Registers the two gradient kernels for the `wasm` backend (replacing the stock Conv2DBackpropInput). Call after
- *  `@tensorflow/tfjs-backend-wasm` has been imported; repeated calls do nothing. */
+ *  `@tensorflow/tfjs-backend-wasm` has been imported (importing it registers its own kernels, which would otherwise
+ *  override these); calling again does nothing. */
 export function registerWasmTrainingKernels(): void {
-  if (registered) return;
-  for (const [kernelName, kernelFunc] of [
-    ['Conv2DBackpropFilter', conv2DBackpropFilter],
-    ['Conv2DBackpropInput', conv2DBackpropInput],
-  ] as const) {
-    if (tf.getKernel(kernelName, BACKEND)) tf.unregisterKernel(kernelName, BACKEND);
+  if (!tf.findBackendFactory(BACKEND)) {
+    throw new Error('registerWasmTrainingKernels: import @tensorflow/tfjs-backend-wasm first');
+  }
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    const existing = tf.getKernel(kernelName, BACKEND);
+    if (existing?.kernelFunc === (kernelFunc as unknown)) continue;
+    if (existing) tf.unregisterKernel(kernelName, BACKEND);
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
-  registered = true;
 }
 
-/** True once registerWasmTrainingKernels() has run in this process. */
+/** True when the wasm backend runs these training kernels. */
 export function wasmTrainingKernelsRegistered(): boolean {
-  return registered;
+  return KERNELS.every(([kernelName, kernelFunc]) => tf.getKernel(kernelName, BACKEND)?.kernelFunc === (kernelFunc as unknown));
 }

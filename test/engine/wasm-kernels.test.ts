@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { useEngine } from '../helpers.js';
 import { fixedValues, maxAbsDiff, onBackend, sizeOf } from './backends.js';
+import { wasmTrainingKernelsRegistered } from '../../src/engine/wasm-kernels.js';
 
 type Pad = 'same' | 'valid';
 interface Case { x: [number, number, number, number]; f: [number, number, number, number]; stride: number | [number, number]; pad: Pad }
@@ -46,6 +47,7 @@ describe('engine: wasm training kernels vs the cpu backend', function () {
       expect(tf.getKernel('Conv2DBackpropFilter', 'wasm'), 'Conv2DBackpropFilter').to.not.equal(undefined);
       expect(tf.getKernel('Conv2DBackpropInput', 'wasm')?.kernelFunc.name).to.equal('conv2DBackpropInput');
       expect(tf.getKernel('Conv2DBackpropInput', 'wasm')?.setupFunc, 'stock kernel has a setupFunc').to.equal(undefined);
+      expect(wasmTrainingKernelsRegistered()).to.equal(true);
     });
   });
 
