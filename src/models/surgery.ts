@@ -16,7 +16,8 @@ import { BACKBONES, isBackboneName } from './registry.js';
 
 export { asCamModel, detectCamHead } from './head.js';
 
-/** Names of the layers toGap adds (CAM, training and export code find the head by these). */
+/** Names of the layers toGap adds (CAM, training and export code find the head through meta.json, which records
+ *  them; a name already used by a kept layer gets a suffix, e.g. gap_conv_1 when re-heading a gapcam model). */
 export const GAP_LAYER_NAMES = {
   conv: 'gap_conv',
   pool: 'gap_pool',
@@ -106,17 +107,27 @@ export function toGap(model: tf.LayersModel, opts: ToGapOptions): CamModel {
   }
   let seed = opts.seed;
   const init = () => (seed === undefined ? 'glorotUniform' : tf.initializers.glorotUniform({ seed: seed++ }));
+  // Re-heading a model that already has a gapcam head (cut at gap_conv, say) must not repeat a kept layer's name.
+  const taken = new Set(body.layers.map((l) => l.name));
+  const fresh = (base: string) => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return name;
+  };
   let x: tf.SymbolicTensor = feat;
   let featureLayer = cutAt;
   if (convFilters > 0) {
-    x = tf.layers.conv2d({ filters: convFilters, kernelSize, strides: 1, padding: 'same', activation: 'relu', name: GAP_LAYER_NAMES.conv, kernelInitializer: init() })
+    featureLayer = fresh(GAP_LAYER_NAMES.conv);
+    x = tf.layers.conv2d({ filters: convFilters, kernelSize, strides: 1, padding: 'same', activation: 'relu', name: featureLayer, kernelInitializer: init() })
       .apply(x) as tf.SymbolicTensor;
-    featureLayer = GAP_LAYER_NAMES.conv;
   }
-  x = tf.layers.globalAveragePooling2d({ name: GAP_LAYER_NAMES.pool }).apply(x) as tf.SymbolicTensor;
-  if (opts.dropout) x = tf.layers.dropout({ rate: opts.dropout, name: GAP_LAYER_NAMES.dropout, seed: opts.seed }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.dense({ units: classes, activation: 'linear', name: GAP_LAYER_NAMES.classifier, kernelInitializer: init() }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.activation({ activation: 'softmax', name: GAP_LAYER_NAMES.softmax }).apply(x) as tf.SymbolicTensor;
+  const poolingLayer = fresh(GAP_LAYER_NAMES.pool);
+  x = tf.layers.globalAveragePooling2d({ name: poolingLayer }).apply(x) as tf.SymbolicTensor;
+  if (opts.dropout) x = tf.layers.dropout({ rate: opts.dropout, name: fresh(GAP_LAYER_NAMES.dropout), seed: opts.seed }).apply(x) as tf.SymbolicTensor;
+  const classifierLayer = fresh(GAP_LAYER_NAMES.classifier);
+  x = tf.layers.dense({ units: classes, activation: 'linear', name: classifierLayer, kernelInitializer: init() }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.activation({ activation: 'softmax', name: fresh(GAP_LAYER_NAMES.softmax) }).apply(x) as tf.SymbolicTensor;
   const gapModel = tf.model({ inputs: body.inputs, outputs: x, name: `${model.name}_gap` });
   const meta: ModelMeta = {
     classNames,
@@ -124,8 +135,8 @@ export function toGap(model: tf.LayersModel, opts: ToGapOptions): CamModel {
     inputSize,
     headKind: 'gap-dense',
     featureLayer,
-    poolingLayer: GAP_LAYER_NAMES.pool,
-    classifierLayer: GAP_LAYER_NAMES.classifier,
+    poolingLayer,
+    classifierLayer,
     outputIsSoftmax: true,
     ...(opts.recipe ? { recipe: opts.recipe } : {}),
     ...(backbone ? { backbone } : {}),

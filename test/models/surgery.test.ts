@@ -57,6 +57,20 @@ describe('models/surgery', () => {
     cam.model.dispose();
   });
 
+  it('re-heads a gapcam model: new names never clash with kept ones, kept head weights stay', () => {
+    const vgg = buildVgg('vgg-tiny', { includeTop: false, inputShape: [32, 32, 3], seed: 3 });
+    const first = toGap(vgg, { classes: 3, convFilters: 8, seed: 1 });
+    vgg.dispose();
+    const swap = toGap(first.model, { cutAt: 'gap_conv', convFilters: 0, classes: 5 });
+    expect(swap.meta).to.include({ featureLayer: 'gap_conv', poolingLayer: 'gap_pool', classifierLayer: 'gap_classifier' });
+    expect(expectKeptWeightsIdentical(first.model, swap.model, 'gap_conv')).to.equal(14);
+    expect(swap.model.outputs[0].shape).to.deep.equal([null, 5]);
+    const stacked = toGap(first.model, { cutAt: 'gap_conv', convFilters: 4, classes: 2 });
+    expect(stacked.meta.featureLayer).to.equal('gap_conv_1');
+    expect(stacked.model.layers.slice(-4).map((l) => l.name)).to.deep.equal(['gap_conv_1', 'gap_pool', 'gap_classifier', 'gap_softmax']);
+    [first.model, swap.model, stacked.model].forEach((m) => m.dispose());
+  });
+
   it('defaults: VGG16 cut at block5_conv3, 1024 3×3 filters, 14×14 map; dropout layer when asked', () => {
     const vgg = buildVgg('vgg16', { includeTop: false, inputShape: [224, 224, 3] });
     const cam = toGap(vgg, { classes: 2, dropout: 0.5 });
