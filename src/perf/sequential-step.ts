@@ -106,11 +106,8 @@ function varOf(layer: AnyLayer, field: 'kernel' | 'bias' | 'gamma' | 'beta'): tf
   return lv ? (lv.read() as tf.Variable) : undefined;
 }
 
-function checkNoRegularizers(layer: AnyLayer): void {
-  for (const f of ['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint']) {
-    if (layer[f] != null) throw new Unsupported(`layer '${layer.name}' has a ${f}`);
-  }
-}
+// Layer regularizers and constraints are not applied, exactly as with model.apply + tf.variableGrads (tfjs-layers
+// adds them only inside model.fit); gapcam's recipes put weight decay in the optimizer update instead.
 
 function checkChannelsLast(layer: AnyLayer): void {
   if (layer.dataFormat != null && layer.dataFormat !== 'channelsLast') {
@@ -119,7 +116,6 @@ function checkChannelsLast(layer: AnyLayer): void {
 }
 
 function convOp(layer: AnyLayer): Op {
-  checkNoRegularizers(layer);
   checkChannelsLast(layer);
   if (layer.rank !== 2) throw new Unsupported(`layer '${layer.name}' is a ${layer.rank}-D convolution`);
   const dil = pair(layer.dilationRate, 1);
@@ -147,7 +143,6 @@ function convOp(layer: AnyLayer): Op {
 }
 
 function denseOp(layer: AnyLayer, isLast: boolean): Op {
-  checkNoRegularizers(layer);
   let act = activationName(layer);
   if (act === 'softmax' && isLast) act = 'linear'; // the loss takes logits; softmax is folded into it
   if (act !== 'relu' && act !== 'linear') throw new Unsupported(`layer '${layer.name}' has activation ${act}`);
