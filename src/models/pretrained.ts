@@ -37,6 +37,8 @@ export interface PretrainedOptions {
   weightsBaseUrl?: string;
   /** Called with (bytes received, total bytes or undefined) during a download. */
   onProgress?: (received: number, total: number | undefined) => void;
+  /** Where the one-line "downloading … → …" notice goes (default stderr; pass () => {} to silence). */
+  log?: (line: string) => void;
 }
 
 export function pretrainedCacheDir(opts: PretrainedOptions = {}): string {
@@ -103,6 +105,7 @@ export async function fetchPretrained(spec: PretrainedFile, opts: PretrainedOpti
     await fs.promises.rm(target, { force: true });
   }
   const base = (opts.weightsBaseUrl ?? process.env.GAPCAM_WEIGHTS_BASE_URL ?? KERAS_WEIGHTS_BASE_URL).replace(/\/?$/, '/');
+  (opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(`gapcam: downloading ${base + spec.urlPath} → ${target} (once; md5 ${spec.md5})`);
   return downloadVerified(base + spec.urlPath, target, spec.md5, opts);
 }
 

@@ -307,12 +307,16 @@ describe('models/keras-h5', () => {
       const md5 = crypto.createHash('md5').update(body).digest('hex');
       const spec = { urlPath: 'mini/mini.h5', file: 'mini.h5', md5 };
       let progress = 0;
-      const p1 = await fetchPretrained(spec, { cacheDir, weightsBaseUrl: base, onProgress: (r) => (progress = r) });
+      const logged: string[] = [];
+      const p1 = await fetchPretrained(spec, { cacheDir, weightsBaseUrl: base, onProgress: (r) => (progress = r), log: (l) => logged.push(l) });
+      expect(logged).to.have.length(1);
+      expect(logged[0]).to.include('mini/mini.h5');
       expect(p1).to.equal(path.join(cacheDir, 'mini.h5'));
       expect(progress).to.equal(body.length);
       expect(hits).to.deep.equal(['/mini/mini.h5']);
       expect(fs.readdirSync(cacheDir)).to.deep.equal(['mini.h5']);
-      const p2 = await fetchPretrained(spec, { cacheDir, weightsBaseUrl: base });
+      const p2 = await fetchPretrained(spec, { cacheDir, weightsBaseUrl: base, log: (l) => logged.push(l) });
+      expect(logged).to.have.length(1); // no download, no notice
       expect(p2).to.equal(p1);
       expect(hits).to.have.length(1); // served from the cache
       const model = mini();
@@ -322,7 +326,7 @@ describe('models/keras-h5', () => {
 
     it('a checksum failure caches nothing (the official md5 does not match the served file)', async () => {
       const cacheDir = makeTempDir();
-      await expectUserError(fetchImagenetWeights('vgg16', false, { cacheDir, weightsBaseUrl: base }), /md5 [0-9a-f]{32} does not match the published 6d6bbae143d832006294945121d1f1fc/);
+      await expectUserError(fetchImagenetWeights('vgg16', false, { cacheDir, weightsBaseUrl: base, log: () => {} }), /md5 [0-9a-f]{32} does not match the published 6d6bbae143d832006294945121d1f1fc/);
       expect(hits).to.deep.equal(['/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5']);
       expect(fs.readdirSync(cacheDir)).to.deep.equal([]);
       await expectUserError(downloadVerified(`${base}missing.bin`, path.join(cacheDir, 'x'), 'ff'), /HTTP 404/);
@@ -334,7 +338,7 @@ describe('models/keras-h5', () => {
       await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
       const port = (closed.address() as AddressInfo).port;
       await new Promise<void>((r) => closed.close(() => r()));
-      const msg = await expectUserError(buildBackbone('vgg19', { includeTop: true, inputShape: [32, 32, 3], weights: 'imagenet', cacheDir, weightsBaseUrl: `http://127.0.0.1:${port}/` }),
+      const msg = await expectUserError(buildBackbone('vgg19', { includeTop: true, inputShape: [32, 32, 3], weights: 'imagenet', cacheDir, weightsBaseUrl: `http://127.0.0.1:${port}/`, log: () => {} }),
         /cannot download .*vgg19_weights_tf_dim_ordering_tf_kernels\.h5.*put it at/);
       expect(msg).to.include(path.join(cacheDir, 'vgg19_weights_tf_dim_ordering_tf_kernels.h5'));
       await expectUserError(buildBackbone('vgg16', { includeTop: true, classes: 5, weights: 'imagenet', cacheDir }), /classes = 1000/);
