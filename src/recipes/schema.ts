@@ -43,6 +43,10 @@ export const ModelSectionSchema = z.strictObject({
   /** 'imagenet' (the official Keras file, cached), 'none' (random initialisation), or a path to a weights file or a
    *  tfjs model folder (relative paths in a recipe are relative to the project root). */
   weights: z.string().min(1).default('none'),
+  /** Initialisation of the layers that get no pretrained weights (every layer when weights is 'none', else the new
+   *  head): 'default' (Keras' glorot-uniform kernels) or 'he-normal' (N(0, 2/fan-in) kernels, zero biases: keeps
+   *  activations from shrinking through deep ReLU stacks without batch norm, so training from scratch starts faster). */
+  init: z.enum(['default', 'he-normal']).default('default'),
   /** The layer after which everything is cut and the GAP head attached (default: the backbone's own). */
   cutAt: z.string().min(1).optional(),
   head: z

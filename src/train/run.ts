@@ -2,6 +2,7 @@
 // evaluation of the best checkpoint → run folder. A run folder holds recipe.json (the resolved recipe),
 // metrics.jsonl/csv, report.html, last/ and best/ (loadable CAM models), evaluation/ and cams/ when they ran.
 import fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset } from '../data/datasets.js';
 import type { Dataset, ImageRecord, Split } from '../data/types.js';
@@ -98,11 +99,27 @@ export async function buildRecipeModel(recipe: Recipe, classNames: string[], rng
         inputSize: [h, w],
       });
       const headLayers = cam.model.layers.filter((l) => !kept.has(l.name) && l.trainableWeights.length > 0).map((l) => l.name);
+      if (recipe.model.init === 'he-normal') heNormalInit(cam.model, weights ? headLayers : cam.model.layers.map((l) => l.name));
       return { cam, headLayers };
     } finally {
       backbone.dispose();
     }
   });
+}
+
+/** Re-initialises the kernels of the named conv/dense layers from N(0, 2/fan-in) (He et al. 2015) and zeroes their
+ *  biases; draws from Math.random (the run's seeded generator), so it is deterministic given the seed. */
+export function heNormalInit(model: tf.LayersModel, layerNames: readonly string[]): void {
+  for (const name of layerNames) {
+    const layer = model.getLayer(name);
+    const cls = layer.getClassName();
+    if (cls !== 'Conv2D' && cls !== 'Dense') continue;
+    const [kernel, ...rest] = layer.getWeights();
+    const fanIn = kernel.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const fresh = tf.tidy(() => [tf.randomNormal(kernel.shape, 0, Math.sqrt(2 / fanIn)), ...rest.map((w) => tf.zerosLike(w))]);
+    layer.setWeights(fresh);
+    tf.dispose(fresh);
+  }
 }
 
 /** Trains per a recipe (or resumes a run); see the file header. */

@@ -1,0 +1,74 @@
+// Training throughput of every shipped training recipe on this machine's engine (a benchmark, not a test):
+//   npx tsx bench/train.ts [--steps 3] [--batch 8] [--recipe vgg-gap-tiny] [--backend tensorflow]
+//   node dist/bench/train.js …   (after npm run build)
+// Each recipe's model is built as `gapcam train` builds it (backbone + GAP surgery at the recipe's input size;
+// ImageNet weights are replaced by random ones because nothing downloads here, which does not change the speed;
+// darknet-tiny is read from ../shared/models/darknet-tiny), then timed on in-memory random batches through the real
+// training loop (forward, loss, gradients, optimizer update with the recipe's multipliers, frozen layers and
+// decay). One warm-up step is not counted. The data pipeline is measured by the data module's own benchmark.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { startEngine, describeEngine, parseEngineRequest } from '../src/engine.js';
+import { listRecipes } from '../src/recipes/loader.js';
+import { sizeHW, type Recipe } from '../src/recipes/schema.js';
+import { buildRecipeModel } from '../src/train/run.js';
+import { createRandom } from '../src/train/rng.js';
+import { memoryData } from '../src/train/data.js';
+import { train } from '../src/train/trainer.js';
+import { readMetrics } from '../src/train/metrics.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  const info = await startEngine(parseEngineRequest(arg('backend')));
+  console.log(describeEngine(info));
+  const steps = Number(arg('steps') ?? 3);
+  const only = arg('recipe');
+  const rows: string[] = [];
+  for (const entry of listRecipes()) {
+    if (!entry.recipe || (only && entry.name !== only)) continue;
+    let recipe: Recipe = entry.recipe;
+    const batch = Number(arg('batch') ?? Math.min(recipe.batchSize, 8));
+    const weights = recipe.model.weights === 'imagenet' ? 'none' : recipe.model.weights;
+    if (weights !== 'none' && !fs.existsSync(weights)) {
+      console.log(`${entry.name}: skipped (weights ${weights} not found)`);
+      continue;
+    }
+    recipe = { ...recipe, batchSize: batch, epochs: 1, model: { ...recipe.model, weights } };
+    const [h, w] = sizeHW(recipe.data.inputSize);
+    const classes = Array.from({ length: recipe.data.dataset === 'cub200' ? 200 : recipe.data.dataset === 'wild2' ? 2 : 10 }, (_, i) => `c${i}`);
+    const { cam, headLayers } = await buildRecipeModel(recipe, classes, createRandom(1));
+    const n = batch * (steps + 1);
+    const images = tf.randomNormal([n, h, w, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const labels = Array.from({ length: n }, (_, i) => i % classes.length);
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-train-'));
+    const data = memoryData({ images, labels, numClasses: classes.length, batchSize: batch, shuffle: false });
+    try {
+      await train({ recipe, cam, data, runDir, headLayers, maxSteps: steps + 1 });
+      const timed = readMetrics(runDir).filter((r) => r.kind === 'step').slice(1);
+      const secs = timed.reduce((a, r) => a + r.imagesPerSec ** -1 * batch, 0);
+      const ips = (timed.length * batch) / secs;
+      const params = cam.model.countParams();
+      const line = `${entry.name.padEnd(14)} ${recipe.model.backbone.padEnd(13)} ${h}×${w} batch ${String(batch).padStart(2)}  ` +
+        `${ips.toFixed(1).padStart(7)} images/s  (${(secs / timed.length).toFixed(2)} s/step, ${(params / 1e6).toFixed(2)} M params)`;
+      console.log(line);
+      rows.push(line);
+    } finally {
+      cam.model.dispose();
+      images.dispose();
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+  }
+  console.log(`\ntraining images/s on ${info.name} (${info.threads} threads), ${steps} timed steps each, random in-memory batches:`);
+  for (const r of rows) console.log('  ' + r);
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});

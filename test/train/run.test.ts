@@ -1,0 +1,93 @@
+// The training service end to end in-process on a miniature CUB tree: determinism given a seed (initialisation,
+// shuffling, augmentation), the run folder's contents, and --resume naming errors.
+import * as tf from '@tensorflow/tfjs';
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useEngine, makeTempDir } from '../helpers.js';
+import { runTraining, heNormalInit } from '../../src/train/run.js';
+import { loadLastCheckpoint } from '../../src/train/checkpoint.js';
+import { UserError } from '../../src/errors.js';
+import { createRandom, withRandom } from '../../src/train/rng.js';
+import { writeMiniCub } from './mini-cub.js';
+import { weightsOf } from './tiny.js';
+
+describe('train: the run service', function () {
+  this.timeout(120_000);
+  before(useEngine);
+  let work: string;
+  let cub: string;
+  let recipeFile: string;
+  before(async () => {
+    work = makeTempDir();
+    cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 8, size: 16 });
+    recipeFile = path.join(work, 'r.json');
+    fs.writeFileSync(recipeFile, JSON.stringify({
+      model: { backbone: 'vgg-tiny', weights: 'none', init: 'he-normal', head: { convFilters: 8, dropout: 0.2 } },
+      data: { dataset: cub, inputSize: 16, preprocessing: 'torch', trainTransforms: [{ op: 'random-crop', scale: [0.6, 1] }, { op: 'flip' }] },
+      optimizer: { type: 'sgd', momentum: 0.9 }, lr: 0.02, batchSize: 3, epochs: 2, seed: 5, evaluation: { split: 'none' },
+    }));
+  });
+
+  it('is deterministic given the seed, and writes recipe.json, run.json, metrics, report, best and last', async () => {
+    const out = path.join(work, 'ck');
+    const a = await runTraining({ recipe: recipeFile, checkpointRoot: out, runName: 'a', cacheDir: null });
+    const b = await runTraining({ recipe: recipeFile, checkpointRoot: out, runName: 'b', cacheDir: null });
+    const c = await runTraining({ recipe: recipeFile, overrides: { seed: 6 }, checkpointRoot: out, runName: 'c', cacheDir: null });
+    expect(a.status).to.equal('completed');
+    expect(a.globalStep).to.equal(6); // 8 train images, batch 3 → 3 steps × 2 epochs
+    const [ca, cb, cc] = await Promise.all(['a', 'b', 'c'].map((r) => loadLastCheckpoint(path.join(out, r))));
+    const [wa, wb, wc] = await Promise.all([ca, cb, cc].map((x) => weightsOf(x.cam.model)));
+    let differs = false;
+    for (const [k, v] of wa) {
+      expect(tf.util.arraysEqual(v, wb.get(k)!), k).to.equal(true);
+      if (!tf.util.arraysEqual(v, wc.get(k)!)) differs = true;
+    }
+    expect(differs, 'another seed gives other weights').to.equal(true);
+    for (const f of ['recipe.json', 'run.json', 'metrics.jsonl', 'metrics.csv', 'report.html', 'best/model.json', 'best/meta.json', 'last/optimizer.bin']) {
+      expect(fs.existsSync(path.join(out, 'a', f)), f).to.equal(true);
+    }
+    const saved = JSON.parse(fs.readFileSync(path.join(out, 'a', 'recipe.json'), 'utf8'));
+    expect(saved.seed).to.equal(5);
+    expect(saved.model.init).to.equal('he-normal');
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'c', 'recipe.json'), 'utf8')).seed).to.equal(6);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'a', 'run.json'), 'utf8')).headLayers).to.deep.equal(['gap_conv', 'gap_classifier']);
+    expect(ca.cam.meta).to.deep.include({ preprocessing: 'torch', recipe: 'r', backbone: 'vgg-tiny' });
+    expect(ca.cam.meta.inputSize).to.deep.equal([16, 16]);
+    for (const x of [ca, cb, cc]) x.cam.model.dispose();
+  });
+
+  it('refuses to overwrite a run and names a missing --resume run', async () => {
+    const out = path.join(work, 'ck2');
+    await runTraining({ recipe: recipeFile, checkpointRoot: out, runName: 'x', maxSteps: 1, cacheDir: null });
+    let err: unknown;
+    try { await runTraining({ recipe: recipeFile, checkpointRoot: out, runName: 'x', cacheDir: null }); } catch (e) { err = e; }
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.contain('already exists').and.to.contain('--resume x');
+    err = undefined;
+    try { await runTraining({ resume: 'nope', checkpointRoot: out }); } catch (e) { err = e; }
+    expect((err as Error).message).to.match(/^--resume: no run 'nope'/);
+    const r = await runTraining({ resume: 'x', checkpointRoot: out, cacheDir: null });
+    expect(r.status).to.equal('completed');
+    expect(r.globalStep).to.equal(6);
+  });
+
+  it('he-normal draws N(0, 2/fan-in) kernels and zero biases, from the seeded stream', async () => {
+    const build = () => withRandom(createRandom(3), () => {
+      const m = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [8, 8, 16], filters: 64, kernelSize: 3, biasInitializer: 'ones', name: 'k' })] });
+      heNormalInit(m, ['k']);
+      return m;
+    });
+    const m1 = await build(), m2 = await build();
+    const [k, bias] = m1.getWeights();
+    const v = await k.data();
+    const mean = v.reduce((a, x) => a + x, 0) / v.length;
+    const std = Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / v.length);
+    expect(std).to.be.closeTo(Math.sqrt(2 / (3 * 3 * 16)), 0.01);
+    expect(Math.abs(mean)).to.be.lessThan(0.01);
+    expect(Array.from(await bias.data()).every((x) => x === 0)).to.equal(true);
+    expect(tf.util.arraysEqual(v, await m2.getWeights()[0].data())).to.equal(true);
+    m1.dispose();
+    m2.dispose();
+  });
+});
