@@ -45,6 +45,8 @@ export interface CamRunOptions {
   /** Class tokens: top1, top5, topN, gt, a class id or a class name (default: top1). */
   classes?: string[];
   layer?: string;
+  /** Overrides every method's ReLU flag (CAM: off, gradient and score methods: on). */
+  relu?: boolean;
   colormap?: ColormapName;
   opacity?: number;
   /** Draw the CAM box and the ground-truth boxes on the overlays (default true). */
@@ -191,7 +193,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
   const meta: ModelMeta | undefined = loaded.meta;
 
   const methodNames: MethodName[] = o.methods?.length ? [...new Set(o.methods)] : [meta ? 'cam' : 'gradcam'];
-  const methods: CamMethod[] = methodNames.map((name) => createCamMethod(name, { model, meta }, { layer: o.layer }));
+  const methods: CamMethod[] = methodNames.map((name) => createCamMethod(name, { model, meta }, { layer: o.layer, relu: o.relu }));
   for (const m of methods) {
     const how = m.layerChoice === 'auto' ? 'chosen automatically: the last layer with a 4-D output' : m.layerChoice === 'flag' ? 'from --layer' : "the model's CAM feature layer";
     note(`${m.name}: layer '${m.layer}' (${how})${m.relu ? ', ReLU on' : ''}`);

@@ -18,6 +18,7 @@ interface CamArgs {
   method: string[];
   class: string[];
   layer?: string;
+  relu?: boolean;
   colormap: string;
   opacity: number;
   boxes: boolean;
@@ -44,6 +45,7 @@ export const camCommand: GapcamCommand = {
       .option('method', { type: 'string', array: true, default: [] as string[], describe: `one or more of ${METHOD_NAMES.join(', ')} (default: cam for CAM-ready models, else gradcam)` })
       .option('class', { type: 'string', array: true, default: ['top1'], describe: 'classes to map: top1, top5, topN, gt, a class id or name (several allowed)' })
       .option('layer', { type: 'string', describe: 'target layer of gradient/score methods (default: the last layer with a 4-D output)' })
+      .option('relu', { type: 'boolean', describe: 'ReLU on the weighted sum (default: off for cam, on for the others); --no-relu to turn off' })
       .option('colormap', { type: 'string', choices: [...COLORMAP_NAMES], default: 'jet', describe: 'heat-map colours' })
       .option('opacity', { type: 'number', default: 0.5, describe: 'heat-map weight in the overlay, 0..1' })
       .option('boxes', { type: 'boolean', default: true, describe: 'draw the CAM box (green) and ground-truth boxes (red); --no-boxes to turn off' })
@@ -86,6 +88,7 @@ export const camCommand: GapcamCommand = {
       methods: methods as MethodName[],
       classes: args.class,
       layer: args.layer,
+      relu: args.relu,
       colormap: parseColormap(args.colormap),
       opacity: args.opacity,
       boxes: args.boxes,

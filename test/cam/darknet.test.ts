@@ -1,6 +1,6 @@
 // darknet-tiny (a real ImageNet model with a 1×1 class-score conv → GAP head) on the kangaroo photos: the CAM of
 // `wallaby` (class id 215, the closest ImageNet class) peaks inside a ground-truth kangaroo box for most images.
-// Measured once over all 164 photos (163 decodable; 00090.jpg is a truncated JPEG): 160/163 hits (98 %).
+// Measured once over all 164 photos (hottest 14×14 cell centre inside a GT box): 161/164 = 98.2 %.
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +25,7 @@ describe('cam on darknet-tiny (kangaroo photos)', function () {
     cm = await loadCamModel(darknetTinyDir);
     const ds = await loadDataset(path.join(sharedDatasetsDir, 'kangaroo'));
     // every 8th photo: 21 images spread over the set
-    recs = ds.records.filter((_, i) => i % 8 === 0 && !ds.records[i].path.endsWith('00090.jpg'));
+    recs = ds.records.filter((_, i) => i % 8 === 0);
   });
 
   it('is read as a conv-gap model whose class 215 is wallaby', () => {

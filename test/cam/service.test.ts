@@ -7,6 +7,7 @@ import { useEngine, makeTempDir } from '../helpers.js';
 import { runCam, parseClassTokens, resolveClassToken, safeId } from '../../src/cam/service.js';
 import { loadDataset } from '../../src/data/datasets.js';
 import { readNpy } from '../../src/util/npy.js';
+import { saveLayersModelToDir } from '../../src/models/io.js';
 import { main } from './cli-main.js';
 import { writeTinyModel, writeImageFolder, writeVocFolder } from './fixtures.js';
 
@@ -89,6 +90,23 @@ describe('cam service (gapcam cam)', function () {
       expect(r.insertionAuc).to.be.within(0, 1);
     }
     expect(fs.readFileSync(s.gallery, 'utf8')).to.include('IoU ');
+  });
+
+  it('a model that is not CAM-ready defaults to Grad-CAM at its last 4-D layer; --relu off is honoured', async () => {
+    const m = tf.sequential({ layers: [
+      tf.layers.conv2d({ inputShape: [20, 20, 3], filters: 3, kernelSize: 3, activation: 'relu', name: 'c1', kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }),
+      tf.layers.conv2d({ filters: 2, kernelSize: 3, name: 'c2', kernelInitializer: tf.initializers.glorotUniform({ seed: 5 }) }),
+      tf.layers.flatten({}), tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 6 }) })] });
+    const mdir = path.join(dir, 'flat-model');
+    await saveLayersModelToDir(mdir, m);
+    m.dispose();
+    const out = path.join(dir, 'out-flat');
+    const s = await runCam({ model: mdir, images, out, relu: false, npy: 'raw' });
+    expect(s.methods).to.deep.equal([{ name: 'gradcam', layer: 'c2', layerChoice: 'auto', relu: false }]);
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'cam.json'), 'utf8'));
+    expect(json.images[0].classes[0].className).to.equal('class_' + json.images[0].classes[0].classId);
+    expect(readNpy(path.join(out, json.images[0].methods.gradcam.npy[0])).shape).to.deep.equal([16, 16]);
+    await runCam({ model: mdir, images, out, methods: ['cam'] }).then(() => expect.fail('should throw'), (e: Error) => expect(e.message).to.match(/not CAM-ready.*--method gradcam/));
   });
 
   it('errors are one line and name the thing', async () => {
