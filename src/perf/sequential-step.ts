@@ -37,16 +37,26 @@ export interface ProfileEntry {
   phase: 'forward' | 'backward' | 'loss' | 'update';
   ms: number;
   calls: number;
-  /** Largest resident set size (MiB, from /proc/self/status) seen right after this piece ran (Linux only). */
+  /** Peak resident set size (MiB) while this piece ran (Linux: VmHWM, reset before each piece). */
   rssMiB?: number;
 }
 
-function residentMiB(): number | undefined {
+/** Peak resident set size (MiB) since the last resetPeak(), from /proc/self/status (Linux only). */
+function peakMiB(): number | undefined {
   try {
-    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
     return m ? Number(m[1]) / 1024 : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Resets the kernel's peak-RSS mark (VmHWM) so that the next peakMiB() is the peak of what ran in between. */
+function resetPeak(): void {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5');
+  } catch {
+    /* not Linux, or not permitted: the peak then includes earlier work */
   }
 }
 
@@ -360,6 +370,10 @@ export interface FusedGradientsOptions {
   /** The variables to differentiate (default: the model's trainable weights). Layers below the lowest one run
    *  forward only. */
   variables?: tf.Variable[];
+  /** Called with each layer's gradients as soon as they exist (top layer first), taking ownership of them (the
+   *  callback disposes them); the result's `grads` is then empty. Lets an optimizer update a layer and free its
+   *  gradients while the backward pass goes on, so not all gradients are alive at once. */
+  onGradients?: (grads: tf.NamedTensorMap) => void;
 }
 
 export interface FusedGradientsResult {
@@ -399,13 +413,14 @@ export class FusedGradients {
 
   private timed<T>(layer: string, phase: ProfileEntry['phase'], f: () => T): T {
     if (!this.options.profile) return f();
+    resetPeak();
     const t0 = performance.now();
     const out = f();
     const key = `${layer}\u0000${phase}`;
     const e = this.timings.get(key) ?? { layer, phase, ms: 0, calls: 0 };
     e.ms += performance.now() - t0;
     e.calls++;
-    const rss = residentMiB();
+    const rss = peakMiB();
     if (rss !== undefined) e.rssMiB = Math.max(e.rssMiB ?? 0, rss);
     this.timings.set(key, e);
     return out;
@@ -458,6 +473,11 @@ export class FusedGradients {
         };
         const dx = this.timed(ops[i].name, 'backward', () => ops[i].backward(dyi, input, acts[i]!, i > lowest, ctx, release));
         release();
+        if (options.onGradients && Object.keys(ctx.grads).length > 0) {
+          const ready = ctx.grads;
+          ctx.grads = {};
+          this.timed(ops[i].name, 'update', () => options.onGradients!(ready));
+        }
         if (!dx) break;
         dy = dx;
       }
@@ -480,16 +500,34 @@ export class FusedGradients {
 /** The fused step; throws an Error naming the first unsupported layer. */
 export function createFusedTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
   const fused = new FusedGradients(model, options);
+  // SGD and Momentum update each variable from its own gradient and slot only, and skip names whose gradient is
+  // null while keeping every slot at its position; so each layer can be updated (and its gradients freed) as soon
+  // as the backward pass has produced them. The slot order is the full trainable-weight order every time.
+  // Other optimizers (Adam: bias corrections advance per call) get all gradients at once.
+  const names = model.trainableWeights.map((v) => (v.read() as tf.Variable).name);
+  const eachLayer = ['SGD', 'Momentum'].includes(optimizer.getClassName())
+    ? (grads: tf.NamedTensorMap) => {
+      const all: Record<string, tf.Tensor | null> = {};
+      for (const n of names) all[n] = grads[n] ?? null;
+      try {
+        optimizer.applyGradients(all as unknown as tf.NamedTensorMap);
+      } finally {
+        tf.dispose(grads);
+      }
+    }
+    : undefined;
   return {
     kind: 'fused-sequential',
     profile: () => fused.profile(),
     run(images, labels) {
-      const { loss, grads, correct } = fused.gradients(images, labels, { training: true });
+      const iterations = optimizer.iterations;
+      const { loss, grads, correct } = fused.gradients(images, labels, { training: true, onGradients: eachLayer });
       correct.dispose();
       try {
         // Gradients come in the model's trainable-weight order, as model.fit passes them: tfjs optimizers keep
         // their slots by position, so either path can continue the other's optimizer state.
-        optimizer.applyGradients(grads);
+        if (eachLayer) (optimizer as unknown as { iterations_: number }).iterations_ = iterations + 1;
+        else optimizer.applyGradients(grads);
         return loss;
       } catch (err) {
         loss.dispose();

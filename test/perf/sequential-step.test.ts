@@ -106,6 +106,25 @@ describe('perf/sequential-step: fused train step', () => {
     tf.dispose([x, y]);
   });
 
+  it('matches Adam over two steps, and continues a generic step\'s momentum slots', () => {
+    const x = tf.randomUniform([3, 12, 12, 3], -1, 1, 'float32', 8) as tf.Tensor4D;
+    const y = tf.tensor1d([2, 0, 1], 'int32');
+    const [a, b] = twins(() => convNet());
+    const fa = createFusedTrainStep(a, tf.train.adam(0.01));
+    const gb = createGenericTrainStep(b, tf.train.adam(0.01));
+    for (let s = 0; s < 2; s++) tf.dispose([fa.run(x, y), gb.run(x, y)]);
+    a.getWeights().forEach((w, i) => expect(maxAbsDiff(w, b.getWeights()[i])).to.be.below(1e-4));
+    // one optimizer shared: generic then fused must equal generic then generic
+    const [c, d] = twins(() => convNet());
+    const oc = tf.train.momentum(0.1, 0.9);
+    const od = tf.train.momentum(0.1, 0.9);
+    tf.dispose([createGenericTrainStep(c, oc).run(x, y), createGenericTrainStep(d, od).run(x, y)]);
+    tf.dispose([createFusedTrainStep(c, oc).run(x, y), createGenericTrainStep(d, od).run(x, y)]);
+    c.getWeights().forEach((w, i) => expect(maxAbsDiff(w, d.getWeights()[i])).to.be.below(1e-4));
+    expect(oc.iterations).to.equal(2);
+    tf.dispose([x, y]);
+  });
+
   it('does not leak tensors', async () => {
     const model = convNet();
     const step = createFusedTrainStep(model, tf.train.momentum(0.01, 0.9));
