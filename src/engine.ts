@@ -80,16 +80,28 @@ const starters: Record<EngineName, Starter> = {
     return { name: 'tensorflow-gpu', tensorflowVersion: nativeVersion(), threads: os.cpus().length, source: '@tensorflow/tfjs-node-gpu' };
   },
   tensorflow: async () => {
-    let source: string;
-    if (isInstalled('@tensorflow/tfjs-node')) {
-      require('@tensorflow/tfjs-node');
-      source = '@tensorflow/tfjs-node';
-    } else if (fs.existsSync(path.join(localTfjsNodeDir, 'package.json'))) {
-      require(localTfjsNodeDir);
-      source = '.engine/tfjs-node (built from source against tensorflow-cpu)';
-    } else {
+    // npm's own tfjs-node first (users who can download libtensorflow), then the from-source build; a package that
+    // is installed but whose binding does not load (e.g. a failed download left it half-installed) falls through.
+    const candidates: Array<[string, string]> = [];
+    if (isInstalled('@tensorflow/tfjs-node')) candidates.push(['@tensorflow/tfjs-node', '@tensorflow/tfjs-node']);
+    if (fs.existsSync(path.join(localTfjsNodeDir, 'package.json'))) {
+      candidates.push([localTfjsNodeDir, '.engine/tfjs-node (built from source against tensorflow-cpu)']);
+    }
+    if (candidates.length === 0) {
       throw new Error('@tensorflow/tfjs-node is not installed and no from-source build exists (run `node scripts/setup-engine.mjs`)');
     }
+    let source: string | undefined;
+    const failures: string[] = [];
+    for (const [spec, label] of candidates) {
+      try {
+        require(spec);
+        source = label;
+        break;
+      } catch (err) {
+        failures.push(`${label}: ${firstLine(err)}`);
+      }
+    }
+    if (!source) throw new Error(failures.join('; '));
     await activate('tensorflow');
     const threads = Number(process.env.TF_NUM_INTRAOP_THREADS) || os.cpus().length;
     return { name: 'tensorflow', tensorflowVersion: nativeVersion(), threads, source };
