@@ -78,7 +78,8 @@ export interface CamImageResult {
   file: string;
   width: number;
   height: number;
-  gt?: { classId: number; className: string; boxes: Box[] };
+  /** Ground truth: the model class (id, name) the dataset label maps to, the dataset's own class name, boxes. */
+  gt?: { classId: number; className: string; datasetClass: string; boxes: Box[] };
   classes: { classId: number; className: string; probability: number; rank: number }[];
   /** Per method: the overlay files (per class, same order as `classes`), the CAM box and IoU of the first class. */
   methods: Record<string, { overlays: string[]; npy?: string[]; camBox?: Box; iou?: number }>;
@@ -303,7 +304,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
         const gtBoxes = it.record?.boxes ?? [];
         const result: CamImageResult = {
           id: it.id, file: it.file, width: img.width, height: img.height,
-          ...(gtId !== undefined && gtId >= 0 && it.record ? { gt: { classId: gtId, className: classNames[gtId], boxes: gtBoxes } } : {}),
+          ...(gtId !== undefined && gtId >= 0 && it.record ? { gt: { classId: gtId, className: classNames[gtId], datasetClass: datasetClasses?.[it.record.label] ?? classNames[gtId], boxes: gtBoxes } } : {}),
           classes: uniq.map((c) => ({ classId: c, className: classNames[c], probability: first.probs[i][c], rank: rankOf(c) })),
           methods: {},
         };
@@ -377,7 +378,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
           className: classNames[c0],
           score: first.probs[i][c0],
           rank: rankOf(c0),
-          ...(result.gt ? { gtClass: result.gt.className } : {}),
+          ...(result.gt ? { gtClass: result.gt.datasetClass === result.gt.className ? result.gt.className : `${result.gt.datasetClass} (model class ${result.gt.className})` } : {}),
           ...(result.methods[first.method.name].iou !== undefined ? { iou: result.methods[first.method.name].iou } : {}),
         };
       }));
