@@ -197,33 +197,53 @@ export async function runTransfer(ref: string, o: RunTransferOptions = {}): Prom
   }
   const cells: CellResult[] = [];
   const sourceStatuses: SourceStatus[] = [];
-  for (const s of sources) {
-    o.log?.(`source ${s.name}: loading ${s.checkpoint}`);
-    const { model, status } = await loadSource(s, checkpointRoot);
-    sourceStatuses.push(status);
-    if (!model) o.log?.(`  missing: ${status.message}`);
-    try {
-      for (const d of datasets) {
-        if (!model) {
-          cells.push({ source: s.name, dataset: d.spec.name, status: 'missing-source', message: status.message });
-          continue;
+  // Each distinct checkpoint is loaded once and disposed after the last source that reads it.
+  const loadedModels = new Map<string, Promise<{ model?: LoadedFeatureModel; status: SourceStatus }>>();
+  const lastUse = new Map(sources.map((s, i) => [s.checkpoint, i]));
+  const disposed = new Set<string>();
+  try {
+    for (const [si, s] of sources.entries()) {
+      if (!loadedModels.has(s.checkpoint)) o.log?.(`source ${s.name}: loading ${s.checkpoint}`);
+      else o.log?.(`source ${s.name}: same model as above`);
+      const shared = loadedModels.get(s.checkpoint) ?? loadSource(s, checkpointRoot);
+      loadedModels.set(s.checkpoint, shared);
+      const { model, status: loadedStatus } = await shared;
+      const status: SourceStatus = { ...loadedStatus, name: s.name, layer: s.layer, crop: s.crop, hint: s.hint };
+      sourceStatuses.push(status);
+      if (!model) o.log?.(`  missing: ${status.message}`);
+      try {
+        for (const d of datasets) {
+          if (!model) {
+            cells.push({ source: s.name, dataset: d.spec.name, status: 'missing-source', message: status.message });
+            continue;
+          }
+          if (!d.dataset) {
+            cells.push({ source: s.name, dataset: d.spec.name, status: 'missing-dataset', message: d.status.message });
+            continue;
+          }
+          try {
+            const cell = await runCell(exp, s, model, d.spec, d.dataset, out, o);
+            status.dimension = cell.features?.dimension;
+            cells.push(cell);
+            o.log?.(`  ${s.name} × ${d.spec.name}: ${(100 * cell.mean!).toFixed(2)} ± ${(100 * cell.std!).toFixed(2)} % (${exp.metric}, ${cell.splits!.length} split(s))`);
+          } catch (err) {
+            if (!(err instanceof UserError)) throw err;
+            cells.push({ source: s.name, dataset: d.spec.name, status: 'failed', message: err.message });
+            o.log?.(`  ${s.name} × ${d.spec.name}: failed: ${err.message}`);
+          }
         }
-        if (!d.dataset) {
-          cells.push({ source: s.name, dataset: d.spec.name, status: 'missing-dataset', message: d.status.message });
-          continue;
-        }
-        try {
-          const cell = await runCell(exp, s, model, d.spec, d.dataset, out, o);
-          status.dimension = cell.features?.dimension;
-          cells.push(cell);
-          o.log?.(`  ${s.name} × ${d.spec.name}: ${(100 * cell.mean!).toFixed(2)} ± ${(100 * cell.std!).toFixed(2)} % (${exp.metric}, ${cell.splits!.length} split(s))`);
-        } catch (err) {
-          if (!(err instanceof UserError)) throw err;
-          cells.push({ source: s.name, dataset: d.spec.name, status: 'failed', message: err.message });
-          o.log?.(`  ${s.name} × ${d.spec.name}: failed: ${err.message}`);
+      } finally {
+        if (lastUse.get(s.checkpoint) === si && model) {
+          model.fm.model.dispose();
+          disposed.add(s.checkpoint);
         }
       }
-    } finally {
+    }
+  } finally {
+    // After an unexpected error, models still loaded are disposed too.
+    for (const [ck, p] of loadedModels) {
+      if (disposed.has(ck)) continue;
+      const { model } = await p.catch(() => ({ model: undefined }));
       model?.fm.model.dispose();
     }
   }

@@ -122,6 +122,7 @@ describe('transfer: experiments end to end', () => {
       description: 'colour test',
       sources: [
         { name: 'tiny GAP', checkpoint: path.join(tmp, 'model') },
+        { name: 'tiny feat, pooled', checkpoint: path.join(tmp, 'model'), layer: 'feat' },
         { name: 'absent model', checkpoint: path.join(tmp, 'no-such-model'), hint: 'train it first' },
       ],
       datasets: [
@@ -157,9 +158,13 @@ describe('transfer: experiments end to end', () => {
     expect(md).to.include('To make it: train it first');
     const csv = fs.readFileSync(path.join(out, 'table.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).to.equal('source,dimension,colours mean,colours std,colours status,nowhere mean,nowhere std,nowhere status');
+    expect(csv).to.have.length(4);
     expect(csv[1]).to.equal(`tiny GAP,6,${(100 * cell.mean!).toFixed(2)},${(100 * cell.std!).toFixed(2)},ok,,,missing-dataset`);
     const json = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
-    expect(json.cells).to.have.length(4);
+    expect(json.cells).to.have.length(6);
+    // The same model read at 'feat' and averaged over h × w is its GAP output: the same numbers, one model load.
+    const pooled = r.cells.find((c) => c.source === 'tiny feat, pooled' && c.dataset === 'colours')!;
+    expect(pooled.splits).to.deep.equal(cell.splits);
     // The features are a real feature folder, and a second run reuses them with the same numbers.
     expect(readFeatureSet(cell.features!.dir).count).to.equal(42);
     const again = await runTransfer(file, { out, checkpointRoot: path.join(tmp, 'ckpt'), onlySources: ['tiny GAP'], onlyDatasets: ['colours'] });
@@ -168,7 +173,7 @@ describe('transfer: experiments end to end', () => {
     expect(cell2.splits).to.deep.equal(cell.splits);
     // Forced re-extraction gives the same numbers and leaves no tensor behind (the model is disposed after its row).
     const tensorsBefore = tf.memory().numTensors;
-    const forced = await runTransfer(file, { out, checkpointRoot: path.join(tmp, 'ckpt'), onlySources: ['tiny GAP'], onlyDatasets: ['colours'], force: true });
+    const forced = await runTransfer(file, { out, checkpointRoot: path.join(tmp, 'ckpt'), onlySources: ['tiny GAP', 'tiny feat, pooled'], onlyDatasets: ['colours'], force: true });
     expect(tf.memory().numTensors, 'tensors after a run').to.equal(tensorsBefore);
     expect(forced.cells[0].features!.reused).to.equal(false);
     expect(forced.cells[0].splits).to.deep.equal(cell.splits);
