@@ -46,7 +46,7 @@ export function printSummary(res: TrainAndEvaluateResult): void {
   const t = res.train;
   const lines: string[] = [];
   if (res.evaluation?.run) lines.push('', res.evaluation.run.markdown.trim(), '');
-  if (res.evaluation?.camImages.length) lines.push(`CAM images: ${path.dirname(res.evaluation.camImages[0])} (${res.evaluation.camImages.length})`);
+  if (res.evaluation?.cams) lines.push(`CAM images: ${res.evaluation.cams.out} (${res.evaluation.cams.images}; gallery ${res.evaluation.cams.gallery})`);
   lines.push(`report: ${path.join(t.runDir, 'report.html')}`);
   lines.push(`run folder: ${t.runDir}`);
   const nums: string[] = [`${t.epochsDone} epoch${t.epochsDone === 1 ? '' : 's'} in ${t.seconds.toFixed(0)} s (${t.imagesPerSec.toFixed(1)} img/s)`];
@@ -78,7 +78,7 @@ export const trainCommand: GapcamCommand = {
       .option('max-steps', { type: 'number', describe: 'stop after this many steps (smoke tests); a checkpoint is written' })
       .option('eval', { type: 'boolean', default: true, describe: "run the recipe's final evaluation (--no-eval skips it)" })
       .option('skip-bad-images', { type: 'boolean', describe: 'leave out images that fail to decode (counted) instead of stopping' })
-      .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images (--no-cache: decode every epoch)' })
+      .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images (GAPCAM_CACHE_DIR overrides .cache; --no-cache: decode every epoch)' })
       .example('$0 train vgg-gap-tiny', 'train the tiny recipe on the embedded digits-loc set (minutes on a CPU)')
       .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
       .example('$0 train vgg-gap --dataset cub200 --epochs 30', "the CAM paper's VGGnet-GAP on CUB-200-2011 (GPU)")

@@ -7,12 +7,15 @@ import { batches, epochOrder, type Batch } from '../data/pipeline.js';
 import { recipeOutputSize, type Transform as DataTransform } from '../data/transforms.js';
 import type { Dataset, ImageRecord } from '../data/types.js';
 import { UserError } from '../errors.js';
-import { projectRoot } from '../paths.js';
+import { cacheRoot } from '../data/sizes.js';
 import { sizeHW, type Recipe, type Transform } from '../recipes/schema.js';
 import type { TrainData } from './data.js';
 
-/** Decoded-image cache shared by runs (raw RGB after each recipe's deterministic transforms). */
-export const defaultImageCacheDir = path.join(projectRoot, '.cache', 'images');
+/** Decoded-image cache shared by runs (raw RGB after each recipe's deterministic transforms), under the data
+ *  module's cache root (GAPCAM_CACHE_DIR, else <project>/.cache). */
+export function defaultImageCacheDir(): string {
+  return path.join(cacheRoot(), 'images');
+}
 
 /** The recipe's transforms for the data pipeline, sizes filled in from the input size; checked to end at it. */
 export function pipelineTransforms(transforms: readonly Transform[], inputSize: number | [number, number], which: string): DataTransform[] {
@@ -52,7 +55,7 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const { recipe } = o;
   const trainTransforms = pipelineTransforms(recipe.data.trainTransforms, recipe.data.inputSize, 'trainTransforms');
   const evalTransforms = pipelineTransforms(recipe.data.evalTransforms, recipe.data.inputSize, 'evalTransforms');
-  const cacheDir = o.cacheDir === null ? undefined : (o.cacheDir ?? defaultImageCacheDir);
+  const cacheDir = o.cacheDir === null ? undefined : (o.cacheDir ?? defaultImageCacheDir());
   const bs = recipe.batchSize;
   const common = { batchSize: bs, preprocess: recipe.data.preprocessing, cacheDir, skipBadImages: o.skipBadImages } as const;
   const strip = async function* (stream: AsyncIterable<Batch>) {

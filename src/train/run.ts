@@ -214,7 +214,7 @@ export async function trainAndEvaluate(o: TrainAndEvaluateOptions): Promise<Trai
   };
   if (train.best?.valAcc !== undefined) final['best validation top-1'] = `${(train.best.valAcc * 100).toFixed(2)}% (epoch ${train.best.epoch})`;
   for (const [k, v] of Object.entries(evaluation.headline)) final[`${k} (${train.recipe.evaluation.split}, ${path.basename(evaluation.checkpoint)})`] = `${v.toFixed(2)}%`;
-  if (evaluation.camImages.length) final['CAM images'] = path.relative(train.runDir, path.dirname(evaluation.camImages[0])) + '/';
+  if (evaluation.cams) final['CAM images'] = `${path.relative(train.runDir, evaluation.cams.gallery)} (${evaluation.cams.images} images)`;
   await finishReport(train.runDir, train.recipe, `finished ${train.epochsDone} epochs; evaluated ${path.basename(evaluation.checkpoint)}`, final, o.engine);
   return { train, evaluation };
 }
