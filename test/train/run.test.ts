@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { useEngine, makeTempDir } from '../helpers.js';
-import { runTraining, heNormalInit } from '../../src/train/run.js';
+import { runTraining, heNormalInit, trainAndEvaluate } from '../../src/train/run.js';
 import { loadLastCheckpoint } from '../../src/train/checkpoint.js';
 import { UserError } from '../../src/errors.js';
 import { createRandom, withRandom } from '../../src/train/rng.js';
@@ -70,6 +70,24 @@ describe('train: the run service', function () {
     const r = await runTraining({ resume: 'x', checkpointRoot: out, cacheDir: null });
     expect(r.status).to.equal('completed');
     expect(r.globalStep).to.equal(6);
+  });
+
+  it('after training, evaluates the best checkpoint and writes CAM images and the headline numbers into report.html', async () => {
+    const out = path.join(work, 'ck3');
+    const file = path.join(work, 'e.json');
+    const r = JSON.parse(fs.readFileSync(recipeFile, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...r, epochs: 1, evaluation: { split: 'test', camImages: 2 } }));
+    const res = await trainAndEvaluate({ recipe: file, checkpointRoot: out, runName: 'e', cacheDir: null });
+    expect(res.train.status).to.equal('completed');
+    const ev = res.evaluation!;
+    expect(ev.checkpoint).to.equal(path.join(out, 'e', 'best'));
+    expect(ev.run!.report.dataset.images).to.equal(8);
+    expect(ev.headline['top-1 accuracy']).to.be.within(0, 100);
+    expect(ev.headline).to.have.property('MaxBoxAccV2');
+    expect(ev.cams!.images).to.equal(2);
+    expect(fs.existsSync(path.join(out, 'e', 'evaluation', 'evaluation.json'))).to.equal(true);
+    const html = fs.readFileSync(path.join(out, 'e', 'report.html'), 'utf8');
+    expect(html).to.contain('top-1 accuracy (test, best)').and.to.contain('CAM images');
   });
 
   it('he-normal draws N(0, 2/fan-in) kernels and zero biases, from the seeded stream', async () => {
