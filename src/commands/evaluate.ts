@@ -17,6 +17,8 @@ interface EvaluateArgs {
   sweepStep: number;
   thresholding: string;
   iou: number;
+  ruleNormalization: string;
+  centerSigma: number;
   classMap?: string;
   limit?: number;
 }
@@ -36,6 +38,8 @@ export const evaluateCommand: GapcamCommand = {
       .option('sweep-step', { type: 'number', default: 0.01, describe: 'τ grid step of MaxBoxAcc / MaxBoxAccV2' })
       .option('thresholding', { type: 'string', choices: ['wsol-uint8', 'float'], default: 'wsol-uint8', describe: "sweep binarisation: wsolevaluation's uint8 (u8 > ⌊τ·max⌋) or float (v ≥ τ)" })
       .option('iou', { type: 'number', default: 0.5, describe: 'IoU for top-1/top-5/GT-known loc' })
+      .option('rule-normalization', { type: 'string', choices: ['max', 'minmax'], default: 'max', describe: "paper rule on the raw map (v ≥ t·max, the paper) or on the min-max normalised map" })
+      .option('center-sigma', { type: 'number', default: 0.5, describe: 'σ of the center-gaussian baseline (the image spans [-1, 1])' })
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… when the model was trained on other classes' })
       .option('limit', { type: 'number', describe: 'evaluate only the first N images of the split' })
       .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200', 'CUB test split, paper rule at 20 %, MaxBoxAccV2')
@@ -47,6 +51,7 @@ export const evaluateCommand: GapcamCommand = {
     const check = (ok: boolean, msg: string) => { if (!ok) throw new UserError(msg); };
     check(args.camThreshold >= 0 && args.camThreshold <= 1, `--cam-threshold: expected a fraction in [0, 1], found ${args.camThreshold}`);
     check(args.iou > 0 && args.iou <= 1, `--iou: expected a number in (0, 1], found ${args.iou}`);
+    check(args.centerSigma > 0, `--center-sigma: expected a positive number, found ${args.centerSigma}`);
     await startCommandEngine(args);
     let last = 0;
     const run = await evaluate({
@@ -65,6 +70,8 @@ export const evaluateCommand: GapcamCommand = {
         sweepStep: args.sweepStep,
         thresholding: args.thresholding as 'wsol-uint8' | 'float',
         iouThreshold: args.iou,
+        normalization: args.ruleNormalization as 'max' | 'minmax',
+        centerSigma: args.centerSigma,
       },
       onProgress: (done, total) => {
         const now = Date.now();

@@ -71,7 +71,7 @@ export interface EvaluationSettings {
 export const DEFAULT_EVALUATION_SETTINGS: EvaluationSettings = {
   camThreshold: 0.2,
   boxes: 'largest',
-  normalization: 'minmax',
+  normalization: 'max',
   sweepStep: 0.01,
   thresholding: 'wsol-uint8',
   iouThreshold: 0.5,

@@ -2,10 +2,13 @@
 //
 // Two ways to turn a score map into boxes:
 //  * the CAM paper's rule (Zhou et al. 2016, §3): keep the pixels ≥ `fraction` (0.2) of the map's maximum, take the
-//    largest connected component, box it. Maps are min-max normalised first (gapcam's CAM convention; for a map whose
-//    minimum is 0 this is exactly "≥ 20 % of the maximum"), so a map whose maximum is negative is handled like any
-//    other. `normalization: 'max'` applies the rule to the raw values instead (v ≥ fraction · max); a map whose
-//    maximum is ≤ 0 then has no pixel above the threshold and gives no box.
+//    largest connected component, box it. By default ('max') the rule reads the raw map literally, v ≥ fraction·max,
+//    as the paper's code does (it divides the map by its maximum and writes it to an 8-bit image, which clips the
+//    negative values, then thresholds at 20 % of 255). A map whose maximum is ≤ 0 has no positive evidence: no pixel
+//    qualifies, no box, a miss. `normalization: 'minmax'` applies the rule to the min-max normalised map instead
+//    (v ≥ min + fraction·(max − min)), wsolevaluation's normalisation; it differs from 'max' only where the map has
+//    negative values (or a positive minimum), and boxes a map whose maximum is negative like any other. In both modes
+//    a constant map (all zero included) gives no box.
 //  * the wsolevaluation sweep (Choe et al., CVPR 2020, `compute_bboxes_from_scoremaps`): min-max normalise, then for
 //    every threshold τ of a grid (np.arange(0, 1, step), step 0.01 by default) binarise and box every connected
 //    component ('all', MaxBoxAccV2) or only the largest ('largest', MaxBoxAcc).
@@ -63,7 +66,7 @@ export interface RuleOptions {
   fraction?: number;
   /** Which components become boxes. Default 'largest' (the paper). */
   boxes?: BoxSelection;
-  /** 'minmax' (default): normalise to [0, 1] first; 'max': compare raw values with fraction · max. */
+  /** 'max' (default, the paper): compare raw values with fraction · max; 'minmax': normalise to [0, 1] first. */
   normalization?: RuleNormalization;
 }
 
@@ -73,7 +76,7 @@ export function ruleMask(map: ScoreMap, options: RuleOptions = {}): Uint8Array {
   const fraction = options.fraction ?? 0.2;
   if (!(fraction >= 0 && fraction <= 1)) throw new UserError(`CAM threshold: expected a fraction in [0, 1], found ${fraction}`);
   const mask = new Uint8Array(map.data.length);
-  if ((options.normalization ?? 'minmax') === 'minmax') {
+  if ((options.normalization ?? 'max') === 'minmax') {
     const norm = normalizeScoremap(map).data;
     let any = false;
     for (let i = 0; i < norm.length && !any; i++) any = norm[i] > 0;
@@ -81,8 +84,12 @@ export function ruleMask(map: ScoreMap, options: RuleOptions = {}): Uint8Array {
     for (let i = 0; i < norm.length; i++) mask[i] = norm[i] >= fraction ? 1 : 0;
   } else {
     let max = -Infinity;
-    for (const v of map.data) if (v > max) max = v;
-    if (!(max > 0)) return mask;
+    let min = Infinity;
+    for (const v of map.data) {
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+    if (!(max > 0) || !(max > min)) return mask; // no positive evidence, or a constant map: no box
     const t = fraction * max;
     for (let i = 0; i < map.data.length; i++) mask[i] = map.data[i] >= t ? 1 : 0;
   }
@@ -287,7 +294,7 @@ export function sweepBoxes(normalized: ScoreMap, options: SweepOptions = {}): Bo
  * ellipses, so every threshold gives one centred box with the image's aspect ratio: the sweep metrics (MaxBoxAcc,
  * MaxBoxAccV2) pick the best centred box size and do not depend on σ (beyond the τ grid), while the fixed rule
  * (fraction f of the normalised map) gives one box whose size depends on σ. σ = 0.5 (default) puts the paper
- * rule's box (f = 0.2) at about 88 % of the image's width and height.
+ * rule's box (f = 0.2) at about 90 % of the image's width and height.
  */
 export function centerGaussianMap(width: number, height: number, sigma = 0.5): ScoreMap {
   const data = new Float32Array(width * height);

@@ -98,7 +98,8 @@ export function markdownSummary(report: EvaluationReport): string {
   const c = m.classification;
   const locRow = (label: string, get: (l: LocalizationMetrics) => string): string => `| ${label} | ${get(m.localization)} | ${get(m.centerBaseline)} |\n`;
   const best = (r: LocalizationMetrics['maxBoxAcc'], d: number): string => `${f1(r.perIou[d].maxBoxAcc)} (τ=${r.perIou[d].bestThreshold.toFixed(2)})`;
-  const rule = `IoU ≥ ${s.iouThreshold}, map ≥ ${s.camThreshold}·max, ${s.boxes === 'largest' ? 'largest component' : 'all components'}`;
+  const thr = s.normalization === 'max' ? `map ≥ ${s.camThreshold}·max` : `min-max map ≥ ${s.camThreshold}`;
+  const rule = `IoU ≥ ${s.iouThreshold}, ${thr}, ${s.boxes === 'largest' ? 'largest component' : 'all components'}`;
   let md = `## ${report.model.name} on ${report.dataset.name}/${report.dataset.split}\n\n`;
   md += `${m.images} images (${m.localization.count} with boxes), ${report.model.numClasses} model classes, input ${report.model.inputSize[0]}×${report.model.inputSize[1]}${s.flip ? ', flip-averaged' : ''}.\n\n`;
   md += '| metric | CAM | center baseline |\n|---|---:|---:|\n';

@@ -72,24 +72,26 @@ describe('eval/localization', () => {
     it('an all-zero (or constant) map has no box and counts as a miss', () => {
       expect(ruleBoxes(mapC)).to.deep.equal([]);
       expect(ruleBoxes(mapOf([[3, 3], [3, 3]]))).to.deep.equal([]);
+      expect(ruleBoxes(mapOf([[3, 3], [3, 3]]), { normalization: 'minmax' })).to.deep.equal([]);
+      expect(ruleBoxes(mapC, { normalization: 'minmax' })).to.deep.equal([]);
       expect(ruleIou(mapC, gtC, identity4).iou).to.equal(0);
     });
-    it('a map whose maximum is negative: min-max normalised, the least negative region is boxed', () => {
+    it('a map whose maximum is negative: no positive evidence, no box (the paper); min-max boxes the least negative region', () => {
       const m = mapOf([
         [-9, -9, -9, -9],
         [-9, -2, -1, -9],
         [-9, -9, -9, -9],
       ]);
-      // normalised: -2 → 7/8, -1 → 1, -9 → 0
-      expect(ruleBoxes(m)).to.deep.equal([[1, 1, 2, 1]]);
-      // the raw rule (v ≥ 0.2 · max) has no pixel when max ≤ 0
-      expect(ruleBoxes(m, { normalization: 'max' })).to.deep.equal([]);
+      expect(ruleBoxes(m)).to.deep.equal([]);
+      expect(ruleIou(m, [[1, 1, 2, 1]], resizeMapping({ width: 4, height: 3 }, 4, 3)).iou).to.equal(0);
+      // min-max normalised: -2 → 7/8, -1 → 1, -9 → 0
+      expect(ruleBoxes(m, { normalization: 'minmax' })).to.deep.equal([[1, 1, 2, 1]]);
     });
-    it("'max' normalisation compares raw values with fraction · max", () => {
+    it("the default compares raw values with fraction · max (negatives never kept); 'minmax' shifts by the minimum", () => {
       const m = mapOf([[-1, 0.19, 0.2, 1]]);
-      expect(ruleBoxes(m, { normalization: 'max' })).to.deep.equal([[2, 0, 3, 0]]);
+      expect(ruleBoxes(m)).to.deep.equal([[2, 0, 3, 0]]);
       // min-max: (v + 1) / 2 ≥ 0.2 ⇔ v ≥ -0.6
-      expect(ruleBoxes(m)).to.deep.equal([[1, 0, 3, 0]]);
+      expect(ruleBoxes(m, { normalization: 'minmax' })).to.deep.equal([[1, 0, 3, 0]]);
     });
     it('ruleIou maps the box to the original image before scoring', () => {
       // map 4×4 on an 8×8 image: the block [0,0,1,1] covers original [0,0,3,3]
@@ -245,7 +247,7 @@ describe('eval/localization', () => {
         expect(y0 + y1).to.equal(29);
       }
     });
-    it("the paper rule's box covers about 88 % of each side with σ = 0.5", () => {
+    it("the paper rule's box covers about 90 % of each side with σ = 0.5", () => {
       const [box] = ruleBoxes(centerGaussianMap(224, 224));
       const side = box[2] - box[0] + 1;
       expect(side / 224).to.be.within(0.85, 0.9);
