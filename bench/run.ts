@@ -129,12 +129,15 @@ async function childCase(kase: string, engine: EngineInfo): Promise<Json> {
   if (what === 'infer') {
     const m = await buildModel(modelName);
     const { x } = inputs(m);
+    // gapcam's fast forward (src/perf) when every layer is supported, else tfjs-layers' predict
+    const why = has('layers-predict') ? '--layers-predict' : fusedStepUnsupported(m.model, { training: false });
+    const fg = why ? undefined : new FusedGradients(m.model);
     const t = await timeRuns(async () => {
-      const out = m.model.predict(x) as tf.Tensor;
+      const out = fg ? fg.predict(x) : (m.model.predict(x) as tf.Tensor);
       await out.data();
       out.dispose();
     }, warm, quick ? 3 : 7);
-    return { ...base, model: modelName, phase: 'infer', batch: m.batch, size: m.size, describe: m.what,
+    return { ...base, model: modelName, phase: 'infer', path: fg ? 'fused-sequential' : 'layers-predict', reason: why, batch: m.batch, size: m.size, describe: m.what,
       imagesPerSec: (m.batch * 1000) / t.medianMs, ...t, peakRssMiB: peakRssMiB() };
   }
   if (what === 'train' || what === 'train-generic') {

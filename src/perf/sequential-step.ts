@@ -39,6 +39,8 @@ export interface ProfileEntry {
   calls: number;
   /** Peak resident set size (MiB) while this piece ran (Linux: VmHWM, reset before each piece). */
   rssMiB?: number;
+  /** Largest tf.memory().numBytes (MiB) right after this piece: the tensors alive, as tfjs counts them. */
+  liveMiB?: number;
 }
 
 /** Peak resident set size (MiB) since the last resetPeak(), from /proc/self/status (Linux only). */
@@ -404,7 +406,11 @@ export class FusedGradients {
       throw err;
     }
     this.allTrainable = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    this.softmaxOutput = activationName(model.outputs[0].sourceLayer as AnyLayer) === 'softmax';
   }
+
+  /** Whether the model's last layer applies softmax (folded into the loss; applied by predict). */
+  readonly softmaxOutput: boolean;
 
   /** Per-layer timings (with `profile: true`), summed over all calls. */
   profile(): ProfileEntry[] {
@@ -422,8 +428,32 @@ export class FusedGradients {
     e.calls++;
     const rss = peakMiB();
     if (rss !== undefined) e.rssMiB = Math.max(e.rssMiB ?? 0, rss);
+    e.liveMiB = Math.max(e.liveMiB ?? 0, tf.memory().numBytes / 2 ** 20);
     this.timings.set(key, e);
     return out;
+  }
+
+  /** model.predict(images) for inference, with the same kernels as the training pass and each activation freed as
+   *  soon as the next layer has read it (tfjs' predict keeps every intermediate until the batch is done). Returns
+   *  what the model outputs (probabilities when its last activation is softmax). */
+  predict(images: tf.Tensor4D): tf.Tensor2D {
+    const ctx: Ctx = { training: false, wanted: new Set(), grads: {} };
+    let x: tf.Tensor = images;
+    try {
+      for (const op of this.ops) {
+        const y = op.forward(x, ctx);
+        if (x !== images) x.dispose();
+        x = y;
+        op.clear?.();
+      }
+      if (!this.softmaxOutput) return x as tf.Tensor2D;
+      const p = tf.softmax(x) as tf.Tensor2D;
+      x.dispose();
+      return p;
+    } catch (err) {
+      if (x !== images) x.dispose();
+      throw err;
+    }
   }
 
   /** images [N, H, W, C]; labels: class ids [N] (int32) or targets [N, classes] (float32). The caller disposes the

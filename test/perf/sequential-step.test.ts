@@ -125,6 +125,20 @@ describe('perf/sequential-step: fused train step', () => {
     tf.dispose([x, y]);
   });
 
+  it('predicts what model.predict predicts, without leaking', async () => {
+    for (const m of [convNet(), convNet({ softmax: false }), flatNet()]) {
+      const shape = m.inputs[0].shape.slice(1) as number[];
+      const x = tf.randomUniform([3, ...shape], -1, 1, 'float32', 2) as tf.Tensor4D;
+      const fg = new FusedGradients(m);
+      const want = m.predict(x) as tf.Tensor;
+      const got = fg.predict(x);
+      expect(maxAbsDiff(got, want)).to.be.below(1e-5);
+      tf.dispose([want, got]);
+      await expectNoTensorLeak(() => { fg.predict(x).dispose(); });
+      x.dispose();
+    }
+  });
+
   it('does not leak tensors', async () => {
     const model = convNet();
     const step = createFusedTrainStep(model, tf.train.momentum(0.01, 0.9));
