@@ -55,6 +55,9 @@ export const ModelSectionSchema = z.strictObject({
       kernelSize: positiveInt.default(3),
       /** Dropout before the classifier (0 = none). */
       dropout: z.number().min(0).lt(1).default(0),
+      /** Initial classifier weights: 'default' (glorot-uniform) or 'zeros' (all logits start at 0, the loss at
+       *  ln(classes): a pretrained backbone's large features then cannot start the new head at a huge loss). */
+      classifierInit: z.enum(['default', 'zeros']).default('default'),
     })
     .prefault({}),
 });

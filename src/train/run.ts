@@ -100,6 +100,7 @@ export async function buildRecipeModel(recipe: Recipe, classNames: string[], rng
       });
       const headLayers = cam.model.layers.filter((l) => !kept.has(l.name) && l.trainableWeights.length > 0).map((l) => l.name);
       if (recipe.model.init === 'he-normal') heNormalInit(cam.model, weights ? headLayers : cam.model.layers.map((l) => l.name));
+      if (recipe.model.head.classifierInit === 'zeros' && cam.meta.classifierLayer) zeroInit(cam.model, cam.meta.classifierLayer);
       return { cam, headLayers };
     } finally {
       backbone.dispose();
@@ -120,6 +121,14 @@ export function heNormalInit(model: tf.LayersModel, layerNames: readonly string[
     layer.setWeights(fresh);
     tf.dispose(fresh);
   }
+}
+
+/** Sets every weight of one layer to zero. */
+export function zeroInit(model: tf.LayersModel, layerName: string): void {
+  const layer = model.getLayer(layerName);
+  const zeros = layer.getWeights().map((w) => tf.zerosLike(w));
+  layer.setWeights(zeros);
+  tf.dispose(zeros);
 }
 
 /** Trains per a recipe (or resumes a run); see the file header. */

@@ -5,7 +5,8 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { useEngine, makeTempDir } from '../helpers.js';
-import { runTraining, heNormalInit, trainAndEvaluate } from '../../src/train/run.js';
+import { runTraining, heNormalInit, trainAndEvaluate, buildRecipeModel } from '../../src/train/run.js';
+import { parseRecipe } from '../../src/recipes/loader.js';
 import { loadLastCheckpoint } from '../../src/train/checkpoint.js';
 import { UserError } from '../../src/errors.js';
 import { createRandom, withRandom } from '../../src/train/rng.js';
@@ -88,6 +89,18 @@ describe('train: the run service', function () {
     expect(fs.existsSync(path.join(out, 'e', 'evaluation', 'evaluation.json'))).to.equal(true);
     const html = fs.readFileSync(path.join(out, 'e', 'report.html'), 'utf8');
     expect(html).to.contain('top-1 accuracy (test, best)').and.to.contain('CAM images');
+  });
+
+  it('builds backbone + GAP head per the recipe; classifierInit zeros starts every logit at 0', async () => {
+    const recipe = parseRecipe({ model: { backbone: 'vgg-tiny', head: { convFilters: 8, classifierInit: 'zeros' } }, data: { inputSize: 16 } }, 'x', 'x');
+    const { cam, headLayers } = await buildRecipeModel(recipe, ['a', 'b', 'c'], createRandom(1));
+    expect(headLayers).to.deep.equal(['gap_conv', 'gap_classifier']);
+    expect(cam.meta.classNames).to.deep.equal(['a', 'b', 'c']);
+    for (const w of cam.model.getLayer('gap_classifier').getWeights()) expect(Array.from(await w.data()).every((v) => v === 0)).to.equal(true);
+    const p = cam.model.predict(tf.ones([1, 16, 16, 3])) as tf.Tensor;
+    expect(Array.from(await p.data()).map((v) => v.toFixed(4))).to.deep.equal(['0.3333', '0.3333', '0.3333']);
+    p.dispose();
+    cam.model.dispose();
   });
 
   it('he-normal draws N(0, 2/fan-in) kernels and zero biases, from the seeded stream', async () => {
