@@ -48,7 +48,8 @@ describe('recipes', () => {
   it('fills defaults for everything but the backbone', () => {
     const r = parseRecipe({ model: { backbone: 'vgg16' } }, 'x.json');
     expect(r.optimizer).to.deep.equal({ type: 'sgd', momentum: 0.9, nesterov: false, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 });
-    expect(r.model.head).to.deep.equal({ convFilters: 1024, kernelSize: 3, dropout: 0 });
+    expect(r.model.head).to.deep.equal({ convFilters: 1024, kernelSize: 3, dropout: 0, classifierInit: 'default' });
+    expect(r.model.init).to.equal('default');
     expect(r.freeze).to.deep.equal({ layers: [], epochs: null });
     expect(r.schedule.type).to.equal('constant');
     expect(r.data.trainTransforms).to.deep.equal([{ op: 'resize', mode: 'exact' }, { op: 'flip', p: 0.5 }]);
