@@ -51,3 +51,5 @@ export { applyColormap, colormapLut, COLORMAP_NAMES, type ColormapName } from '.
 export { renderOverlay, renderStrip, blend, drawBoxes, mapToSize, type DrawnBox, type StripPanel } from './render/overlay.js';
 export { galleryHtml, writeGallery, type GalleryCard, type GalleryInfo } from './render/gallery.js';
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered } from './engine/wasm-kernels.js';
+export { FusedGradients, createTrainStep, createFusedTrainStep, createGenericTrainStep, fusedStepUnsupported, type TrainStep, type TrainStepOptions, type FusedGradientsOptions, type FusedGradientsResult, type ProfileEntry } from './perf/sequential-step.js';
+export { oneDnnKernels } from './perf/native.js';
