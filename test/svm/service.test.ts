@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import seedrandom from 'seedrandom';
+import { spawnSync } from 'node:child_process';
+import { projectRoot } from '../../src/paths.js';
 import { useEngine, makeTempDir } from '../helpers.js';
 import { writeFeatureSet, readFeatureSet, type FeatureIndexRow, type FeaturesMeta } from '../../src/features/store.js';
 import { runSvm, loadSvmModel } from '../../src/svm/service.js';
@@ -92,6 +94,19 @@ describe('svm: feature folders and the svm service', () => {
     expect(msg).to.not.include('\n');
     expect(msg).to.include('12-dimensional').and.include('8-dimensional').and.include('test-wide');
     expect(fs.existsSync(path.join(tmp, 'never'))).to.equal(false);
+  });
+
+  it('gapcam svm: exit 0 with the report, and exit 2 with one line for features of different dimensions', () => {
+    const cli = (args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), 'svm', ...args], { encoding: 'utf8', env: { ...process.env } });
+    const ok = cli(['--train', path.join(tmp, 'train'), '--test', path.join(tmp, 'test'), '--c-grid', '1', '--out', path.join(tmp, 'cli-out')]);
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.include('test accuracy: **100.00 %** (30/30)');
+    const bad = cli(['--train', path.join(tmp, 'train'), '--test', path.join(tmp, 'test-wide')]);
+    expect(bad.status).to.equal(2);
+    const lines = bad.stderr.split('\n').filter((l) => l.startsWith('gapcam:'));
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.match(/^gapcam: svm: --test features .*test-wide are 12-dimensional but --train features .*train are 8-dimensional/);
   });
 
   it('filters rows by split (one folder for both sides) and names a split that has no rows', async () => {
