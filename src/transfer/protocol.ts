@@ -61,11 +61,15 @@ export function randomSplit(
   return { train: train.sort((a, b) => a - b), test: test.sort((a, b) => a - b), shortClasses };
 }
 
-/** The dataset's own split: train rows vs test (and val) rows. */
+/** The dataset's own split: its train rows vs its test rows (its val rows when it has no test rows). */
 export function datasetSplit(rows: readonly { split: string }[]): ProtocolSplit {
+  const testName = rows.some((r) => r.split === 'test') ? 'test' : 'val';
   const train: number[] = [];
   const test: number[] = [];
-  rows.forEach((r, i) => (r.split === 'train' ? train : test).push(i));
+  rows.forEach((r, i) => {
+    if (r.split === 'train') train.push(i);
+    else if (r.split === testName) test.push(i);
+  });
   return { train, test, shortClasses: [] };
 }
 

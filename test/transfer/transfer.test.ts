@@ -8,7 +8,7 @@ import { useEngine, makeTempDir } from '../helpers.js';
 import { saveCamModel } from '../../src/models/io.js';
 import { runTransfer } from '../../src/transfer/run.js';
 import { loadExperiment, parseExperiment } from '../../src/transfer/experiment.js';
-import { randomSplit, meanStd, samplePool, withoutClasses } from '../../src/transfer/protocol.js';
+import { randomSplit, datasetSplit, meanStd, samplePool, withoutClasses } from '../../src/transfer/protocol.js';
 import { readFeatureSet } from '../../src/features/store.js';
 import { UserError } from '../../src/errors.js';
 import type { Dataset, ImageRecord } from '../../src/data/types.js';
@@ -67,6 +67,11 @@ describe('transfer: protocol', () => {
     expect(s.train).to.have.length(20 + 14);
     expect(s.test).to.have.length(5 + 1);
     expect(s.shortClasses).to.deep.equal(['b']);
+  });
+
+  it("uses the dataset's own split: train vs test (val only when there is no test split)", () => {
+    expect(datasetSplit([{ split: 'train' }, { split: 'val' }, { split: 'test' }, { split: 'train' }])).to.deep.equal({ train: [0, 3], test: [2], shortClasses: [] });
+    expect(datasetSplit([{ split: 'train' }, { split: 'val' }])).to.deep.equal({ train: [0], test: [1], shortClasses: [] });
   });
 
   it('computes mean and sample std, samples a pool and drops excluded classes with renumbered labels', () => {
