@@ -75,8 +75,10 @@ export class LineProgress implements Progress {
 export class BarProgress implements Progress {
   private bar?: cliProgress.SingleBar;
   private readonly stream = process.stderr;
-  startEpoch(epoch: number, epochs: number, stepsPerEpoch: number, startStep: number): void {
-    this.bar?.stop();
+  private epoch?: { epoch: number; epochs: number; total: number; value: number };
+
+  private open(value: number): void {
+    const e = this.epoch!;
     this.bar = new cliProgress.SingleBar({
       stream: this.stream,
       format: 'epoch {epoch}/{epochs} {bar} {value}/{total} | loss {loss} acc {acc} | {ips} img/s | ETA {eta_formatted}',
@@ -84,23 +86,35 @@ export class BarProgress implements Progress {
       clearOnComplete: true,
       etaBuffer: 20,
     }, cliProgress.Presets.shades_classic);
-    this.bar.start(stepsPerEpoch, startStep, { epoch, epochs, loss: '-', acc: '-', ips: '-' });
+    this.bar.start(e.total, value, { epoch: e.epoch, epochs: e.epochs, loss: '-', acc: '-', ips: '-' });
+  }
+
+  startEpoch(epoch: number, epochs: number, stepsPerEpoch: number, startStep: number): void {
+    this.bar?.stop();
+    this.epoch = { epoch, epochs, total: stepsPerEpoch, value: startStep };
+    this.open(startStep);
   }
   step(i: StepInfo): void {
+    if (!this.bar && this.epoch) this.open(this.epoch.value);
+    if (this.epoch) this.epoch.value = i.stepInEpoch;
     this.bar?.update(i.stepInEpoch, { loss: i.loss.toFixed(4), acc: pct(i.acc), ips: i.imagesPerSec.toFixed(1) });
   }
   endEpoch(e: EpochInfo): void {
     this.bar?.stop();
     this.bar = undefined;
+    this.epoch = undefined;
     this.stream.write(describeEpoch(e) + '\n');
   }
+  /** Closes the bar (it reopens at the next step), then prints the line. */
   log(line: string): void {
-    if (this.bar) this.stream.write('\n');
+    this.bar?.stop();
+    this.bar = undefined;
     this.stream.write(line + '\n');
   }
   stop(): void {
     this.bar?.stop();
     this.bar = undefined;
+    this.epoch = undefined;
   }
 }
 
