@@ -53,3 +53,16 @@ export { galleryHtml, writeGallery, type GalleryCard, type GalleryInfo } from '.
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered } from './engine/wasm-kernels.js';
 export { FusedGradients, createTrainStep, createFusedTrainStep, createGenericTrainStep, fusedStepUnsupported, type TrainStep, type TrainStepOptions, type FusedGradientsOptions, type FusedGradientsResult, type ProfileEntry } from './perf/sequential-step.js';
 export { oneDnnKernels } from './perf/native.js';
+export { RecipeSchema, sizeHW, type Recipe, type RecipeInput, type Transform as RecipeTransform, type ScheduleConfig, type OptimizerConfig } from './recipes/schema.js';
+export { loadRecipe, loadRecipeFile, parseRecipe, applyOverrides, listRecipes, listRecipeNames, recipePath, summarizeRecipe, type RecipeOverrides, type RecipeListing } from './recipes/loader.js';
+export { train, collectParams, crossEntropy, validate, TrainingDivergedError, type TrainOptions, type TrainResult, type ResumeFrom } from './train/trainer.js';
+export { TrainOptimizer, type Param, type OptimizerState } from './train/optimizer.js';
+export { learningRateAt } from './train/schedule.js';
+export { memoryData, epochPermutation, type TrainData, type LabelledBatch } from './train/data.js';
+export { saveCheckpoint, loadLastCheckpoint, readTrainState, type TrainState, type Checkpoint } from './train/checkpoint.js';
+export { runTraining, trainAndEvaluate, buildRecipeModel, heNormalInit, zeroInit, resolveRunDir, type TrainRunOptions, type TrainRunResult, type TrainAndEvaluateResult } from './train/run.js';
+export { evaluateRun, finalCheckpointDir, type FinalEvaluation } from './train/final.js';
+export { datasetTrainData, pipelineTransforms } from './train/pipeline-data.js';
+export { readMetrics, MetricsLog, type MetricsRow, type StepRow, type EpochRow } from './train/metrics.js';
+export { renderReport, writeReport } from './train/report.js';
+export { createRandom, withRandom, type SeededRandom } from './train/rng.js';

@@ -207,7 +207,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let current = collectParams(model, recipe, headLayers, state.epoch);
     if (opts.resume?.optimizer) {
       const all = collectParams(model, { ...recipe, freeze: { layers: [], epochs: null } }, headLayers, state.epoch).params;
-      optimizer.setState(opts.resume.optimizer, all);
+      try {
+        optimizer.setState(opts.resume.optimizer, all);
+      } catch (err) {
+        throw new UserError(`--resume: cannot restore the optimizer: ${(err as Error).message}`);
+      }
     }
     outer: while (state.epoch < recipe.epochs) {
       const epoch = state.epoch;
