@@ -1,5 +1,5 @@
 // Training throughput of every shipped training recipe on this machine's engine (a benchmark, not a test):
-//   npx tsx bench/train.ts [--steps 3] [--batch 8] [--recipe vgg-gap-tiny] [--backend tensorflow]
+//   npx tsx bench/train.ts [--steps 3] [--batch N] [--recipe vgg-gap-tiny] [--backend tensorflow]
 //   node dist/bench/train.js …   (after npm run build)
 // Each recipe's model is built as `gapcam train` builds it (backbone + GAP surgery at the recipe's input size;
 // ImageNet weights are replaced by random ones because nothing downloads here, which does not change the speed;
@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   for (const entry of listRecipes()) {
     if (!entry.recipe || (only && entry.name !== only)) continue;
     let recipe: Recipe = entry.recipe;
-    const batch = Number(arg('batch') ?? Math.min(recipe.batchSize, 8));
+    // the recipe's batch, capped at 8 for 224-pixel models (the images/s barely changes, the wait does)
+    const [ih, iw] = sizeHW(recipe.data.inputSize);
+    const batch = Number(arg('batch') ?? (ih * iw > 128 * 128 ? Math.min(recipe.batchSize, 8) : recipe.batchSize));
     const weights = recipe.model.weights === 'imagenet' ? 'none' : recipe.model.weights;
     if (weights !== 'none' && !fs.existsSync(weights)) {
       console.log(`${entry.name}: skipped (weights ${weights} not found)`);
