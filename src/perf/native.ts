@@ -132,7 +132,7 @@ export function convBiasAct(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor
   }
   const mkl = bias ? mklConvBias() : undefined;
   let y = mkl ? (mkl.executeSingleOutput('_MklNativeConv2DWithBias', convAttrs(mkl, spec), [x, filter, bias!]) as tf.Tensor4D)
-    : tf.conv2d(x, filter, spec.strides, spec.pad);
+    : conv2d(x, filter, spec);
   if (bias && !mkl) {
     const t = y;
     y = b.executeSingleOutput('BiasAdd', [floatT(b), { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' }],
@@ -174,13 +174,53 @@ export function biasAddGrad(g: tf.Tensor): tf.Tensor1D {
   return tf.sum(g, Array.from({ length: g.rank - 1 }, (_, i) => i)) as tf.Tensor1D;
 }
 
+function mklConvGrads(): NodeBackend | undefined {
+  return probe('_MklNativeConv2DBackprop', (b) => {
+    const spec: Conv2DSpec = { strides: [2, 1], pad: 'same' };
+    const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
+    const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 12) as tf.Tensor4D;
+    const dy = tf.randomUniform([2, 4, 6, 4], -1, 1, 'float32', 13) as tf.Tensor4D;
+    const conv = b.executeSingleOutput('_MklNativeConv2D', convAttrs(b, spec), [x, w]);
+    if (!close(conv, tf.conv2d(x, w, spec.strides, spec.pad), 1e-4)) return false;
+    const dw = b.executeSingleOutput('_MklNativeConv2DBackpropFilter', convAttrs(b, spec), [x, tf.tensor1d(w.shape, 'int32'), dy]);
+    const dx = b.executeSingleOutput('_MklNativeConv2DBackpropInput', convAttrs(b, spec), [tf.tensor1d(x.shape, 'int32'), w, dy]);
+    const ref = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, spec.strides, spec.pad), dy)))([x, w]);
+    return close(dx, ref[0], 1e-4) && close(dw, ref[1], 1e-4);
+  });
+}
+
+/** conv2d without bias: oneDNN by name when available (also when TensorFlow's own oneDNN rewrite is off). */
+export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: Conv2DSpec): tf.Tensor4D {
+  const b = mklConvGrads();
+  if (b) return b.executeSingleOutput('_MklNativeConv2D', convAttrs(b, spec), [x, filter]) as tf.Tensor4D;
+  return tf.conv2d(x, filter, spec.strides, spec.pad);
+}
+
 export function conv2dBackpropInput(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: number[], spec: Conv2DSpec): tf.Tensor4D {
+  const b = mklConvGrads();
+  if (b) {
+    const sizes = tf.tensor1d(inputShape, 'int32');
+    try {
+      return b.executeSingleOutput('_MklNativeConv2DBackpropInput', convAttrs(b, spec), [sizes, filter, dy]) as tf.Tensor4D;
+    } finally {
+      sizes.dispose();
+    }
+  }
   return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter } as unknown as tf.NamedTensorMap, {
     strides: spec.strides, pad: spec.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, inputShape,
   } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
 export function conv2dBackpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: number[], spec: Conv2DSpec): tf.Tensor4D {
+  const b = mklConvGrads();
+  if (b) {
+    const sizes = tf.tensor1d(filterShape, 'int32');
+    try {
+      return b.executeSingleOutput('_MklNativeConv2DBackpropFilter', convAttrs(b, spec), [x, sizes, dy]) as tf.Tensor4D;
+    } finally {
+      sizes.dispose();
+    }
+  }
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy } as unknown as tf.NamedTensorMap, {
     strides: spec.strides, pad: spec.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape,
   } as unknown as tf.NamedAttrMap) as tf.Tensor4D;

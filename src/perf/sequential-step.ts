@@ -65,6 +65,9 @@ function resetPeak(): void {
 export interface TrainStepOptions {
   /** Record per-layer timings (see TrainStep.profile). */
   profile?: boolean;
+  /** SGD/Momentum: update each layer as soon as its gradients exist (default true; env GAPCAM_APPLY_EACH_LAYER=0
+   *  turns it off). */
+  applyEachLayer?: boolean;
 }
 
 // ---- layer plans --------------------------------------------------------------------------------------------------
@@ -535,7 +538,8 @@ export function createFusedTrainStep(model: tf.LayersModel, optimizer: tf.Optimi
   // as the backward pass has produced them. The slot order is the full trainable-weight order every time.
   // Other optimizers (Adam: bias corrections advance per call) get all gradients at once.
   const names = model.trainableWeights.map((v) => (v.read() as tf.Variable).name);
-  const eachLayer = ['SGD', 'Momentum'].includes(optimizer.getClassName())
+  const perLayer = options.applyEachLayer ?? process.env.GAPCAM_APPLY_EACH_LAYER !== '0';
+  const eachLayer = perLayer && ['SGD', 'Momentum'].includes(optimizer.getClassName())
     ? (grads: tf.NamedTensorMap) => {
       const all: Record<string, tf.Tensor | null> = {};
       for (const n of names) all[n] = grads[n] ?? null;

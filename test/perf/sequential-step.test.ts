@@ -188,7 +188,7 @@ describe('perf/sequential-step: fused train step', () => {
     step.run(x, y).dispose();
     tf.dispose([x, y]);
     // The probes compare each kernel with the portable op first; both exist in every x86 TensorFlow 2.x build.
-    expect(oneDnnKernels()).to.deep.equal({ _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true });
+    expect(oneDnnKernels()).to.deep.equal({ _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true, _MklNativeConv2DBackprop: true });
   });
 
   it('chooses the fused path when every layer is supported, else the generic one with the reason', () => {
