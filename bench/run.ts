@@ -20,6 +20,7 @@ import { projectRoot } from '../src/paths.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { createTrainStep, createGenericTrainStep, fusedStepUnsupported, FusedGradients, type TrainStep } from '../src/perf/sequential-step.js';
 import { oneDnnKernels } from '../src/perf/native.js';
+import { installOneDnnKernels, tunedEngineEnv } from '../src/perf/kernels.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** bench/ in the source tree (this file runs from dist/bench/ when compiled). */
@@ -34,6 +35,9 @@ const flag = (f: string, d?: string) => {
 };
 const quick = has('quick');
 const threads = Number(flag('threads', String(os.cpus().length)));
+/** --env tuned: gapcam's children run with tunedEngineEnv() (src/perf/kernels.ts): TensorFlow's oneDNN rewrite
+ *  off + oneDNN kernels by name + fixed malloc mmap threshold. Default 'plain': as `gapcam` starts today. */
+const envMode = flag('env', 'plain');
 
 // ---- measurement helpers --------------------------------------------------------------------------------------------
 function peakRssMiB(): number | undefined {
@@ -263,7 +267,7 @@ function lastJsonLine(out: string): Json | undefined {
   }
 }
 
-const gapcamEnv = () => ({ ...process.env, TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: String(threads), TF_CPP_MIN_LOG_LEVEL: '2' });
+const gapcamEnv = () => ({ ...process.env, ...(envMode === 'tuned' ? tunedEngineEnv() : {}), TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: String(threads), TF_CPP_MIN_LOG_LEVEL: '2' });
 
 async function gapcamChild(kase: string): Promise<ChildResult> {
   const self = fileURLToPath(import.meta.url);
@@ -333,7 +337,7 @@ async function parent(): Promise<void> {
   const want = (k: string) => !only || only.some((o) => k.startsWith(o));
   const loadStart = os.loadavg()[0];
   console.log(`gapcam bench${quick ? ' (--quick)' : ''}: ${describeEngine(engine)}`);
-  console.log(`CPU: ${cpuModel()}, ${os.cpus().length} cores; threads per framework: ${threads}; load average at start ${loadStart.toFixed(2)}`);
+  console.log(`CPU: ${cpuModel()}, ${os.cpus().length} cores; threads per framework: ${threads}; load average at start ${loadStart.toFixed(2)}; gapcam process env: ${envMode === 'tuned' ? JSON.stringify(tunedEngineEnv()) : 'plain'}`);
   const results: Record<string, ChildResult> = {};
   const step = async (key: string, f: () => Promise<ChildResult>) => {
     if (!want(key)) return;
@@ -445,12 +449,12 @@ async function parent(): Promise<void> {
   console.log('\n' + lines.join('\n'));
 
   const out = {
-    date: started.toISOString(), quick, threads, cpu: cpuModel(), cores: os.cpus().length, engine,
+    date: started.toISOString(), quick, threads, gapcamEnv: envMode === 'tuned' ? tunedEngineEnv() : 'plain', cpu: cpuModel(), cores: os.cpus().length, engine,
     node: process.version, loadAverage: { start: loadStart, end: loadEnd }, measuredUnderLoad: underLoad,
     ratios, table: lines.join('\n'),
     results: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, r.ok ? (r.json ?? { text: r.text }) : { skipped: r.error }])),
   };
-  const file = path.join(benchSrc, 'results', `${started.toISOString().slice(0, 10)}-${engine.name}.json`);
+  const file = path.join(benchSrc, 'results', `${started.toISOString().slice(0, 10)}-${engine.name}${envMode === 'tuned' ? '-tuned' : ''}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`\nwritten: ${path.relative(projectRoot, file)}`);
@@ -460,6 +464,7 @@ async function main(): Promise<void> {
   const child = flag('child');
   if (child) {
     const engine = await startEngine('auto');
+    if (process.env.TF_ENABLE_ONEDNN_OPTS === '0') installOneDnnKernels();
     console.log(JSON.stringify(await childCase(child, engine)));
     return;
   }

@@ -189,6 +189,11 @@ function mklConvGrads(): NodeBackend | undefined {
   });
 }
 
+/** Whether conv forward/backward run as oneDNN kernels called by name (probed once). */
+export function oneDnnConvAvailable(): boolean {
+  return mklConvGrads() !== undefined;
+}
+
 /** conv2d without bias: oneDNN by name when available (also when TensorFlow's own oneDNN rewrite is off). */
 export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: Conv2DSpec): tf.Tensor4D {
   const b = mklConvGrads();
