@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
-import { useEngine, makeTempDir } from '../helpers.js';
+import { useEngine, makeTempDir, expectNoTensorLeak } from '../helpers.js';
 import { runTraining, heNormalInit, trainAndEvaluate, buildRecipeModel } from '../../src/train/run.js';
 import { parseRecipe } from '../../src/recipes/loader.js';
 import { loadLastCheckpoint } from '../../src/train/checkpoint.js';
@@ -101,6 +101,14 @@ describe('train: the run service', function () {
     expect(Array.from(await p.data()).map((v) => v.toFixed(4))).to.deep.equal(['0.3333', '0.3333', '0.3333']);
     p.dispose();
     cam.model.dispose();
+  });
+
+  it('leaves no tensor behind over whole runs (model build, pipeline batches, validation, checkpoints)', async () => {
+    const out = path.join(work, 'ck-leak');
+    let i = 0;
+    await expectNoTensorLeak(async () => {
+      await runTraining({ recipe: recipeFile, checkpointRoot: out, runName: `l${i++}`, cacheDir: null });
+    }, 2);
   });
 
   it('he-normal draws N(0, 2/fan-in) kernels and zero biases, from the seeded stream', async () => {
