@@ -384,6 +384,8 @@ async function parent(): Promise<void> {
   const to = { inf: j('torch-infer'), tr: j('torch-train') };
   const ips = (o?: Json) => (o?.imagesPerSec as number | undefined);
   const mem = (o?: Json) => (o?.peakRssMiB as number | undefined);
+  // CPU time per batch (user + system, all threads): less sensitive than wall time to other processes on the cores
+  const cpu = (o?: Json) => (o?.cpuMsPerRun as number | undefined);
   const best = (a?: number, b?: number, higher = true) => {
     const xs = [a, b].filter((v): v is number => typeof v === 'number');
     if (!xs.length) return undefined;
@@ -392,6 +394,8 @@ async function parent(): Promise<void> {
   const rows: [string, number | undefined, number | undefined, number | undefined, number | undefined, boolean][] = [
     ['inference, images/s', ips(g.inf), ips(ke.inf), ips(to.inf), undefined, true],
     ['training, images/s', ips(g.tr), ips(ke.tr), ips(to.tr), ips(g.tape), true],
+    ['inference CPU ms per batch', cpu(g.inf), cpu(ke.inf), cpu(to.inf), undefined, false],
+    ['training CPU ms per batch', cpu(g.tr), cpu(ke.tr), cpu(to.tr), cpu(g.tape), false],
     ['inference peak RSS, MiB', mem(g.inf), mem(ke.inf), mem(to.inf), undefined, false],
     ['training peak RSS, MiB', mem(g.tr), mem(ke.tr), mem(to.tr), mem(g.tape), false],
   ];
@@ -402,7 +406,7 @@ async function parent(): Promise<void> {
   const ratios: Record<string, number | undefined> = {};
   for (const [label, gv, kv, tv, tape, higher] of rows) {
     const b = best(kv, tv, higher);
-    const ratio = gv !== undefined && b !== undefined ? (higher ? gv / b : gv / b) : undefined;
+    const ratio = gv !== undefined && b !== undefined ? gv / b : undefined;
     ratios[label] = ratio;
     const d = higher ? 2 : 0;
     table.push(`| ${label} | ${num(gv, d)} | ${num(kv, d)} | ${num(tv, d)} | ${ratio === undefined ? '—' : `${ratio.toFixed(2)}×`} | ${num(tape, d)} |`);
@@ -454,7 +458,7 @@ async function parent(): Promise<void> {
     ratios, table: lines.join('\n'),
     results: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, r.ok ? (r.json ?? { text: r.text }) : { skipped: r.error }])),
   };
-  const file = path.join(benchSrc, 'results', `${started.toISOString().slice(0, 10)}-${engine.name}${envMode === 'tuned' ? '-tuned' : ''}.json`);
+  const file = path.join(benchSrc, 'results', `${started.toISOString().slice(0, 16).replace(':', '')}Z-${engine.name}${envMode === 'tuned' ? '-tuned' : ''}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`\nwritten: ${path.relative(projectRoot, file)}`);
