@@ -334,7 +334,7 @@ async function parent(): Promise<void> {
   const engine = await startEngine('auto');
   const started = new Date();
   const only = flag('only')?.split(',');
-  const want = (k: string) => !only || only.some((o) => k.startsWith(o));
+  const want = (k: string) => !only || only.some((o) => k === o || k.startsWith(`${o}-`));
   const loadStart = os.loadavg()[0];
   console.log(`gapcam bench${quick ? ' (--quick)' : ''}: ${describeEngine(engine)}`);
   console.log(`CPU: ${cpuModel()}, ${os.cpus().length} cores; threads per framework: ${threads}; load average at start ${loadStart.toFixed(2)}; gapcam process env: ${envMode === 'tuned' ? JSON.stringify(tunedEngineEnv()) : 'plain'}`);

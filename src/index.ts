@@ -66,3 +66,4 @@ export { datasetTrainData, pipelineTransforms } from './train/pipeline-data.js';
 export { readMetrics, MetricsLog, type MetricsRow, type StepRow, type EpochRow } from './train/metrics.js';
 export { renderReport, writeReport } from './train/report.js';
 export { createRandom, withRandom, type SeededRandom } from './train/rng.js';
+export { installOneDnnKernels, uninstallOneDnnKernels, tunedEngineEnv } from './perf/kernels.js';

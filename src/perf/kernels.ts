@@ -11,16 +11,28 @@ import * as tf from '@tensorflow/tfjs';
 import * as k from './native.js';
 
 let installed: string[] | undefined;
+const originals = new Map<string, tf.KernelConfig>();
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
 
 function override(name: string, make: (original: KernelFunc) => KernelFunc): boolean {
   const original = tf.getKernel(name, 'tensorflow');
   if (!original) return false;
+  originals.set(name, original);
   const kernelFunc = make(original.kernelFunc);
   tf.unregisterKernel(name, 'tensorflow');
   tf.registerKernel({ ...original, kernelFunc });
   return true;
+}
+
+/** Puts tfjs-node's own kernels back (tests). */
+export function uninstallOneDnnKernels(): void {
+  for (const [name, config] of originals) {
+    tf.unregisterKernel(name, 'tensorflow');
+    tf.registerKernel(config);
+  }
+  originals.clear();
+  installed = undefined;
 }
 
 interface ConvAttrs {

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { useEngine } from '../helpers.js';
-import { installOneDnnKernels, tunedEngineEnv } from '../../src/perf/kernels.js';
+import { installOneDnnKernels, uninstallOneDnnKernels, tunedEngineEnv } from '../../src/perf/kernels.js';
 
 describe('perf/kernels: tfjs conv kernels routed to oneDNN by name', () => {
   before(useEngine);
+  after(uninstallOneDnnKernels); // leave the other test files tfjs-node's own kernels
 
   it('gives the same forward, fused forward and gradients as before the override', function () {
     if (tf.getBackend() !== 'tensorflow') this.skip();
@@ -26,6 +27,16 @@ describe('perf/kernels: tfjs conv kernels routed to oneDNN by name', () => {
       before[i].forEach((v, j) => expect(Math.abs(v - after[i][j]), `output ${i}[${j}]`).to.be.below(1e-4 * Math.max(1, Math.abs(v))));
     }
     tf.dispose([x, w, b]);
+  });
+
+  it('puts tfjs-node\'s own kernels back', function () {
+    if (tf.getBackend() !== 'tensorflow') this.skip();
+    uninstallOneDnnKernels();
+    const own = tf.getKernel('Conv2D', 'tensorflow').kernelFunc;
+    installOneDnnKernels();
+    expect(tf.getKernel('Conv2D', 'tensorflow').kernelFunc).to.not.equal(own);
+    uninstallOneDnnKernels();
+    expect(tf.getKernel('Conv2D', 'tensorflow').kernelFunc).to.equal(own);
   });
 
   it('names the environment a launcher should set', () => {
