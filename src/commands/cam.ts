@@ -2,11 +2,10 @@
 // overlays at the original size, top-k strips, .npy maps, an index.html gallery and faithfulness metrics.
 import type { GapcamCommand, Args } from './common.js';
 import { startCommandEngine, dataRootOf } from './common.js';
-import { runCam, type NpyMode } from '../cam/service.js';
-import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/registry.js';
+import type { NpyMode } from '../cam/service.js';
+import type { MethodName } from '../cam/registry.js';
 import { COLORMAP_NAMES, parseColormap } from '../render/colormap.js';
-import { parseClassMap } from '../eval/evaluate.js';
-import { parsePreprocessMode } from '../data/preprocess.js';
+import { METHOD_NAMES } from './choices.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
@@ -66,7 +65,7 @@ export const camCommand: GapcamCommand = {
   handler: async (argv) => {
     const args = argv as Args<CamArgs>;
     const methods = args.method.flatMap((m) => m.split(',')).map((m) => m.trim().toLowerCase()).filter(Boolean);
-    for (const m of methods) if (!isMethodName(m)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${m}'`);
+    for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${m}'`);
     if (!(args.opacity >= 0 && args.opacity <= 1)) throw new UserError(`--opacity: expected a number in [0, 1], found ${args.opacity}`);
     if (!(args.camThreshold >= 0 && args.camThreshold <= 1)) throw new UserError(`--cam-threshold: expected a fraction in [0, 1], found ${args.camThreshold}`);
     if (!Number.isInteger(args.batchSize) || args.batchSize < 1) throw new UserError(`--batch-size: expected a positive integer, found ${args.batchSize}`);
@@ -77,6 +76,9 @@ export const camCommand: GapcamCommand = {
       if (v !== 'normalized' && v !== 'raw') throw new UserError(`--npy: expected 'normalized' or 'raw', got '${args.npy}'`);
       npy = v;
     }
+    const [{ runCam }, { parseClassMap }, { parsePreprocessMode }] = await Promise.all([
+      import('../cam/service.js'), import('../eval/evaluate.js'), import('../data/preprocess.js'),
+    ]);
     await startCommandEngine(args);
     let last = 0;
     const summary = await runCam({

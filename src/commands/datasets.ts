@@ -2,9 +2,6 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { dataRootOf, type GapcamCommand, type GlobalOptions } from './common.js';
-import { listDatasets, loadDataset, resolveDataRoot } from '../data/datasets.js';
-import { buildEmbeddedDataset, embeddedDatasetPresent } from '../data/embedded.js';
-import { checkDataset } from '../data/check.js';
 
 function counts(c: Partial<Record<string, number>> | undefined): string {
   if (!c) return '';
@@ -12,6 +9,7 @@ function counts(c: Partial<Record<string, number>> | undefined): string {
 }
 
 async function listHandler(args: GlobalOptions): Promise<void> {
+  const { listDatasets, resolveDataRoot } = await import('../data/datasets.js');
   const root = resolveDataRoot(dataRootOf(args));
   const list = await listDatasets(root);
   console.log(`datasets under ${root}:`);
@@ -41,6 +39,9 @@ export const datasetsCommand: GapcamCommand = {
   handler: async (args) => {
     const action = (args.action as string) ?? 'list';
     const global = args as GlobalOptions;
+    const [{ loadDataset, resolveDataRoot }, { buildEmbeddedDataset, embeddedDatasetPresent }, { checkDataset }] = await Promise.all([
+      import('../data/datasets.js'), import('../data/embedded.js'), import('../data/check.js'),
+    ]);
     const dataRoot = resolveDataRoot(dataRootOf(global));
     if (action === 'list') return listHandler(global);
     if (action === 'prepare') {

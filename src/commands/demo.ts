@@ -1,7 +1,5 @@
 import type { Args, GapcamCommand } from './common.js';
 import { startCommandEngine, checkpointRootOf } from './common.js';
-import { trainAndEvaluate } from '../train/run.js';
-import { consoleProgress, describeEngineShort } from '../train/progress.js';
 import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
 import { printSummary } from './train.js';
 
@@ -21,6 +19,7 @@ export const demoCommand: GapcamCommand = {
       .example('$0 demo --epochs 2 --out /tmp/gapcam', 'a shorter run, written elsewhere'),
   handler: async (argv) => {
     const args = argv as Args<DemoArgs>;
+    const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
     const engine = await startCommandEngine(args);
     const progress = consoleProgress();
     const intr = interruptOnSigint(() => progress.log('Ctrl-C: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)'));

@@ -1,12 +1,13 @@
 import type { Args, GapcamCommand } from './common.js';
-import { describeEngine, parseEngineRequest, startEngine, ENGINE_NAMES, type EngineInfo } from '../engine.js';
+import type { EngineInfo } from '../engine.js';
 
 interface EngineArgs {
   json?: boolean;
 }
 
 /** The report printed by `gapcam engine` (one summary line, then one line per fact). */
-export function engineReport(info: EngineInfo, explicit: boolean): string[] {
+export async function engineReport(info: EngineInfo, explicit: boolean): Promise<string[]> {
+  const { describeEngine, ENGINE_NAMES } = await import('../engine.js');
   const lines = [
     describeEngine(info),
     `  engine:      ${info.name}`,
@@ -32,12 +33,13 @@ export const engineCommand: GapcamCommand = {
       .example('$0 engine --backend wasm', 'check that the wasm fallback starts')
       .example('GAPCAM_BACKEND=cpu $0 engine --json', 'machine-readable report of a chosen engine'),
   handler: async (args: Args<EngineArgs>) => {
+    const { parseEngineRequest, startEngine } = await import('../engine.js');
     const request = parseEngineRequest(args.backend);
     const info = await startEngine(request);
     if (args.json) {
       console.log(JSON.stringify(info));
       return;
     }
-    for (const line of engineReport(info, request !== 'auto')) console.log(line);
+    for (const line of await engineReport(info, request !== 'auto')) console.log(line);
   },
 };

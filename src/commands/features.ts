@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { startCommandEngine, dataRootOf, type Args, type GapcamCommand } from './common.js';
-import { runFeatures, SPLIT_CHOICES, type SplitChoice } from '../features/service.js';
-import { CROP_MODES, DEFAULT_BATCH_SIZE, DEFAULT_CAM_THRESHOLD, type CropMode } from '../features/extract.js';
+import type { SplitChoice } from '../features/service.js';
+import type { CropMode } from '../features/extract.js';
+import { SPLIT_CHOICES, CROP_MODES, FEATURES_DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE, FEATURES_DEFAULT_CAM_THRESHOLD as DEFAULT_CAM_THRESHOLD } from './choices.js';
 import { defaultCheckpointRoot } from '../paths.js';
 
 interface FeaturesArgs {
@@ -42,6 +43,7 @@ export const featuresCommand: GapcamCommand = {
       .example('$0 features my-run --dataset cub200 --split test --crop cam --out runs/feat-cub-cam', "features of the model's CAM crops"),
   handler: async (argv) => {
     const args = argv as Args<FeaturesArgs>;
+    const { runFeatures } = await import('../features/service.js');
     await startCommandEngine(args);
     const r = await runFeatures({
       checkpoint: args.checkpoint,

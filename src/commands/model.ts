@@ -2,9 +2,9 @@ import type { Argv } from 'yargs';
 import type { Args, GapcamCommand, GlobalOptions } from './common.js';
 import { startCommandEngine } from './common.js';
 import { UserError } from '../errors.js';
-import { BACKBONE_NAMES } from '../models/registry.js';
 import type { BackboneBuildOptions } from '../models/registry.js';
-import { summarizeModel, formatModelSummary, runSurgery, exportModel, EXPORT_FORMATS, type ExportFormat } from '../models/service.js';
+import type { ExportFormat } from '../models/service.js';
+import { EXPORT_FORMATS } from './choices.js';
 
 interface BackboneArgs {
   weights?: string;
@@ -40,7 +40,7 @@ function withBackboneOptions<T>(y: Argv<T>): Argv<T & BackboneArgs> {
     .option('checkpoints', { type: 'string', describe: 'folder of checkpoint runs (default checkpoints/)' }) as unknown as Argv<T & BackboneArgs>;
 }
 
-const MODEL_REF = `a model folder (model.json), a checkpoint run (uses best/, else last/), an http(s) URL, or a backbone: ${BACKBONE_NAMES.join(', ')}`;
+const MODEL_REF = 'a model folder (model.json), a checkpoint run (uses best/, else last/), an http(s) URL, or a backbone name (vgg16, vgg19, vgg-tiny, darknet-tiny, …)';
 
 const summaryCommand: GapcamCommand = {
   command: 'summary <model>',
@@ -53,6 +53,7 @@ const summaryCommand: GapcamCommand = {
       .example('$0 model summary checkpoints/my-run', "a trained run's best model and its meta"),
   handler: async (argv) => {
     const args = argv as Args<BackboneArgs & { model: string }>;
+    const { summarizeModel, formatModelSummary } = await import('../models/service.js');
     await startCommandEngine(args);
     const s = await summarizeModel(args.model, { checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
     process.stdout.write(formatModelSummary(s));
@@ -85,6 +86,7 @@ const surgeryCommand: GapcamCommand = {
   handler: async (argv) => {
     const args = argv as Args<SurgeryArgs>;
     if (!args.out) throw new UserError('--out: name the folder to write the new model to');
+    const { runSurgery } = await import('../models/service.js');
     await startCommandEngine(args);
     const r = await runSurgery({
       model: args.model,
@@ -115,13 +117,14 @@ const exportCommand: GapcamCommand = {
   describe: 'Write a model as a tfjs Layers folder (browser-loadable) or a Keras .h5 weights file (Keras load_weights)',
   builder: (y) =>
     withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
-      .option('format', { choices: EXPORT_FORMATS, demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
+      .option('format', { choices: EXPORT_FORMATS as readonly ExportFormat[], demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
       .option('model-config', { type: 'boolean', default: true, describe: 'keras-h5: store the architecture too (keras.models.load_model reads it); --no-model-config writes the plain save_weights layout' })
       .example('$0 model export checkpoints/my-run --format tfjs --out web/model', 'for tf.loadLayersModel in a browser')
       .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for keras.models.load_model or model.load_weights'),
   handler: async (argv) => {
     const args = argv as Args<ExportArgs>;
     if (!args.out) throw new UserError('--out: name the folder (tfjs) or .h5 file (keras-h5) to write');
+    const { exportModel } = await import('../models/service.js');
     await startCommandEngine(args);
     const r = await exportModel({ model: args.model, format: args.format, out: args.out, includeModelConfig: args.modelConfig, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
     console.log(`exported ${r.source} (${r.loaded}) as ${args.format}: ${r.files.join(', ')}`);

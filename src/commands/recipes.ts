@@ -1,5 +1,4 @@
 import type { GapcamCommand } from './common.js';
-import { listRecipes, summarizeRecipe } from '../recipes/loader.js';
 import { recipesDir } from '../paths.js';
 
 export const recipesCommand: GapcamCommand = {
@@ -7,6 +6,7 @@ export const recipesCommand: GapcamCommand = {
   describe: 'List the recipes in recipes/ (training recipes, and others such as transfer experiments), one line each',
   builder: (y) => y.example('$0 recipes', 'list the recipes').example('$0 train vgg-gap-tiny', 'then train one'),
   handler: async () => {
+    const { listRecipes, summarizeRecipe } = await import('../recipes/loader.js');
     const all = listRecipes();
     if (all.length === 0) {
       console.log(`no recipes in ${recipesDir}`);

@@ -1,5 +1,4 @@
 import type { Args, GapcamCommand } from './common.js';
-import { runSvm } from '../svm/service.js';
 import { DEFAULT_C_GRID, DEFAULT_FOLDS } from '../svm/cv.js';
 import { SCALE_MODES, type ScaleMode } from '../svm/scale.js';
 import { LIBLINEAR_DEFAULT_EPS } from '../svm/solver.js';
@@ -47,6 +46,7 @@ export const svmCommand: GapcamCommand = {
       .example('$0 svm --train a --test b --c-grid 0.1,1,10 --scale l2 --out runs/svm', 'L2-normalised features, own grid'),
   handler: async (argv) => {
     const args = argv as Args<SvmArgs>;
+    const { runSvm } = await import('../svm/service.js');
     const { out, result, markdown } = await runSvm({
       train: args.train,
       test: args.test,

@@ -2,8 +2,7 @@ import path from 'node:path';
 import type { Args, GapcamCommand } from './common.js';
 import { startCommandEngine, checkpointRootOf } from './common.js';
 import { UserError } from '../errors.js';
-import { trainAndEvaluate, type TrainAndEvaluateResult } from '../train/run.js';
-import { consoleProgress, describeEngineShort } from '../train/progress.js';
+import type { TrainAndEvaluateResult } from '../train/run.js';
 import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
 import type { RecipeOverrides } from '../recipes/loader.js';
 
@@ -90,6 +89,7 @@ export const trainCommand: GapcamCommand = {
     if (args.maxSteps !== undefined && !(Number.isInteger(args.maxSteps) && args.maxSteps > 0)) {
       throw new UserError(`--max-steps: expected a positive integer; got ${args.maxSteps}`);
     }
+    const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
     const engine = await startCommandEngine(args);
     const progress = consoleProgress();
     const intr = interruptOnSigint(() => progress.log('Ctrl-C: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)'));

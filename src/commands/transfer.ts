@@ -1,5 +1,4 @@
 import { dataRootOf, startCommandEngine, type Args, type GapcamCommand } from './common.js';
-import { runTransfer } from '../transfer/run.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { progressPrinter } from './features.js';
 
@@ -24,6 +23,7 @@ export const transferCommand: GapcamCommand = {
       .example('$0 transfer demo --out runs/transfer-demo', 'write table.md, table.csv, results.json to runs/transfer-demo'),
   handler: async (argv) => {
     const args = argv as Args<TransferArgs>;
+    const { runTransfer } = await import('../transfer/run.js');
     await startCommandEngine(args);
     const r = await runTransfer(args.experiment, {
       dataRoot: dataRootOf(args),
