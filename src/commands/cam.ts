@@ -1,5 +1,6 @@
 // gapcam cam: class activation maps (CAM and the Grad-CAM family) for images, a folder or a dataset split —
 // overlays at the original size, top-k strips, .npy maps, an index.html gallery and faithfulness metrics.
+import fs from 'node:fs';
 import type { GapcamCommand, Args } from './common.js';
 import { startCommandEngine, dataRootOf } from './common.js';
 import type { NpyMode } from '../cam/service.js';
@@ -75,6 +76,15 @@ export const camCommand: GapcamCommand = {
       const v = args.npy === '' ? 'normalized' : args.npy;
       if (v !== 'normalized' && v !== 'raw') throw new UserError(`--npy: expected 'normalized' or 'raw', got '${args.npy}'`);
       npy = v;
+    }
+    // Named image files are checked before the engine starts: a typo or an unreadable file fails at once, in one line.
+    if (args.images !== undefined) {
+      if (!fs.existsSync(args.images)) throw new UserError(`image or folder not found: ${args.images}`);
+      if (fs.statSync(args.images).isFile()) {
+        const { checkImageFile, decodeImage } = await import('../data/image.js');
+        await checkImageFile(args.images);
+        await decodeImage(args.images);
+      }
     }
     const [{ runCam }, { parseClassMap }, { parsePreprocessMode }] = await Promise.all([
       import('../cam/service.js'), import('../eval/evaluate.js'), import('../data/preprocess.js'),

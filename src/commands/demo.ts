@@ -3,6 +3,8 @@ import { startCommandEngine, checkpointRootOf } from './common.js';
 import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
 import { printSummary } from './train.js';
 
+const DEMO_RECIPE = 'vgg-gap-tiny';
+
 interface DemoArgs {
   epochs?: number;
   runName?: string;
@@ -19,6 +21,8 @@ export const demoCommand: GapcamCommand = {
       .example('$0 demo --epochs 2 --out /tmp/gapcam', 'a shorter run, written elsewhere'),
   handler: async (argv) => {
     const args = argv as Args<DemoArgs>;
+    const overrides = { epochs: args.epochs, seed: args.seed };
+    (await import('../recipes/loader.js')).loadRecipe(DEMO_RECIPE, overrides); // bad flag values fail before the engine starts
     const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
     const engine = await startCommandEngine(args);
     const progress = consoleProgress();
@@ -27,7 +31,7 @@ export const demoCommand: GapcamCommand = {
     progress.log('gapcam demo: training vgg-gap-tiny on the embedded digits-loc dataset (built on first use), then evaluating it');
     try {
       const res = await trainAndEvaluate({
-        recipe: 'vgg-gap-tiny', overrides: { epochs: args.epochs, seed: args.seed }, dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args),
+        recipe: DEMO_RECIPE, overrides, dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args),
         runName: args.runName ?? `demo-${stamp}`, signal: intr.signal, progress, engine: describeEngineShort(engine),
       });
       if (res.train.status === 'interrupted') {

@@ -139,6 +139,9 @@ export const modelCommand: GapcamCommand = {
       .command(summaryCommand)
       .command(surgeryCommand)
       .command(exportCommand)
-      .demandCommand(1, 'name an action: summary, surgery or export'),
+      .demandCommand(1, 'name an action: summary, surgery or export')
+      .example('$0 model summary vgg16', 'layers and parameters of VGG16')
+      .example('$0 model surgery vgg16 --weights imagenet --classes 200 --out checkpoints/vgg16-gap', "the paper's VGGnet-GAP")
+      .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'a Keras .h5 file'),
   handler: () => undefined,
 };

@@ -89,6 +89,10 @@ export const trainCommand: GapcamCommand = {
     if (args.maxSteps !== undefined && !(Number.isInteger(args.maxSteps) && args.maxSteps > 0)) {
       throw new UserError(`--max-steps: expected a positive integer; got ${args.maxSteps}`);
     }
+    const overrides = overridesOf(args);
+    // The recipe and the flags that override it are checked before the engine starts (a resumed run's recipe is
+    // read from its folder by the service).
+    if (!args.resume) (await import('../recipes/loader.js')).loadRecipe(args.recipe!, overrides);
     const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
     const engine = await startCommandEngine(args);
     const progress = consoleProgress();
@@ -96,7 +100,7 @@ export const trainCommand: GapcamCommand = {
     let res: TrainAndEvaluateResult;
     try {
       res = await trainAndEvaluate({
-        recipe: args.recipe, overrides: overridesOf(args), dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args), runName: args.runName,
+        recipe: args.recipe, overrides, dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args), runName: args.runName,
         resume: args.resume, maxSteps: args.maxSteps, signal: intr.signal, progress, engine: describeEngineShort(engine),
         noEvaluation: !args.eval, cacheDir: args.cache ? undefined : null, skipBadImages: args.skipBadImages,
       });

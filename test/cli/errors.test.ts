@@ -1,0 +1,114 @@
+// User errors through the real command line (main() in-process): for every command, a representative mistake gives
+// exactly one stderr line naming the thing, what was expected and what was found, exit code 2, and nothing on stdout;
+// --verbose adds the stack trace. Inputs are tiny files in a temp folder, so no case trains or loads a big model.
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useEngine, makeTempDir } from '../helpers.js';
+import { runMain, type CliResult } from '../engine/run-cli.js';
+import { writeTinyModel, writeImageFolder } from '../cam/fixtures.js';
+
+function expectUserError(r: CliResult, pattern: RegExp): void {
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(r.code, `exit code (stderr: ${r.stderr})`).to.equal(2);
+  expect(lines, `stderr is one line: ${r.stderr}`).to.have.length(1);
+  expect(lines[0]).to.match(/^gapcam: /);
+  expect(lines[0]).to.match(pattern);
+  expect(r.stdout, 'nothing on stdout').to.equal('');
+}
+
+/** Like expectUserError, for commands that print the one-line engine summary first. */
+function expectUserErrorAfterEngine(r: CliResult, pattern: RegExp): void {
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(r.code, `exit code (stderr: ${r.stderr})`).to.equal(2);
+  expect(lines, `stderr: the engine line, then one error line: ${r.stderr}`).to.have.length(2);
+  expect(lines[0]).to.match(/^engine \S+ \(tfjs /);
+  expect(lines[1]).to.match(/^gapcam: /);
+  expect(lines[1]).to.match(pattern);
+  expect(r.stdout, 'nothing on stdout').to.equal('');
+}
+
+describe('cli: one-line user errors, exit 2, for every command', function () {
+  this.timeout(60_000);
+  let tmp: string;
+  let model: string;
+  let images: string;
+  let corrupt: string;
+
+  before(async () => {
+    await useEngine();
+    tmp = makeTempDir('gapcam-cli-');
+    model = await writeTinyModel(tmp);
+    images = await writeImageFolder(tmp, [[24, 24]]);
+    corrupt = path.join(tmp, 'broken.jpg');
+    fs.writeFileSync(corrupt, Buffer.from('this is not a JPEG'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const out = () => path.join(tmp, 'out');
+  const missing = () => path.join(tmp, 'no-such-thing');
+
+  it('train: an unknown recipe', async () => {
+    expectUserError(await runMain(['train', 'no-such-recipe', '--out', out()]), /recipe.*no-such-recipe/);
+  });
+
+  it('train: a bad --max-steps value', async () => {
+    expectUserError(await runMain(['train', 'vgg-gap-tiny', '--max-steps', '0', '--out', out()]), /^gapcam: --max-steps: expected a positive integer; got 0$/);
+  });
+
+  it('evaluate: a missing checkpoint', async () => {
+    expectUserErrorAfterEngine(await runMain(['evaluate', missing(), '--dataset', images]), /no-such-thing/);
+  });
+
+  it('cam: a missing image file', async () => {
+    expectUserError(await runMain(['cam', model, path.join(tmp, 'nope.png'), '--out', out()]), /^gapcam: image or folder not found: .*nope\.png$/);
+  });
+
+  it('cam: a corrupt image file', async () => {
+    expectUserError(await runMain(['cam', model, corrupt, '--out', out()]), /^gapcam: cannot decode image .*broken\.jpg: .*expected a readable JPEG/);
+  });
+
+  it('cam: a bad --opacity value', async () => {
+    expectUserError(await runMain(['cam', model, images, '--opacity', '2', '--out', out()]), /^gapcam: --opacity: expected a number in \[0, 1\], found 2$/);
+  });
+
+  it('features: a folder that is not a checkpoint', async () => {
+    expectUserErrorAfterEngine(await runMain(['features', images, '--dataset', images, '--out', out()]), /images/);
+  });
+
+  it('svm: a missing feature folder', async () => {
+    expectUserError(await runMain(['svm', '--train', missing()]), /no-such-thing/);
+  });
+
+  it('transfer: an unknown experiment', async () => {
+    expectUserErrorAfterEngine(await runMain(['transfer', 'no-such-experiment']), /no-such-experiment/);
+  });
+
+  it('datasets: checking a missing dataset', async () => {
+    expectUserError(await runMain(['datasets', 'check', missing()]), /no-such-thing/);
+  });
+
+  it('model: an unknown backbone', async () => {
+    expectUserErrorAfterEngine(await runMain(['model', 'summary', 'vgg17']), /vgg17/);
+  });
+
+  it('recipes: a stray argument', async () => {
+    expectUserError(await runMain(['recipes', 'extra']), /'gapcam recipes' takes no argument 'extra'/);
+  });
+
+  it('engine: an unknown --backend', async () => {
+    expectUserError(await runMain(['engine', '--backend', 'gpu']), /--backend: expected one of auto, .*; got 'gpu'/);
+  });
+
+  it('demo: a bad --epochs value', async () => {
+    expectUserError(await runMain(['demo', '--epochs', '0', '--out', out()]), /^gapcam: --epochs: .*> 0; got 0/);
+  });
+
+  it('--verbose adds the stack trace', async () => {
+    const r = await runMain(['svm', '--train', missing(), '--verbose']);
+    expect(r.code).to.equal(2);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines[0]).to.match(/^gapcam: .*no-such-thing/);
+    expect(r.stderr).to.match(/\n\s+at /);
+  });
+});
