@@ -18,6 +18,7 @@ import { SilentProgress, type Progress } from './progress.js';
 import { writeReport } from './report.js';
 import { createRandom, installRandom, type SeededRandom } from './rng.js';
 import { learningRateAt } from './schedule.js';
+import { FusedGradients, fusedStepUnsupported } from '../perf/sequential-step.js';
 
 /** Training stopped because the loss stopped being a finite number. */
 export class TrainingDivergedError extends UserError {
@@ -202,6 +203,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     final: finalNumbers(snapshot(), lastEpoch),
   });
 
+  // Chain-shaped models (every shipped recipe but batch-norm ones in training mode) take the fused step: one engine
+  // kernel per piece and only the activations each gradient reads; others take tf.variableGrads.
+  const fusedWhyNot = process.env.GAPCAM_GENERIC_STEP ? 'GAPCAM_GENERIC_STEP is set' : fusedStepUnsupported(model, { training });
+  const fused = fusedWhyNot ? undefined : new FusedGradients(model);
+  progress.log(fused ? 'training step: fused (src/perf)' : `training step: generic tf.variableGrads (${fusedWhyNot})`);
   try {
     // Parameters of the first epoch, so the optimizer state can be matched against them.
     let current = collectParams(model, recipe, headLayers, state.epoch);
@@ -232,11 +238,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           const n = batch.labels.length;
           let correctT: tf.Tensor | undefined;
           const yT = tf.tensor1d(batch.labels, 'int32');
-          const { value, grads } = tf.variableGrads(() => {
-            const out = model.apply(batch.images, { training }) as tf.Tensor2D;
-            correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), yT), 'float32')));
-            return crossEntropy(out, yT, numClasses, cam.meta.outputIsSoftmax);
-          }, vars);
+          let value: tf.Scalar;
+          let grads: tf.NamedTensorMap;
+          if (fused) {
+            // Same loss and gradients as the generic path below, at a fraction of the memory (src/perf).
+            const r = fused.gradients(batch.images, yT, { training, variables: vars });
+            value = r.loss;
+            grads = r.grads;
+            correctT = r.correct;
+          } else {
+            ({ value, grads } = tf.variableGrads(() => {
+              const out = model.apply(batch.images, { training }) as tf.Tensor2D;
+              correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), yT), 'float32')));
+              return crossEntropy(out, yT, numClasses, cam.meta.outputIsSoftmax);
+            }, vars));
+          }
           batch.images.dispose();
           yT.dispose();
           const loss = (await value.data())[0];
