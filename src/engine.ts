@@ -28,6 +28,20 @@ export interface EngineInfo {
 const require = createRequire(import.meta.url);
 // TensorFlow's C++ logging (oneDNN and CPU-feature banners) would otherwise precede every command's output.
 process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+// Two lines still reach stderr when the native engine loads, and they stay on purpose:
+//   WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+//   I0000 … port.cc:153] oneDNN custom operations are on. …
+// TensorFlow 2.21 logs them from a static initializer of libtensorflow (during dlopen of the binding, before its
+// logging reads TF_CPP_MIN_LOG_LEVEL; absl has no environment switch), straight to file descriptor 2. What would hide
+// them, and why it is not done:
+// - TF_ENABLE_ONEDNN_OPTS=0: turns oneDNN off, i.e. slower convolutions; speed matters more than two lines.
+// - Swapping fd 2 around the dlopen: Node has no dup2; closing fd 2 and re-opening /proc/self/fd/N races with
+//   libuv's thread pool and breaks libuv's epoll registration of a piped stderr, and fails for sockets.
+// - Re-running the CLI as a child with stderr piped through a line filter: the child's stderr is then a pipe, not
+//   the terminal, so progress bars and \r-refreshed lines (which need a TTY's cursor control and column count)
+//   would stop working or need a pseudo-terminal (a native package); the parent would also have to forward
+//   signals and exit codes (Ctrl-C = 130) and leave no orphan behind if it is killed. Not robust enough for two
+//   informational lines. Tests filter them (test/engine/run-cli.ts gapcamStderr).
 /** The from-source build made by scripts/setup-engine.mjs when npm could not install tfjs-node. */
 export const localTfjsNodeDir = path.join(projectRoot, '.engine', 'tfjs-node');
 
