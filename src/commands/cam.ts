@@ -2,7 +2,7 @@
 // overlays at the original size, top-k strips, .npy maps, an index.html gallery and faithfulness metrics.
 import fs from 'node:fs';
 import type { GapcamCommand, Args } from './common.js';
-import { startCommandEngine, dataRootOf } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef } from './common.js';
 import type { NpyMode } from '../cam/service.js';
 import type { MethodName } from '../cam/registry.js';
 import { COLORMAP_NAMES, parseColormap } from '../render/colormap.js';
@@ -77,6 +77,7 @@ export const camCommand: GapcamCommand = {
       if (v !== 'normalized' && v !== 'raw') throw new UserError(`--npy: expected 'normalized' or 'raw', got '${args.npy}'`);
       npy = v;
     }
+    await checkModelRef(args.model);
     // Named image files are checked before the engine starts: a typo or an unreadable file fails at once, in one line.
     if (args.images !== undefined) {
       if (!fs.existsSync(args.images)) throw new UserError(`image or folder not found: ${args.images}`);

@@ -1,5 +1,6 @@
 import type { ArgumentsCamelCase, CommandModule } from 'yargs';
 import type { EngineInfo } from '../engine.js';
+import fs from 'node:fs';
 import { defaultDataRoot, defaultCheckpointRoot } from '../paths.js';
 
 /** Options every command accepts (declared once in cli.ts). */
@@ -34,4 +35,14 @@ export function dataRootOf(args: GlobalOptions): string {
 
 export function checkpointRootOf(args: GlobalOptions): string {
   return args.out ?? defaultCheckpointRoot;
+}
+
+/** Before the engine starts: throws the model loader's own one-line UserError when `ref` names no model (no folder,
+ *  checkpoint run, run name, URL, .h5 file or backbone), so a typo fails at once without loading TensorFlow. */
+export async function checkModelRef(ref: string, checkpointRoot?: string): Promise<void> {
+  const [io, { isBackboneName }] = await Promise.all([import('../models/io.js'), import('../models/registry.js')]);
+  if (io.isUrl(ref) || isBackboneName(ref) || (/\.(h5|hdf5)$/i.test(ref) && fs.existsSync(ref))) return;
+  if (io.resolveModelFolder(ref, checkpointRoot)) return;
+  // None of loadModelRef's cases applies, so it builds nothing and throws its message naming what was tried.
+  await io.loadModelRef(ref, { checkpointRoot });
 }

@@ -1,7 +1,7 @@
 // gapcam evaluate: classification accuracy and CAM-based weakly-supervised localization (paper rule + wsolevaluation
 // MaxBoxAcc / MaxBoxAccV2, with the center baseline) of a CAM-ready model on a dataset split.
 import type { GapcamCommand, Args } from './common.js';
-import { startCommandEngine, dataRootOf } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef } from './common.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
@@ -51,6 +51,7 @@ export const evaluateCommand: GapcamCommand = {
     check(args.camThreshold >= 0 && args.camThreshold <= 1, `--cam-threshold: expected a fraction in [0, 1], found ${args.camThreshold}`);
     check(args.iou > 0 && args.iou <= 1, `--iou: expected a number in (0, 1], found ${args.iou}`);
     check(args.centerSigma > 0, `--center-sigma: expected a positive number, found ${args.centerSigma}`);
+    await checkModelRef(args.checkpoint);
     const { evaluate } = await import('../eval/evaluate.js');
     await startCommandEngine(args);
     let last = 0;

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { startCommandEngine, dataRootOf, type Args, type GapcamCommand } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef, type Args, type GapcamCommand } from './common.js';
 import type { SplitChoice } from '../features/service.js';
 import type { CropMode } from '../features/extract.js';
 import { SPLIT_CHOICES, CROP_MODES, FEATURES_DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE, FEATURES_DEFAULT_CAM_THRESHOLD as DEFAULT_CAM_THRESHOLD } from './choices.js';
@@ -43,6 +43,7 @@ export const featuresCommand: GapcamCommand = {
       .example('$0 features my-run --dataset cub200 --split test --crop cam --out runs/feat-cub-cam', "features of the model's CAM crops"),
   handler: async (argv) => {
     const args = argv as Args<FeaturesArgs>;
+    await checkModelRef(args.checkpoint, defaultCheckpointRoot);
     const { runFeatures } = await import('../features/service.js');
     await startCommandEngine(args);
     const r = await runFeatures({

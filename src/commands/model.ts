@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import type { Args, GapcamCommand, GlobalOptions } from './common.js';
-import { startCommandEngine } from './common.js';
+import { startCommandEngine, checkModelRef } from './common.js';
 import { UserError } from '../errors.js';
 import type { BackboneBuildOptions } from '../models/registry.js';
 import type { ExportFormat } from '../models/service.js';
@@ -53,6 +53,7 @@ const summaryCommand: GapcamCommand = {
       .example('$0 model summary checkpoints/my-run', "a trained run's best model and its meta"),
   handler: async (argv) => {
     const args = argv as Args<BackboneArgs & { model: string }>;
+    await checkModelRef(args.model, args.checkpoints);
     const { summarizeModel, formatModelSummary } = await import('../models/service.js');
     await startCommandEngine(args);
     const s = await summarizeModel(args.model, { checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
@@ -86,6 +87,7 @@ const surgeryCommand: GapcamCommand = {
   handler: async (argv) => {
     const args = argv as Args<SurgeryArgs>;
     if (!args.out) throw new UserError('--out: name the folder to write the new model to');
+    await checkModelRef(args.model, args.checkpoints);
     const { runSurgery } = await import('../models/service.js');
     await startCommandEngine(args);
     const r = await runSurgery({
@@ -124,6 +126,7 @@ const exportCommand: GapcamCommand = {
   handler: async (argv) => {
     const args = argv as Args<ExportArgs>;
     if (!args.out) throw new UserError('--out: name the folder (tfjs) or .h5 file (keras-h5) to write');
+    await checkModelRef(args.model, args.checkpoints);
     const { exportModel } = await import('../models/service.js');
     await startCommandEngine(args);
     const r = await exportModel({ model: args.model, format: args.format, out: args.out, includeModelConfig: args.modelConfig, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });

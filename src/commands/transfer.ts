@@ -23,6 +23,7 @@ export const transferCommand: GapcamCommand = {
       .example('$0 transfer demo --out runs/transfer-demo', 'write table.md, table.csv, results.json to runs/transfer-demo'),
   handler: async (argv) => {
     const args = argv as Args<TransferArgs>;
+    (await import('../transfer/experiment.js')).loadExperiment(args.experiment); // a bad file fails before the engine starts
     const { runTransfer } = await import('../transfer/run.js');
     await startCommandEngine(args);
     const r = await runTransfer(args.experiment, {

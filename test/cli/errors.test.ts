@@ -57,7 +57,11 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('evaluate: a missing checkpoint', async () => {
-    expectUserErrorAfterEngine(await runMain(['evaluate', missing(), '--dataset', images]), /no-such-thing/);
+    expectUserError(await runMain(['evaluate', missing(), '--dataset', images]), /^gapcam: model '.*no-such-thing': not a model folder/);
+  });
+
+  it('evaluate: a missing dataset (found after the engine starts: its summary line, then the one error line)', async () => {
+    expectUserErrorAfterEngine(await runMain(['evaluate', model, '--dataset', missing(), '--out', out()]), /^gapcam: unknown dataset '.*no-such-thing'/);
   });
 
   it('cam: a missing image file', async () => {
@@ -73,7 +77,7 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('features: a folder that is not a checkpoint', async () => {
-    expectUserErrorAfterEngine(await runMain(['features', images, '--dataset', images, '--out', out()]), /images/);
+    expectUserError(await runMain(['features', images, '--dataset', images, '--out', out()]), /^gapcam: model '.*images': not a model folder/);
   });
 
   it('svm: a missing feature folder', async () => {
@@ -81,7 +85,7 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('transfer: an unknown experiment', async () => {
-    expectUserErrorAfterEngine(await runMain(['transfer', 'no-such-experiment']), /no-such-experiment/);
+    expectUserError(await runMain(['transfer', 'no-such-experiment']), /^gapcam: experiment 'no-such-experiment': no such file \(known in recipes\/: transfer-/);
   });
 
   it('datasets: checking a missing dataset', async () => {
@@ -89,7 +93,7 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('model: an unknown backbone', async () => {
-    expectUserErrorAfterEngine(await runMain(['model', 'summary', 'vgg17']), /vgg17/);
+    expectUserError(await runMain(['model', 'summary', 'vgg17']), /^gapcam: model 'vgg17': .*backbone name \(vgg11, /);
   });
 
   it('recipes: a stray argument', async () => {
