@@ -2,7 +2,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import type { PreprocessMode } from '../data/types.js';
-import { VGG_ARCHS, buildVgg, vggLastConv, vggPoolsBeforeLastConv, type VggName, type VggOptions } from './backbones/vgg.js';
+import { VGG_ARCHS, buildVgg, vggDefaultCut, vggPoolsBeforeLastConv, type VggName, type VggOptions } from './backbones/vgg.js';
 import { buildDarknetTiny, DARKNET_TINY_CUT } from './backbones/darknet.js';
 import { applyVggWeights, type PretrainedOptions } from './pretrained.js';
 
@@ -30,11 +30,11 @@ export interface BackboneSpec {
 function vggSpec(name: VggName, description: string, preprocessing: PreprocessMode = 'caffe'): BackboneSpec {
   const cfg = VGG_ARCHS[name].cfg;
   const lastChannels = [...cfg].reverse().find((c) => c !== 'M') as number;
-  const defaultInputShape: [number, number, number] = name === 'vgg-tiny' ? [112, 112, 3] : [224, 224, 3];
+  const defaultInputShape: [number, number, number] = name === 'vgg-tiny' ? [112, 112, 3] : name === 'vgg-tiny-bn' ? [64, 64, 3] : [224, 224, 3];
   return {
     description,
     defaultInputShape,
-    defaultCutLayer: vggLastConv(cfg),
+    defaultCutLayer: vggDefaultCut(VGG_ARCHS[name]),
     featureStride: 2 ** vggPoolsBeforeLastConv(cfg),
     featureChannels: lastChannels,
     preprocessing,
@@ -62,6 +62,7 @@ export const BACKBONES = {
   vgg16: vggSpec('vgg16', 'VGG16 (configuration D), Keras layer names; ImageNet weights from the Keras file'),
   vgg19: vggSpec('vgg19', 'VGG19 (configuration E), Keras layer names; ImageNet weights from the Keras file'),
   'vgg-tiny': vggSpec('vgg-tiny', 'narrow VGG (16-32-64-128 channels, 3 pools) for fast recipes and tests', 'unit'),
+  'vgg-tiny-bn': vggSpec('vgg-tiny-bn', 'narrow VGG with batch norm (conv-BN-ReLU, 16-32-64-128 channels, 2 pools: 16×16 map at 64×64) trained from scratch', 'unit'),
   'darknet-tiny': {
     description: 'Darknet reference tiny ImageNet model (tfjs folder given as weights); conv → GAP head',
     defaultInputShape: [224, 224, 3],

@@ -12,6 +12,7 @@ const contractOptions: Record<BackboneName, { inputShape?: [number, number, numb
   vgg16: { inputShape: [64, 64, 3] },
   vgg19: { inputShape: [64, 64, 3] },
   'vgg-tiny': {},
+  'vgg-tiny-bn': {},
   'darknet-tiny': { weights: darknetTinyDir },
 };
 

@@ -10,6 +10,10 @@ export interface VggArch {
   cfg: VggCfg;
   /** Units of fc1 and fc2 in the classifier top. */
   fcUnits: number;
+  /** conv (no bias) → BatchNormalization → ReLU blocks, named block{b}_conv{i}, block{b}_conv{i}_bn, block{b}_conv{i}_relu. */
+  batchNorm?: boolean;
+  /** Moving-average momentum of the BN statistics (default 0.9: short trainings still get usable inference statistics). */
+  bnMomentum?: number;
 }
 
 export const VGG_ARCHS = {
@@ -19,6 +23,8 @@ export const VGG_ARCHS = {
   vgg19: { cfg: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'], fcUnits: 4096 },
   /** A narrow VGG for fast recipes and tests: 8× downsampling (14×14 map at 112×112), no final pool. */
   'vgg-tiny': { cfg: [16, 'M', 32, 'M', 64, 64, 'M', 128, 128], fcUnits: 256 },
+  /** vgg-tiny with batch norm and 4× downsampling (16×16 map at 64×64): finer, better-localized CAMs, fast from scratch. */
+  'vgg-tiny-bn': { cfg: [16, 'M', 32, 32, 'M', 64, 64, 128], fcUnits: 256, batchNorm: true, bnMomentum: 0.9 },
 } as const satisfies Record<string, VggArch>;
 
 export type VggName = keyof typeof VGG_ARCHS;
@@ -58,6 +64,11 @@ export function vggLastConv(cfg: VggCfg): string {
   return vggLayerNames(cfg).filter((n) => n.includes('_conv')).pop()!;
 }
 
+/** Where a GAP head attaches by default: the last conv, or with batch norm its ReLU (block{b}_conv{i}_relu). */
+export function vggDefaultCut(arch: VggArch): string {
+  return arch.batchNorm ? `${vggLastConv(arch.cfg)}_relu` : vggLastConv(arch.cfg);
+}
+
 /** Number of 2×2 pools before the last convolution (the feature-map stride at the default cut is 2^this). */
 export function vggPoolsBeforeLastConv(cfg: VggCfg): number {
   const lastConv = cfg.length - 1 - [...cfg].reverse().findIndex((c) => c !== 'M');
@@ -86,6 +97,11 @@ export function buildVggFromArch(name: string, arch: VggArch, opts: VggOptions =
   arch.cfg.forEach((c, i) => {
     if (c === 'M') {
       x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: names[i] }).apply(x) as tf.SymbolicTensor;
+    } else if (arch.batchNorm) {
+      x = tf.layers.conv2d({ filters: c, kernelSize: 3, padding: 'same', useBias: false, name: names[i], kernelInitializer: init() })
+        .apply(x) as tf.SymbolicTensor;
+      x = tf.layers.batchNormalization({ axis: -1, momentum: arch.bnMomentum ?? 0.9, epsilon: 1e-3, name: `${names[i]}_bn` }).apply(x) as tf.SymbolicTensor;
+      x = tf.layers.activation({ activation: 'relu', name: `${names[i]}_relu` }).apply(x) as tf.SymbolicTensor;
     } else {
       x = tf.layers.conv2d({ filters: c, kernelSize: 3, padding: 'same', activation: 'relu', name: names[i], kernelInitializer: init() })
         .apply(x) as tf.SymbolicTensor;
