@@ -117,6 +117,12 @@ const starters: Record<EngineName, Starter> = {
     }
     if (!source) throw new Error(failures.join('; '));
     await activate('tensorflow');
+    if (process.env.TF_ENABLE_ONEDNN_OPTS === '0') {
+      // The low-memory setting (README, Performance): TensorFlow's oneDNN rewrite is off so tensors come from malloc
+      // and memory goes back to the system; gapcam then routes tfjs' conv kernels to oneDNN by name to keep the speed.
+      const { installOneDnnKernels } = await import('./perf/kernels.js');
+      installOneDnnKernels();
+    }
     const threads = Number(process.env.TF_NUM_INTRAOP_THREADS) || os.cpus().length;
     return { name: 'tensorflow', tensorflowVersion: nativeVersion(), threads, source };
   },
