@@ -100,7 +100,8 @@ export function camGraph(camModel: CamModel): CamGraph {
   return graph;
 }
 
-function checkSelection(ids: number[][], n: number, numClasses: number): number {
+/** Checks a per-image class selection (same count for every image, ids in range); returns that count. */
+export function checkSelection(ids: number[][], n: number, numClasses: number): number {
   if (ids.length !== n) throw new UserError(`class selection: expected ${n} lists (one per image), found ${ids.length}`);
   const k = ids[0]?.length ?? 0;
   if (k === 0) throw new UserError('class selection: expected at least one class per image, found none');

@@ -7,7 +7,7 @@ import type { ModelMeta } from '../../models/types.js';
 import { detectCamHead } from '../../models/head.js';
 import { UserError } from '../../errors.js';
 import { lastSpatialLayer, runFeatures, runHead, splitAtLayer, type SplitModel } from '../split.js';
-import { normalizeMaps, upsampleMaps, type ClassSelection, type UpsampleOptions } from '../class-maps.js';
+import { checkSelection, normalizeMaps, upsampleMaps, type ClassSelection, type UpsampleOptions } from '../class-maps.js';
 
 export interface MethodFlags {
   /** Needs ∂S_c/∂A, the gradient of the pre-softmax class score with respect to the target activations. */
@@ -180,7 +180,7 @@ export abstract class CamMethod {
     const imageActivations = act as tf.Tensor4D;
     const logits = runHead(split, imageActivations, extras);
     const classIds = typeof classes === 'function' ? classes(logits) : classes;
-    checkClasses(classIds, input.shape[0], split.numClasses);
+    checkSelection(classIds, input.shape[0], split.numClasses);
     const k = classIds[0].length;
     const rowImages = classIds.flatMap((row, i) => row.map(() => i));
     const rowClasses = classIds.flat();
@@ -206,17 +206,6 @@ export abstract class CamMethod {
   }
 }
 
-function checkClasses(ids: number[][], n: number, numClasses: number): void {
-  if (ids.length !== n) throw new UserError(`class selection: expected ${n} lists (one per image), found ${ids.length}`);
-  const k = ids[0]?.length ?? 0;
-  if (k === 0) throw new UserError('class selection: expected at least one class per image, found none');
-  for (const row of ids) {
-    if (row.length !== k) throw new UserError(`class selection: expected ${k} classes for every image, found a list of ${row.length}`);
-    for (const c of row) {
-      if (!Number.isInteger(c) || c < 0 || c >= numClasses) throw new UserError(`class selection: class id ${c} is out of range 0..${numClasses - 1}`);
-    }
-  }
-}
 
 function camReadyFeatureLayer(model: tf.LayersModel): string {
   const head = detectCamHead(model);
