@@ -112,22 +112,26 @@ export interface Component {
   firstIndex: number;
 }
 
+/** Union-find root of `i` with path compression (`parent[r] === r` at a root); shared by the component labelling
+ *  here and the threshold sweep in localization.ts. */
+export function findRoot(parent: Int32Array, i: number): number {
+  let r = i;
+  while (parent[r] !== r) r = parent[r];
+  while (parent[i] !== r) {
+    const next = parent[i];
+    parent[i] = r;
+    i = next;
+  }
+  return r;
+}
+
 /** Labels the 8-connected components of `mask` (non-zero = foreground) with a two-pass union-find over a typed array.
  *  Components are returned in raster order of their first pixel. */
 export function connectedComponents(mask: Uint8Array, width: number, height: number): Component[] {
   const n = width * height;
   if (mask.length !== n) throw new Error(`connectedComponents: mask has ${mask.length} values, expected ${n}`);
   const parent = new Int32Array(n).fill(-1);
-  const find = (i: number): number => {
-    let r = i;
-    while (parent[r] !== r) r = parent[r];
-    while (parent[i] !== r) {
-      const next = parent[i];
-      parent[i] = r;
-      i = next;
-    }
-    return r;
-  };
+  const find = (i: number): number => findRoot(parent, i);
   const union = (a: number, b: number): void => {
     const ra = find(a);
     const rb = find(b);

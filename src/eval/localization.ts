@@ -49,6 +49,7 @@ import {
   type GridMapping,
   type ScoreMap,
   checkScoreMap,
+  findRoot,
   maskBoxes,
   mapBoxToOriginal,
   maxIou,
@@ -211,16 +212,7 @@ export function sweepBoxes(normalized: ScoreMap, options: SweepOptions = {}): Bo
   const rootPos = new Int32Array(n).fill(-1);
   let nRoots = 0;
 
-  const find = (i: number): number => {
-    let r = i;
-    while (parent[r] !== r) r = parent[r];
-    while (parent[i] !== r) {
-      const next = parent[i];
-      parent[i] = r;
-      i = next;
-    }
-    return r;
-  };
+  const find = (i: number): number => findRoot(parent, i);
   const removeRoot = (r: number): void => {
     const p = rootPos[r];
     const last = roots[--nRoots];

@@ -2,20 +2,12 @@
 // +1, every other −1), prediction by the largest decision value. With two classes LIBLINEAR solves a single problem;
 // here too — the two one-vs-rest problems are then mirror images, so the second weight row is exactly the negated
 // first and the saved model still has one row per class.
-import { rowSquaredNorms, solveBinarySvm, LIBLINEAR_DEFAULT_EPS, LIBLINEAR_MAX_ITER, type DenseMatrix, type SvmLoss } from './solver.js';
+import { rowSquaredNorms, solveBinarySvm, LIBLINEAR_DEFAULT_EPS, LIBLINEAR_MAX_ITER, type DenseMatrix, type DualCdOptions, type SvmLoss } from './solver.js';
 import { applyScaler, fitScaler, type RawRows, type ScaleMode, type Scaler } from './scale.js';
 import { UserError } from '../errors.js';
 
-export interface LinearSvmOptions {
-  C: number;
-  loss?: SvmLoss;
-  eps?: number;
-  maxIter?: number;
-  shrinking?: boolean;
-  /** LIBLINEAR -B (default 1). */
-  bias?: number;
-  seed?: string | number;
-}
+/** The solver's options that apply to every one-vs-rest problem (warm starts and norms are per problem). */
+export type LinearSvmOptions = Omit<DualCdOptions, 'initAlpha' | 'sqNorms'>;
 
 export interface LinearSvmModel {
   format: 'gapcam-linear-svm';

@@ -5,23 +5,16 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readFeatureSet, subsetFeatures, type FeatureSet } from '../features/store.js';
 import { crossValidateC, DEFAULT_C_GRID, DEFAULT_FOLDS, type CvResult } from './cv.js';
-import { fitLinearSvm, predictLinearSvm, type LinearSvmModel } from './linear-svm.js';
+import { fitLinearSvm, predictLinearSvm, type LinearSvmModel, type LinearSvmOptions } from './linear-svm.js';
 import { scorePredictions, type ClassificationScores } from './metrics.js';
 import type { ScaleMode } from './scale.js';
-import type { SvmLoss } from './solver.js';
 import { writeDirAtomic } from '../util/atomic.js';
 import { UserError } from '../errors.js';
 
-export interface SvmSettings {
+export interface SvmSettings extends Omit<LinearSvmOptions, 'C'> {
   cGrid?: number[];
   folds?: number;
   scale?: ScaleMode;
-  loss?: SvmLoss;
-  eps?: number;
-  maxIter?: number;
-  shrinking?: boolean;
-  bias?: number;
-  seed?: string | number;
 }
 
 export const DEFAULT_SCALE: ScaleMode = 'standard';
