@@ -18,6 +18,11 @@ import { createRandom } from '../src/train/rng.js';
 import { memoryData } from '../src/train/data.js';
 import { train } from '../src/train/trainer.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { datasetTrainData } from '../src/train/pipeline-data.js';
+import { loadDataset } from '../src/data/datasets.js';
+import { split } from '../src/data/split.js';
+import { projectRoot } from '../src/paths.js';
+import type { TrainData } from '../src/train/data.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -51,10 +56,9 @@ async function main(): Promise<void> {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-train-'));
     const data = memoryData({ images, labels, numClasses: classes.length, batchSize: batch, shuffle: false });
     try {
-      await train({ recipe, cam, data, runDir, headLayers, maxSteps: steps + 1 });
-      const timed = readMetrics(runDir).filter((r) => r.kind === 'step').slice(1);
-      const secs = timed.reduce((a, r) => a + r.imagesPerSec ** -1 * batch, 0);
-      const ips = (timed.length * batch) / secs;
+      const ips = await timedImagesPerSec(recipe, cam, headLayers, data, runDir, steps, batch);
+      const secs = (steps * batch) / ips;
+      const timed = { length: steps };
       const params = cam.model.countParams();
       const line = `${entry.name.padEnd(14)} ${recipe.model.backbone.padEnd(13)} ${h}×${w} batch ${String(batch).padStart(2)}  ` +
         `${ips.toFixed(1).padStart(7)} images/s  (${(secs / timed.length).toFixed(2)} s/step, ${(params / 1e6).toFixed(2)} M params)`;
@@ -68,6 +72,51 @@ async function main(): Promise<void> {
   }
   console.log(`\ntraining images/s on ${info.name} (${info.threads} threads), ${steps} timed steps each, random in-memory batches:`);
   for (const r of rows) console.log('  ' + r);
+  if (!only || only === 'darknet-gap') await realVsMemory(steps);
+}
+
+/** Mean training images/s over `steps` steps after one warm-up step, from the run's own step metrics. */
+async function timedImagesPerSec(recipe: Recipe, cam: Awaited<ReturnType<typeof buildRecipeModel>>['cam'], headLayers: string[],
+  data: TrainData, runDir: string, steps: number, batch: number): Promise<number> {
+  await train({ recipe, cam, data, runDir, headLayers, maxSteps: steps + 1 });
+  const timed = readMetrics(runDir).filter((r) => r.kind === 'step').slice(1);
+  const secs = timed.reduce((a, r) => a + r.imagesPerSec ** -1 * batch, 0);
+  return (timed.length * batch) / secs;
+}
+
+/** How much the model waits for data: darknet-gap step time on the real wild2 JPEGs (decoded, augmented by the
+ *  pipeline, no decode cache) vs on in-memory tensors of the same shape. */
+async function realVsMemory(steps: number): Promise<void> {
+  const dataRoot = path.resolve(projectRoot, '..', 'shared', 'datasets');
+  const entry = listRecipes().find((e) => e.name === 'darknet-gap');
+  if (!entry?.recipe || !fs.existsSync(path.join(dataRoot, 'kangaroo')) || !fs.existsSync(entry.recipe.model.weights)) {
+    console.log('real JPEGs vs in-memory: skipped (needs ../shared/datasets and the darknet-tiny folder)');
+    return;
+  }
+  const recipe: Recipe = { ...entry.recipe, batchSize: 8, epochs: 1 };
+  const dataset = await loadDataset('wild2', { dataRoot });
+  const trainRecords = split(dataset, 'train');
+  const [h, w] = sizeHW(recipe.data.inputSize);
+  const n = recipe.batchSize * (steps + 1);
+  const results: Record<string, number> = {};
+  for (const kind of ['in-memory', 'real JPEGs'] as const) {
+    const { cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, createRandom(1));
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-real-'));
+    const images = kind === 'in-memory' ? tf.randomNormal([n, h, w, 3], 0, 1, 'float32', 1) as tf.Tensor4D : undefined;
+    const data = images
+      ? memoryData({ images, labels: Array.from({ length: n }, (_, i) => i % 2), numClasses: 2, batchSize: recipe.batchSize, shuffle: false })
+      : datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir: null });
+    try {
+      results[kind] = await timedImagesPerSec(recipe, cam, headLayers, data, runDir, steps, recipe.batchSize);
+    } finally {
+      cam.model.dispose();
+      images?.dispose();
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+  }
+  const ratio = results['in-memory'] / results['real JPEGs'];
+  console.log(`real JPEGs vs in-memory (darknet-gap, wild2, 224×224, batch 8, no decode cache): ` +
+    `${results['real JPEGs'].toFixed(1)} vs ${results['in-memory'].toFixed(1)} images/s — real-JPEG step time ${ratio.toFixed(3)}× the in-memory one`);
 }
 
 main().catch((err) => {
