@@ -7,18 +7,12 @@ Measures one phase per process (so peak resident memory belongs to that phase):
   --phase train   images/s of model.train_on_batch (SGD momentum 0.9, sparse categorical cross-entropy, full backward)
 Each figure is the median of --runs timed calls after --warmup untimed ones. Prints one JSON line on stdout.
 """
-import argparse, json, os, platform, statistics, sys, time
+import os, sys
 
-p = argparse.ArgumentParser()
-p.add_argument('--phase', choices=['infer', 'train'], required=True)
-p.add_argument('--batch', type=int, default=8)
-p.add_argument('--size', type=int, default=224)
-p.add_argument('--classes', type=int, default=200)
-p.add_argument('--threads', type=int, default=2)
-p.add_argument('--warmup', type=int, default=2)
-p.add_argument('--runs', type=int, default=7)
-p.add_argument('--jit', choices=['auto', 'on', 'off'], default='auto', help="Keras compile(jit_compile=...)")
-a = p.parse_args()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import measure_and_print, parse_args
+
+a = parse_args(lambda p: p.add_argument('--jit', choices=['auto', 'on', 'off'], default='auto', help="Keras compile(jit_compile=...)"))
 
 # Thread counts must be fixed before TensorFlow starts its thread pools.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -32,14 +26,6 @@ tf.config.threading.set_intra_op_parallelism_threads(a.threads)
 tf.config.threading.set_inter_op_parallelism_threads(a.threads)
 import keras
 from keras import layers
-
-
-def peak_rss_mib():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024.0
-    return None
 
 
 def build():
@@ -65,20 +51,6 @@ if a.phase == 'infer':
 else:
     step = lambda: model.train_on_batch(x, y)
 
-for _ in range(a.warmup):
-    step()
-times = []
-cpu0 = time.process_time()
-for _ in range(a.runs):
-    t0 = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t0)
-cpu_ms = (time.process_time() - cpu0) * 1000 / a.runs
-med = statistics.median(times)
-print(json.dumps({
-    'peer': 'keras', 'model': 'vgg16-gap', 'phase': a.phase, 'batch': a.batch, 'size': a.size,
-    'imagesPerSec': a.batch / med, 'medianMs': med * 1000, 'minMs': min(times) * 1000, 'cpuMsPerRun': cpu_ms, 'runsMs': [t * 1000 for t in times],
-    'warmup': a.warmup, 'peakRssMiB': peak_rss_mib(), 'threads': a.threads,
-    'engine': f'TensorFlow {tf.__version__} (Keras {keras.__version__}, compiled tf.function, jit_compile={getattr(model, "jit_compile", jit)})',
-    'params': model.count_params(), 'python': platform.python_version(),
-}))
+measure_and_print(
+    a, step, 'keras', threads=a.threads, params=model.count_params(),
+    engine=f'TensorFlow {tf.__version__} (Keras {keras.__version__}, compiled tf.function, jit_compile={getattr(model, "jit_compile", jit)})')

@@ -7,18 +7,12 @@ One phase per process (peak resident memory belongs to that phase):
   --phase train   images/s of a full step: forward, cross-entropy, backward, SGD momentum 0.9
 Median of --runs timed calls after --warmup untimed ones. Prints one JSON line on stdout.
 """
-import argparse, json, platform, statistics, time
+import os, sys
 
-p = argparse.ArgumentParser()
-p.add_argument('--phase', choices=['infer', 'train'], required=True)
-p.add_argument('--batch', type=int, default=8)
-p.add_argument('--size', type=int, default=224)
-p.add_argument('--classes', type=int, default=200)
-p.add_argument('--threads', type=int, default=2)
-p.add_argument('--warmup', type=int, default=2)
-p.add_argument('--runs', type=int, default=7)
-p.add_argument('--channels-last', action='store_true', help='NHWC memory format (default: PyTorch default NCHW)')
-a = p.parse_args()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_common import measure_and_print, parse_args
+
+a = parse_args(lambda p: p.add_argument('--channels-last', action='store_true', help='NHWC memory format (default: PyTorch default NCHW)'))
 
 import torch
 from torch import nn
@@ -29,14 +23,6 @@ try:
     torch.set_num_interop_threads(a.threads)
 except RuntimeError:
     pass
-
-
-def peak_rss_mib():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024.0
-    return None
 
 
 torch.manual_seed(1)
@@ -68,20 +54,6 @@ else:
         loss.backward()
         opt.step()
 
-for _ in range(a.warmup):
-    step()
-times = []
-cpu0 = time.process_time()
-for _ in range(a.runs):
-    t0 = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t0)
-cpu_ms = (time.process_time() - cpu0) * 1000 / a.runs
-med = statistics.median(times)
-print(json.dumps({
-    'peer': 'torch', 'model': 'vgg16-gap', 'phase': a.phase, 'batch': a.batch, 'size': a.size,
-    'imagesPerSec': a.batch / med, 'medianMs': med * 1000, 'minMs': min(times) * 1000, 'cpuMsPerRun': cpu_ms, 'runsMs': [t * 1000 for t in times],
-    'warmup': a.warmup, 'peakRssMiB': peak_rss_mib(), 'threads': torch.get_num_threads(),
-    'engine': f'PyTorch {torch.__version__} ({"channels_last" if a.channels_last else "NCHW"}, eager)',
-    'params': sum(p.numel() for p in model.parameters()), 'python': platform.python_version(),
-}))
+measure_and_print(
+    a, step, 'torch', threads=torch.get_num_threads(), params=sum(p.numel() for p in model.parameters()),
+    engine=f'PyTorch {torch.__version__} ({"channels_last" if a.channels_last else "NCHW"}, eager)')

@@ -201,16 +201,19 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, spec: Conv2DSpec): t
   return tf.conv2d(x, filter, spec.strides, spec.pad);
 }
 
+/** TensorFlow's conv backprop kernels take the other operand's shape as an int32 tensor; it lives for one call. */
+function withShapeTensor<T>(shape: number[], f: (sizes: tf.Tensor1D) => T): T {
+  const sizes = tf.tensor1d(shape, 'int32');
+  try {
+    return f(sizes);
+  } finally {
+    sizes.dispose();
+  }
+}
+
 export function conv2dBackpropInput(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: number[], spec: Conv2DSpec): tf.Tensor4D {
   const b = mklConvGrads();
-  if (b) {
-    const sizes = tf.tensor1d(inputShape, 'int32');
-    try {
-      return b.executeSingleOutput('_MklNativeConv2DBackpropInput', convAttrs(b, spec), [sizes, filter, dy]) as tf.Tensor4D;
-    } finally {
-      sizes.dispose();
-    }
-  }
+  if (b) return withShapeTensor(inputShape, (sizes) => b.executeSingleOutput('_MklNativeConv2DBackpropInput', convAttrs(b, spec), [sizes, filter, dy]) as tf.Tensor4D);
   return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter } as unknown as tf.NamedTensorMap, {
     strides: spec.strides, pad: spec.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, inputShape,
   } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
@@ -218,14 +221,7 @@ export function conv2dBackpropInput(dy: tf.Tensor4D, filter: tf.Tensor4D, inputS
 
 export function conv2dBackpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: number[], spec: Conv2DSpec): tf.Tensor4D {
   const b = mklConvGrads();
-  if (b) {
-    const sizes = tf.tensor1d(filterShape, 'int32');
-    try {
-      return b.executeSingleOutput('_MklNativeConv2DBackpropFilter', convAttrs(b, spec), [x, sizes, dy]) as tf.Tensor4D;
-    } finally {
-      sizes.dispose();
-    }
-  }
+  if (b) return withShapeTensor(filterShape, (sizes) => b.executeSingleOutput('_MklNativeConv2DBackpropFilter', convAttrs(b, spec), [x, sizes, dy]) as tf.Tensor4D);
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy } as unknown as tf.NamedTensorMap, {
     strides: spec.strides, pad: spec.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape,
   } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
