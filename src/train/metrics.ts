@@ -38,6 +38,13 @@ export interface EpochRow {
 
 export type MetricsRow = StepRow | EpochRow;
 
+/** Receives every row the trainer records, after it is in metrics.jsonl (e.g. TensorBoard event files). Awaited
+ *  before training goes on, so a sink may read the model's weights. */
+export interface MetricsSink {
+  row(row: MetricsRow): void | Promise<void>;
+  close?(): void;
+}
+
 export const METRICS_JSONL = 'metrics.jsonl';
 export const METRICS_CSV = 'metrics.csv';
 const CSV_HEADER = 'kind,epoch,step,loss,acc,val_loss,val_acc,lr,images_per_sec,seconds,best';

@@ -21,6 +21,7 @@ import type { Progress } from './progress.js';
 import { writeReport } from './report.js';
 import { createRandom, withRandom, type SeededRandom } from './rng.js';
 import { train, type TrainResult } from './trainer.js';
+import { pickCamRecords, TensorBoardSink } from './tensorboard.js';
 
 export const RECIPE_JSON = 'recipe.json';
 /** Facts about the run that are not recipe settings: the head layers the surgery added, the dataset's size. */
@@ -44,6 +45,8 @@ export interface TrainRunOptions {
   /** Decoded-image cache (default .cache/images; null: none). */
   cacheDir?: string | null;
   skipBadImages?: boolean;
+  /** Write TensorBoard event files into the run folder (default true). */
+  tensorboard?: boolean;
 }
 
 export interface TrainRunResult extends TrainResult {
@@ -184,8 +187,10 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   }
   await writeFileAtomic(path.join(runDir, RECIPE_JSON), JSON.stringify(recipe, null, 2) + '\n');
   try {
+    const sinks = o.tensorboard === false ? [] : [await TensorBoardSink.create({ runDir, cam, headLayers,
+      camRecords: pickCamRecords(valRecs.length ? valRecs : trainRecs) })];
     const result = await train({
-      recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine,
+      recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine, sinks,
     });
     return { ...result, runName, recipe, dataset, classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length };
   } finally {

@@ -12,7 +12,7 @@ import type { CamModel } from '../models/types.js';
 import type { Recipe } from '../recipes/schema.js';
 import { saveCheckpoint, removeStaleTemps, type TrainState, type EpochAccumulator } from './checkpoint.js';
 import type { LabelledBatch, TrainData } from './data.js';
-import { MetricsLog, type EpochRow } from './metrics.js';
+import { MetricsLog, type EpochRow, type MetricsRow, type MetricsSink } from './metrics.js';
 import { TrainOptimizer, type OptimizerState, type Param } from './optimizer.js';
 import { SilentProgress, type Progress } from './progress.js';
 import { writeReport } from './report.js';
@@ -54,6 +54,8 @@ export interface TrainOptions {
   progress?: Progress;
   /** Shown in the report. */
   engine?: string;
+  /** Also given every metrics row (TensorBoard, …); closed when training ends. */
+  sinks?: readonly MetricsSink[];
 }
 
 export interface TrainResult {
@@ -188,6 +190,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     };
   }
   const metrics = new MetricsLog(runDir, opts.resume ? state.globalStep : undefined);
+  const record = async (row: MetricsRow) => {
+    metrics.append(row);
+    for (const sink of opts.sinks ?? []) await sink.row(row);
+  };
   const restoreRandom = installRandom(rng);
   const sessionStart = performance.now();
   const elapsedBefore = state.elapsedSeconds;
@@ -284,7 +290,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           sessionTrainSeconds += dt;
           sessionSteps++;
           const ips = n / Math.max(dt, 1e-9);
-          metrics.append({ kind: 'step', epoch: epoch + 1, step: state.globalStep, loss, acc: correct / n, lr, imagesPerSec: ips, seconds: elapsed() });
+          await record({ kind: 'step', epoch: epoch + 1, step: state.globalStep, loss, acc: correct / n, lr, imagesPerSec: ips, seconds: elapsed() });
           progress.step({ epoch: epoch + 1, epochs: recipe.epochs, stepInEpoch: state.stepInEpoch, stepsPerEpoch: spe, globalStep: state.globalStep,
             loss, acc: acc.correct / acc.seen, lr, imagesPerSec: ips });
           if (opts.signal?.aborted) {
@@ -313,7 +319,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         kind: 'epoch', epoch: epoch + 1, step: state.globalStep, loss: trainLoss, acc: acc.seen ? acc.correct / acc.seen : NaN,
         valLoss: val?.loss, valAcc: val?.acc, lr, imagesPerSec: acc.seen / Math.max(acc.seconds, 1e-9), seconds: elapsed(), best: isBest,
       };
-      metrics.append(lastEpoch);
+      await record(lastEpoch);
       if (isBest) state.best = { metric, epoch: epoch + 1, valAcc: val?.acc };
       progress.endEpoch({ epoch: epoch + 1, epochs: recipe.epochs, loss: lastEpoch.loss, acc: lastEpoch.acc, valLoss: val?.loss, valAcc: val?.acc,
         seconds: acc.seconds, imagesPerSec: lastEpoch.imagesPerSec, best: isBest });
@@ -332,6 +338,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   } finally {
     progress.stop();
+    for (const sink of opts.sinks ?? []) sink.close?.();
     restoreRandom();
     optimizer.dispose();
   }
