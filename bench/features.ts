@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { startEngine, parseEngineRequest } from '../src/engine.js';
 import { projectRoot } from '../src/paths.js';
 import { loadDataset } from '../src/data/datasets.js';
-import { loadCamModel } from '../src/models/io.js';
+import { loadCamModel } from '../src/models/meta.js';
 import { extractFeatures } from '../src/features/extract.js';
 import { trainAndTestSvm } from '../src/svm/service.js';
 import type { FeatureSet } from '../src/features/store.js';

@@ -1,10 +1,9 @@
 // The library API: typed exports, grown as modules land.
 export { startEngine, describeEngine, currentEngine, type EngineInfo, type EngineName } from './engine.js';
 export { UserError } from './errors.js';
-export {
-  loadLayersModelFromDir, loadLayersModelFromUrl, loadLayersModel, saveLayersModelToDir, loadCamModel, saveCamModel,
-  loadModelRef, readMeta, validateMeta, type LoadedModelRef,
-} from './models/io.js';
+export { loadLayersModelFromDir, loadLayersModelFromUrl, loadLayersModel, saveLayersModelToDir } from './models/layers-io.js';
+export { loadCamModel, saveCamModel, readMeta, validateMeta } from './models/meta.js';
+export { loadModelRef, type LoadedModelRef } from './models/refs.js';
 export { asCamModel, detectCamHead } from './models/head.js';
 export type { CamModel, ModelMeta, HeadKind } from './models/types.js';
 export { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, normalizedInputSizeMaps, type ClassSelection, type ClassActivationResult, type UpsampleOptions } from './cam/class-maps.js';
@@ -32,7 +31,8 @@ export { parseTransform, transformNames, recipeOutputSize, type Transform, type 
 export { boxToInput, boxToOriginal, clipBox, inputRegionInOriginal, identityGeometry, type Geometry } from './data/geometry.js';
 export { checkDataset, type DatasetCheckReport, type DatasetProblem } from './data/check.js';
 export { summarizeModel, describeModel, formatModelSummary, runSurgery, exportModel, parseClasses, type ModelSummary } from './models/service.js';
-export { Evaluator, runEvaluation, evaluate, classMapping, parseClassMap, pipelineBatchSource, gridMappingFromGeometry, DEFAULT_EVALUATION_SETTINGS, type EvaluationSettings, type EvalBatch, type BatchSource, type ImageResult, type EvaluationMetrics, type LocalizationMetrics, type EvaluateOptions, type RunEvaluationOptions, type EvaluationRun } from './eval/evaluate.js';
+export { Evaluator, runEvaluation, evaluate, classMapping, parseClassMap, pipelineBatchSource, gridMappingFromGeometry, type BatchSource, type EvaluateOptions, type RunEvaluationOptions, type EvaluationRun } from './eval/evaluate.js';
+export { DEFAULT_EVALUATION_SETTINGS, type EvaluationSettings, type EvalBatch, type ImageResult, type EvaluationMetrics, type LocalizationMetrics } from './eval/types.js';
 export { markdownSummary, confusionCsvCompact, type EvaluationReport, type ModelIdentity, type DatasetIdentity } from './eval/report.js';
 export { extractFeatures, resolveFeatureLayer, FeatureExtractor, camBoxes, CROP_MODES, type CropMode, type ExtractOptions, type ExtractResult, type FeatureModel } from './features/extract.js';
 export { runFeatures, ensureFeatures, loadFeatureModel, type RunFeaturesOptions, type FeatureJob, type FeatureJobResult } from './features/service.js';
@@ -41,7 +41,8 @@ export { solveBinarySvm, svmObjectives, type DualCdOptions, type DualCdResult } 
 export { fitLinearSvm, predictLinearSvm, trainOneVsRest, type LinearSvmModel, type LinearSvmOptions } from './svm/linear-svm.js';
 export { crossValidateC, selectCAndFit, stratifiedFolds, DEFAULT_C_GRID, type CvResult } from './svm/cv.js';
 export { runSvm, trainAndTestSvm, loadSvmModel, type SvmResult, type SvmSettings } from './svm/service.js';
-export { runTransfer, type TransferResult, type RunTransferOptions } from './transfer/run.js';
+export { runTransfer, type RunTransferOptions } from './transfer/run.js';
+export { type TransferResult } from './transfer/types.js';
 export { loadExperiment, parseExperiment, type Experiment } from './transfer/experiment.js';
 export { runCam, listImages, parseClassTokens, resolveClassToken, type CamRunOptions, type CamRunSummary, type CamImageResult, type NpyMode } from './cam/service.js';
 export { FaithfulnessAccumulator, curveAuc, type FaithfulnessResult, type FaithfulnessOptions } from './cam/faithfulness.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Box, ImageRecord, Split } from '../data/types.js';
 import type { ModelMeta } from '../models/types.js';
 import type { PreprocessMode } from '../data/types.js';
-import { loadModelRef, type LoadedModelRef } from '../models/io.js';
+import { loadModelRef, type LoadedModelRef } from '../models/refs.js';
 import { defaultClassNames, inputSizeOf } from '../models/head.js';
 import { loadDataset } from '../data/datasets.js';
 import { split as splitRecords } from '../data/split.js';

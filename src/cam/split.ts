@@ -6,6 +6,7 @@
 // connections) become extra outputs of the features model and extra inputs of the head.
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { activationOf, isSoftmaxLayer } from '../models/layers.js';
 
 /** The node bookkeeping the public typings leave out. */
 interface GraphNode {
@@ -48,16 +49,6 @@ export function modelNodes(model: tf.LayersModel): PlacedNode[] {
 export function layerTensorsIn(model: tf.LayersModel, name: string): { inputs: tf.SymbolicTensor[]; outputs: tf.SymbolicTensor[] } | undefined {
   const node = modelNodes(model).find((n) => n.layer.name === name);
   return node ? { inputs: node.inputs, outputs: node.outputs } : undefined;
-}
-
-function activationName(layer: tf.layers.Layer): string | undefined {
-  const a = (layer.getConfig() as { activation?: unknown }).activation;
-  return typeof a === 'string' ? a : undefined;
-}
-
-function isSoftmaxLayer(layer: tf.layers.Layer): boolean {
-  const cls = layer.getClassName();
-  return cls === 'Softmax' || (cls === 'Activation' && activationName(layer) === 'softmax');
 }
 
 /** The layers whose output is a 4-D [N, h, w, C] map, in topological order. */
@@ -121,7 +112,7 @@ export function splitAtLayer(model: tf.LayersModel, layerName: string): SplitMod
     last = producer(outTensor.id);
   }
   let finalDense: SplitModel['finalDense'];
-  if (last && last.layer.getClassName() === 'Dense' && activationName(last.layer) === 'softmax' && last.layer !== target.layer) {
+  if (last && last.layer.getClassName() === 'Dense' && activationOf(last.layer) === 'softmax' && last.layer !== target.layer) {
     const w = last.layer.getWeights();
     finalDense = { kernel: w[0] as tf.Tensor2D, bias: w[1] as tf.Tensor1D | undefined };
     outTensor = last.inputs[0];

@@ -40,8 +40,8 @@ export function checkpointRootOf(args: GlobalOptions): string {
 /** Before the engine starts: throws the model loader's own one-line UserError when `ref` names no model (no folder,
  *  checkpoint run, run name, URL, .h5 file or backbone), so a typo fails at once without loading TensorFlow. */
 export async function checkModelRef(ref: string, checkpointRoot?: string): Promise<void> {
-  const [io, { isBackboneName }] = await Promise.all([import('../models/io.js'), import('../models/registry.js')]);
-  if (io.isUrl(ref) || isBackboneName(ref) || (/\.(h5|hdf5)$/i.test(ref) && fs.existsSync(ref))) return;
+  const [io, { isUrl }, { isBackboneName }] = await Promise.all([import('../models/refs.js'), import('../models/layers-io.js'), import('../models/registry.js')]);
+  if (isUrl(ref) || isBackboneName(ref) || (/\.(h5|hdf5)$/i.test(ref) && fs.existsSync(ref))) return;
   if (io.resolveModelFolder(ref, checkpointRoot)) return;
   // None of loadModelRef's cases applies, so it builds nothing and throws its message naming what was tried.
   await io.loadModelRef(ref, { checkpointRoot });

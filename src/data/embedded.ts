@@ -10,7 +10,8 @@ import { createRequire } from 'node:module';
 import sharp from 'sharp';
 import type { Box } from './types.js';
 import { resolveAtomicDir } from '../util/atomic.js';
-import { makeRng, mapConcurrent, type Rng } from './util.js';
+import { mapConcurrent } from './util.js';
+import { makeRng, shuffleInPlace, type Rng } from '../util/random.js';
 import { boxToCubBox } from './adapters/cub.js';
 
 export const EMBEDDED_NAME = 'digits-loc';
@@ -163,9 +164,7 @@ export async function writeEmbeddedDataset(dir: string, params: EmbeddedParams =
   // Each class's digits in a seeded order: the first trainPerClass are train, the next testPerClass test; the rest
   // is the clutter pool, so no digit appears both as a main digit and elsewhere.
   const order = counts.map((n) => {
-    const idx = Array.from({ length: n }, (_, i) => i);
-    for (let i = n - 1; i > 0; i--) { const j = Math.floor(rng() * (i + 1)); [idx[i], idx[j]] = [idx[j], idx[i]]; }
-    return idx;
+    return shuffleInPlace(Array.from({ length: n }, (_, i) => i), rng);
   });
   const fragmentPool = (r: Rng): [number, number] => {
     const c = int(r, 0, 9);

@@ -16,7 +16,7 @@ import {
   deterministicPrefixLength, parseTransform, planTransforms, pushResize, recipeOutputSize,
   type PlanState, type Primitive, type Transform,
 } from './transforms.js';
-import { makeRng, shuffleInPlace } from './util.js';
+import { makeRng, shuffleInPlace } from '../util/random.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../errors.js';
 

@@ -1,6 +1,7 @@
 // Fixed seeded train/test splits for layouts that have none, and the split() helper.
 import type { Dataset, ImageRecord, Split } from './types.js';
-import { makeRng, shuffleInPlace, naturalCompare } from './util.js';
+import { naturalCompare } from './util.js';
+import { makeRng, shuffleInPlace } from '../util/random.js';
 import { UserError } from '../errors.js';
 import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION } from './adapters/types.js';
 

@@ -13,7 +13,7 @@
 // Sizes are a number (square) or [height, width]. String form for flags: 'resize:224', 'resize:256:shorter-crop',
 // 'center-crop:224', 'random-crop:224', 'random-crop:224:0.08-1', 'flip', 'flip:0.5'.
 import { UserError } from '../errors.js';
-import type { Rng } from './util.js';
+import type { Rng } from '../util/random.js';
 import { composeGeometry, type Geometry } from './geometry.js';
 
 export type Size = number | [number, number];

@@ -1,6 +1,5 @@
 // Small shared helpers for the data layer: bounded concurrency, seeded randomness, table reading, skip bookkeeping.
 import fs from 'node:fs';
-import seedrandom from 'seedrandom';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../errors.js';
 import type { Box, Skip } from './types.js';
@@ -17,21 +16,6 @@ export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return out;
-}
-
-/** A deterministic uniform [0, 1) generator from a seed (seedrandom's ARC4). */
-export type Rng = () => number;
-export function makeRng(seed: string | number): Rng {
-  return seedrandom(String(seed));
-}
-
-/** Fisher–Yates shuffle in place with a seeded generator. */
-export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
 }
 
 export function readText(file: string, what: string): string {

@@ -2,6 +2,7 @@
 // Scores are ranked by descending value; equal scores rank the lower class id first (deterministic, like a stable
 // sort), so an image whose scores are all equal predicts class 0.
 import { UserError } from '../errors.js';
+import { csvRow } from '../util/csv.js';
 
 /** Class ids by descending score (ties → lower id first), the first `k`. */
 export function topK(scores: ArrayLike<number>, k: number): number[] {
@@ -79,14 +80,6 @@ export class ClassificationEvaluator {
   }
 }
 
-function csvField(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** One CSV row from fields (RFC 4180 quoting). */
-export function csvRow(fields: readonly (string | number | null | undefined)[]): string {
-  return fields.map((f) => (f === null || f === undefined ? '' : csvField(String(f)))).join(',') + '\n';
-}
 
 /** The confusion matrix as CSV: header `true\predicted,<class names…>`, one row per true class. */
 export function confusionCsv(confusion: readonly (readonly number[])[], classNames: readonly string[]): string {

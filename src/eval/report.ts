@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Box } from '../data/types.js';
 import { writeDirAtomic } from '../util/atomic.js';
-import { csvRow } from './classification.js';
-import type { EvaluationMetrics, EvaluationSettings, ImageResult, LocalizationMetrics } from './evaluate.js';
+import { csvRow } from '../util/csv.js';
+import type { EvaluationMetrics, EvaluationSettings, ImageResult, LocalizationMetrics } from './types.js';
 
 export interface ModelIdentity {
   /** What the user named (folder, run, URL). */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Box, Dataset, ImageRecord, Split } from '../data/types.js';
 import { loadDataset, resolveDataRoot } from '../data/datasets.js';
-import { loadModelRef } from '../models/io.js';
+import { loadModelRef } from '../models/refs.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 import {
@@ -13,6 +13,7 @@ import {
 } from './extract.js';
 import { readFeatureMeta, writeFeatureSet, type FeatureIndexRow, type FeatureSource, type FeaturesMeta } from './store.js';
 import { resolveAtomicDir } from '../util/atomic.js';
+import { slug } from '../util/names.js';
 
 export const SPLIT_CHOICES = ['all', 'train', 'test', 'val'] as const;
 export type SplitChoice = (typeof SPLIT_CHOICES)[number];
@@ -41,10 +42,6 @@ export function modelFolderIdentity(dir: string): string {
   return sha(`${path.resolve(dir)}\n${parts.join('\n')}`).slice(0, 16);
 }
 
-function slug(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
-}
-
 /** Loads a model named as for every gapcam command (folder, checkpoint run, run name, URL, backbone). */
 export async function loadFeatureModel(ref: string, opts: { checkpointRoot?: string } = {}): Promise<LoadedFeatureModel> {
   const loaded = await loadModelRef(ref, { checkpointRoot: opts.checkpointRoot });
@@ -54,7 +51,7 @@ export async function loadFeatureModel(ref: string, opts: { checkpointRoot?: str
     fm: { model: loaded.model, meta: loaded.meta },
     source: loaded.source,
     checkpointId: loaded.kind === 'backbone' || loaded.kind === 'url' ? sha(`${loaded.kind}:${loaded.source}`).slice(0, 16) : modelFolderIdentity(loaded.source),
-    name: slug(name),
+    name: slug(name, 'model'),
   };
 }
 

@@ -7,6 +7,7 @@ import { parse } from 'csv-parse/sync';
 import { readNpy, encodeNpy } from '../util/npy.js';
 import { resolveAtomicDir, writeDirAtomic } from '../util/atomic.js';
 import { UserError } from '../errors.js';
+import { csvField } from '../util/csv.js';
 
 export const FEATURES_FILE = 'features.npy';
 export const INDEX_FILE = 'index.csv';
@@ -70,10 +71,6 @@ export interface FeatureSet {
   meta: FeaturesMeta;
 }
 
-function csvField(v: string | number): string {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 export function encodeIndexCsv(rows: FeatureIndexRow[]): string {
   const lines = [INDEX_COLUMNS.join(',')];

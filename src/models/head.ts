@@ -4,6 +4,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import type { HeadKind, ModelMeta, CamModel } from './types.js';
 import type { PreprocessMode } from '../data/types.js';
+import { activationOf, isSoftmaxLayer } from './layers.js';
 
 /** A layer as tfjs types it, plus the node bookkeeping the public typings leave out. */
 type AnyLayer = tf.layers.Layer;
@@ -24,16 +25,6 @@ export function inboundLayer(layer: AnyLayer): AnyLayer | undefined {
   if (!nodes || nodes.length === 0) return undefined;
   const ins = nodes[0].inboundLayers;
   return ins.length === 1 ? ins[0] : undefined;
-}
-
-function activationOf(layer: AnyLayer): string | undefined {
-  const a = (layer.getConfig() as { activation?: unknown }).activation;
-  return typeof a === 'string' ? a : undefined;
-}
-
-function isSoftmaxLayer(layer: AnyLayer): boolean {
-  const cls = layer.getClassName();
-  return cls === 'Softmax' || (cls === 'Activation' && activationOf(layer) === 'softmax');
 }
 
 const GAP_CLASSES = new Set(['GlobalAveragePooling2D']);

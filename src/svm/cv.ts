@@ -1,7 +1,7 @@
 // Choosing C by stratified k-fold cross-validation on the training rows, then refitting on all of them.
 // The scaler is fitted inside each fold on that fold's training rows only, so no statistic of a held-out row leaks
 // into its prediction. Along the grid (ascending C) each fold's problems start from the previous C's dual point.
-import seedrandom from 'seedrandom';
+import { makeRng, shuffleInPlace } from '../util/random.js';
 import { applyScaler, fitScaler, type RawRows, type ScaleMode } from './scale.js';
 import { argmaxRows, decisionValues, fitLinearSvm, trainOneVsRest, type LinearSvmModel, type LinearSvmOptions } from './linear-svm.js';
 import { UserError } from '../errors.js';
@@ -12,7 +12,7 @@ export const DEFAULT_FOLDS = 5;
 /** Fold id per row: rows of each class shuffled (seeded) and dealt round-robin, continuing across classes so
  *  fold sizes stay balanced. */
 export function stratifiedFolds(labels: ArrayLike<number>, folds: number, seed: string | number = 1): Int32Array {
-  const rng = seedrandom(`folds:${seed}`);
+  const rng = makeRng(`folds:${seed}`);
   const byClass = new Map<number, number[]>();
   for (let i = 0; i < labels.length; i++) {
     const list = byClass.get(labels[i]) ?? [];
@@ -23,10 +23,7 @@ export function stratifiedFolds(labels: ArrayLike<number>, folds: number, seed: 
   let next = 0;
   for (const k of [...byClass.keys()].sort((a, b) => a - b)) {
     const list = byClass.get(k)!;
-    for (let i = list.length - 1; i > 0; i--) {
-      const j = Math.floor(rng() * (i + 1));
-      [list[i], list[j]] = [list[j], list[i]];
-    }
+    shuffleInPlace(list, rng);
     for (const i of list) out[i] = next++ % folds;
   }
   return out;

@@ -10,6 +10,7 @@ import { scorePredictions, type ClassificationScores } from './metrics.js';
 import type { ScaleMode } from './scale.js';
 import { writeDirAtomic } from '../util/atomic.js';
 import { UserError } from '../errors.js';
+import { csvField } from '../util/csv.js';
 
 export interface SvmSettings extends Omit<LinearSvmOptions, 'C'> {
   cGrid?: number[];
@@ -104,10 +105,6 @@ export function trainAndTestSvm(train: FeatureSet, test: FeatureSet | undefined,
   return result;
 }
 
-function csvField(v: string | number | boolean): string {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 export function encodePredictionsCsv(rows: PredictionRow[]): string {
   const head = 'row,image_id,path,true_class_id,true_class,predicted_class_id,predicted_class,correct,score';

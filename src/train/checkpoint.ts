@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { saveCamModel, loadCamModel } from '../models/io.js';
+import { saveCamModel, loadCamModel } from '../models/meta.js';
 import type { CamModel } from '../models/types.js';
 import { resolveAtomicDir, writeDirAtomic } from '../util/atomic.js';
 import type { OptimizerState, SlotSpec } from './optimizer.js';

@@ -2,7 +2,7 @@
 // augmentation) a function of (seed, epoch, position) only, so that a resumed run sees the batches an
 // uninterrupted one would. `memoryData` serves tensors held in memory (tests, benchmarks, small sets).
 import * as tf from '@tensorflow/tfjs';
-import seedrandom from 'seedrandom';
+import { makeRng, shuffleInPlace } from '../util/random.js';
 
 export interface LabelledBatch {
   /** NHWC, preprocessed; the trainer disposes it. */
@@ -23,18 +23,9 @@ export interface TrainData {
   dispose?(): void;
 }
 
-/** A seeded permutation of 0..n-1 for one epoch (Fisher–Yates driven by ARC4 seeded with `seed:epoch`). */
+/** A seeded permutation of 0..n-1 for one epoch (the shared Fisher–Yates, seeded with `seed:epoch`). */
 export function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
-  const rng = seedrandom(`${seed}:${epoch}`);
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
+  return shuffleInPlace(Int32Array.from({ length: n }, (_, i) => i), makeRng(`${seed}:${epoch}`));
 }
 
 export interface MemoryDataOptions {

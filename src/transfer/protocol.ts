@@ -1,6 +1,6 @@
 // Train/test protocols of the transfer experiments: seeded per-class sampling, as the transfer literature does it
 // (e.g. Caltech-101: 30 training images per class, the rest — or up to 50 — for testing; several random splits).
-import seedrandom from 'seedrandom';
+import { makeRng, shuffleInPlace } from '../util/random.js';
 import type { Dataset, ImageRecord } from '../data/types.js';
 import { naturalCompare } from '../data/util.js';
 
@@ -13,13 +13,7 @@ export interface ProtocolSplit {
 }
 
 function shuffled<T>(items: T[], seed: string): T[] {
-  const rng = seedrandom(seed);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
+  return shuffleInPlace([...items], makeRng(seed));
 }
 
 /** Row indices grouped by class id, each group sorted by image id (so sampling depends only on ids and seed). */

@@ -14,69 +14,8 @@ import { UserError } from '../errors.js';
 import { loadExperiment, type Experiment, type TransferDataset, type TransferSource } from './experiment.js';
 import { datasetSplit, meanStd, randomSplit, samplePool, withoutClasses } from './protocol.js';
 import { renderCsv, renderMarkdown, protocolText } from './table.js';
-
-export interface SplitResult {
-  index: number;
-  trainCount: number;
-  testCount: number;
-  C: number;
-  cvAccuracy?: number;
-  accuracy: number;
-  meanPerClassAccuracy: number;
-}
-
-export interface CellResult {
-  source: string;
-  dataset: string;
-  status: 'ok' | 'missing-source' | 'missing-dataset' | 'failed';
-  message?: string;
-  /** The table's number (the experiment's metric), over splits. */
-  mean?: number;
-  std?: number;
-  accuracy?: { mean: number; std: number };
-  meanPerClass?: { mean: number; std: number };
-  splits?: SplitResult[];
-  shortClasses?: string[];
-  features?: { dir: string; count: number; dimension: number; reused: boolean; seconds?: number; imagesPerSecond?: number; skipped: number };
-  svmSeconds?: number;
-}
-
-export interface DatasetStatus {
-  name: string;
-  dataset: string;
-  present: boolean;
-  protocol: string;
-  message?: string;
-  where?: string;
-  images?: number;
-  classes?: number;
-}
-
-export interface SourceStatus {
-  name: string;
-  checkpoint: string;
-  present: boolean;
-  layer: string;
-  crop: string;
-  message?: string;
-  hint?: string;
-  dimension?: number;
-}
-
-export interface TransferResult {
-  experiment: string;
-  file: string;
-  description?: string;
-  out: string;
-  metric: Experiment['metric'];
-  svm: { cGrid: number[]; folds: number; scale: string; solver: string };
-  seed: string | number;
-  datasets: DatasetStatus[];
-  sources: SourceStatus[];
-  cells: CellResult[];
-  seconds: number;
-  createdAt: string;
-}
+import type { CellResult, DatasetStatus, SourceStatus, SplitResult, TransferResult } from './types.js';
+import { slug } from '../util/names.js';
 
 export interface RunTransferOptions {
   /** Default data root for datasets that do not name one. */
@@ -90,10 +29,6 @@ export interface RunTransferOptions {
   onlyDatasets?: string[];
   log?: (line: string) => void;
   onProgress?: (done: number, total: number) => void;
-}
-
-function slug(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
 }
 
 function pick<T extends { name: string }>(items: T[], only: string[] | undefined, what: string, file: string): T[] {

@@ -2,8 +2,9 @@
 // CAM paper's Table 5), as Markdown (with the protocol and what is missing) and CSV.
 import path from 'node:path';
 import type { TransferDataset } from './experiment.js';
-import type { CellResult, TransferResult } from './run.js';
+import type { CellResult, TransferResult } from './types.js';
 import { projectRoot } from '../paths.js';
+import { csvField } from '../util/csv.js';
 
 export function protocolText(d: TransferDataset, defaultSplits: number): string {
   if (d.protocol === 'dataset') return "the dataset's own train/test split";
@@ -20,10 +21,6 @@ function cellText(c: CellResult | undefined): string {
   return 'failed';
 }
 
-function csvField(v: string | number): string {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 function rel(p: string): string {
   const r = path.relative(projectRoot, p);

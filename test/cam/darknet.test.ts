@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { useEngine, darknetTinyDir, sharedDatasetsDir, expectNoTensorLeak } from '../helpers.js';
-import { loadCamModel } from '../../src/models/io.js';
+import { loadCamModel } from '../../src/models/meta.js';
 import { loadDataset } from '../../src/data/datasets.js';
 import { classActivationMaps } from '../../src/cam/class-maps.js';
 import { createCamMethod } from '../../src/cam/registry.js';

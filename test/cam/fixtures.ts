@@ -2,7 +2,7 @@
 // sizes, and a two-class VOC folder with boxes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { saveCamModel } from '../../src/models/io.js';
+import { saveCamModel } from '../../src/models/meta.js';
 import { encodePng } from '../../src/data/image.js';
 import { tinyGapDense } from './tiny-models.js';
 

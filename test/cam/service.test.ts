@@ -7,7 +7,7 @@ import { useEngine, makeTempDir } from '../helpers.js';
 import { runCam, parseClassTokens, resolveClassToken, safeId } from '../../src/cam/service.js';
 import { loadDataset } from '../../src/data/datasets.js';
 import { readNpy } from '../../src/util/npy.js';
-import { saveLayersModelToDir } from '../../src/models/io.js';
+import { saveLayersModelToDir } from '../../src/models/layers-io.js';
 import { main } from './cli-main.js';
 import { writeTinyModel, writeImageFolder, writeVocFolder } from './fixtures.js';
 

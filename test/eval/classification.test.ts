@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { useEngine } from '../helpers.js';
-import { ClassificationEvaluator, confusionCsv, csvRow, topK } from '../../src/eval/classification.js';
+import { ClassificationEvaluator, confusionCsv, topK } from '../../src/eval/classification.js';
+import { csvRow } from '../../src/util/csv.js';
 
 describe('eval/classification', () => {
   before(useEngine);

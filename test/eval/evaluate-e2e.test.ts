@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { makeTempDir, useEngine } from '../helpers.js';
 import { encodePng } from '../../src/data/image.js';
-import { saveCamModel } from '../../src/models/io.js';
+import { saveCamModel } from '../../src/models/meta.js';
 import { evaluate } from '../../src/eval/evaluate.js';
 import { channelModel } from './models.js';
 

@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { useEngine, makeTempDir, darknetTinyDir, expectNoTensorLeak } from '../helpers.js';
-import {
-  loadLayersModelFromDir, loadCamModel, saveCamModel, loadModelRef, saveLayersModelToDir,
-} from '../../src/models/io.js';
+import { loadLayersModelFromDir, saveLayersModelToDir } from '../../src/models/layers-io.js';
+import { loadCamModel, saveCamModel } from '../../src/models/meta.js';
+import { loadModelRef } from '../../src/models/refs.js';
 import { asCamModel, detectCamHead } from '../../src/models/head.js';
 import { UserError } from '../../src/errors.js';
 

@@ -11,7 +11,7 @@ import { projectRoot } from '../../src/paths.js';
 import { readNpy } from '../../src/util/npy.js';
 import { loadKerasWeights, readKerasH5, saveKerasH5 } from '../../src/models/keras-h5.js';
 import { loadKerasModelH5 } from '../../src/models/keras-model.js';
-import { loadModelRef } from '../../src/models/io.js';
+import { loadModelRef } from '../../src/models/refs.js';
 import { UserError } from '../../src/errors.js';
 
 const fixtures = path.join(projectRoot, 'test', 'models', 'fixtures');

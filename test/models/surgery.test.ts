@@ -4,7 +4,7 @@ import seedrandom from 'seedrandom';
 import { useEngine, darknetTinyDir, expectNoTensorLeak } from '../helpers.js';
 import { toGap, truncateModel, asCamModel, GAP_LAYER_NAMES } from '../../src/models/surgery.js';
 import { buildVgg } from '../../src/models/backbones/vgg.js';
-import { loadLayersModelFromDir } from '../../src/models/io.js';
+import { loadLayersModelFromDir } from '../../src/models/layers-io.js';
 import { UserError } from '../../src/errors.js';
 
 function weightBits(layer: tf.layers.Layer): Uint32Array[] {

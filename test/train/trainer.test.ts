@@ -7,7 +7,7 @@ import { train, collectParams, TrainingDivergedError } from '../../src/train/tra
 import { memoryData } from '../../src/train/data.js';
 import { loadLastCheckpoint, readTrainState } from '../../src/train/checkpoint.js';
 import { readMetrics } from '../../src/train/metrics.js';
-import { loadCamModel } from '../../src/models/io.js';
+import { loadCamModel } from '../../src/models/meta.js';
 import { LineProgress } from '../../src/train/progress.js';
 import { tinyCam, tinySet, tinyRecipe, weightsOf, TINY_HEAD } from './tiny.js';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import seedrandom from 'seedrandom';
 import { useEngine, makeTempDir } from '../helpers.js';
-import { saveCamModel } from '../../src/models/io.js';
+import { saveCamModel } from '../../src/models/meta.js';
 import { runTransfer } from '../../src/transfer/run.js';
 import { loadExperiment, parseExperiment } from '../../src/transfer/experiment.js';
 import { randomSplit, datasetSplit, meanStd, samplePool, withoutClasses } from '../../src/transfer/protocol.js';

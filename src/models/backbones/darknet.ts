@@ -4,7 +4,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import * as tfl from '@tensorflow/tfjs';
 import { UserError } from '../../errors.js';
-import { loadLayersModel } from '../io.js';
+import { loadLayersModel } from '../layers-io.js';
 
 export const DARKNET_TINY_CUT = 'leaky_re_lu_15';
 

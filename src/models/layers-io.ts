@@ -1,0 +1,213 @@
+// Models in and out in the TensorFlow.js Layers format (model.json + weight shards).
+// Loading goes through tf.io.fromMemory with bytes read here by node fs (or fetch for http(s)), so it works the
+// same on every engine (tensorflow, wasm, cpu) and never lets a model.json reach files outside its own folder.
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { writeDirAtomic, resolveAtomicDir } from '../util/atomic.js';
+
+export const MODEL_JSON = 'model.json';
+/** Shard size of saved weights: the tfjs converter's 4 MiB, friendly to browsers and http caches. */
+const SHARD_BYTES = 4 * 1024 * 1024;
+
+export function isUrl(ref: string): boolean {
+  return /^https?:\/\//i.test(ref);
+}
+
+/** A weight path from a model.json resolved inside `dir`; a UserError for absolute paths, URLs and `..` escapes. */
+export function resolveWeightPath(dir: string, weightPath: string, modelJsonPath: string): string {
+  let p: string;
+  try {
+    p = decodeURIComponent(weightPath);
+  } catch {
+    p = weightPath;
+  }
+  const bad = (why: string) =>
+    new UserError(`${modelJsonPath}: weight path '${weightPath}' ${why}; expected a relative path inside ${dir}`);
+  if (p.length === 0) throw bad('is empty');
+  if (/^[a-z][a-z0-9+.-]*:/i.test(p) || path.isAbsolute(p) || path.win32.isAbsolute(p) || p.startsWith('/') || p.startsWith('\\')) {
+    throw bad('is absolute');
+  }
+  const root = path.resolve(dir);
+  const full = path.resolve(root, p);
+  const rel = path.relative(root, full);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) throw bad('points outside the model folder');
+  // Symlinks must not lead out either.
+  if (fs.existsSync(full)) {
+    const realRoot = fs.realpathSync(root);
+    const realRel = path.relative(realRoot, fs.realpathSync(full));
+    if (realRel.startsWith('..') || path.isAbsolute(realRel)) throw bad('is a link to a file outside the model folder');
+  }
+  return full;
+}
+
+export function readJsonFile<T>(file: string, what: string): T {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`${what}: cannot read ${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new UserError(`${what}: ${file} is not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+export function modelJsonPathOf(dirOrFile: string): { dir: string; file: string } {
+  const resolved = resolveAtomicDir(dirOrFile) ?? dirOrFile;
+  if (!fs.existsSync(resolved)) throw new UserError(`model: ${dirOrFile} does not exist; expected a folder holding ${MODEL_JSON}`);
+  if (fs.statSync(resolved).isDirectory()) {
+    const file = path.join(resolved, MODEL_JSON);
+    if (!fs.existsSync(file)) throw new UserError(`model: ${resolved} holds no ${MODEL_JSON}; expected a tfjs Layers model folder`);
+    return { dir: resolved, file };
+  }
+  return { dir: path.dirname(resolved), file: resolved };
+}
+
+function checkModelJson(json: tf.io.ModelJSON, where: string): void {
+  if (!json || typeof json !== 'object' || json.modelTopology == null) {
+    throw new UserError(`${where}: no 'modelTopology'; expected a TensorFlow.js Layers model.json`);
+  }
+  const fmt = (json as { format?: string }).format;
+  if (fmt && fmt !== 'layers-model') throw new UserError(`${where}: format '${fmt}'; expected 'layers-model' (graph models cannot be used)`);
+  if (!Array.isArray(json.weightsManifest)) throw new UserError(`${where}: no 'weightsManifest' list`);
+}
+
+/** Loads a tfjs Layers model from a local folder (or a model.json path): reads the shards with node fs and
+ *  refuses weight paths that leave the folder. Works on every engine. */
+export async function loadLayersModelFromDir(dir: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
+  const { dir: root, file } = modelJsonPathOf(dir);
+  const json = readJsonFile<tf.io.ModelJSON>(file, 'model');
+  checkModelJson(json, file);
+  if (opts.inputShape) setInputShape(json, opts.inputShape, file);
+  // Validate every path before reading any.
+  const files = json.weightsManifest.map((g) => g.paths.map((p) => resolveWeightPath(root, p, file)));
+  const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+    const buffers: ArrayBuffer[] = [];
+    manifest.forEach((group, gi) => {
+      for (const f of files[gi]) {
+        let b: Buffer;
+        try {
+          b = fs.readFileSync(f);
+        } catch (err) {
+          throw new UserError(`${file}: cannot read weight file ${f}: ${(err as Error).message.split('\n')[0]}`);
+        }
+        buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+      }
+    });
+    const specs = manifest.flatMap((g) => g.weights);
+    return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
+  });
+  return loadFromArtifacts(artifacts, file, opts.strict);
+}
+
+export interface LoadLayersOptions {
+  /** Check that every weight in the file is used (default true). */
+  strict?: boolean;
+  /** Rebuild the topology with this [height, width, channels] input (fully convolutional models only: a Dense layer
+   *  after a Flatten would then get weights of the wrong shape, which loading reports). */
+  inputShape?: [number, number, number];
+}
+
+/** Rewrites the batch input shape of a model.json topology (functional or Sequential). */
+export function setInputShape(json: tf.io.ModelJSON, inputShape: [number, number, number], where: string): void {
+  type LayerJson = { class_name: string; config: Record<string, unknown> };
+  const topo = json.modelTopology as { model_config?: { class_name: string; config: unknown } ; class_name?: string; config?: unknown };
+  const mc = (topo.model_config ?? topo) as { class_name?: string; config?: unknown };
+  const layers: LayerJson[] | undefined = Array.isArray(mc.config) ? (mc.config as LayerJson[])
+    : (mc.config as { layers?: LayerJson[] } | undefined)?.layers;
+  if (!layers || layers.length === 0) throw new UserError(`${where}: cannot set the input shape: no layers in the topology`);
+  const inputs = layers.filter((l) => l.class_name === 'InputLayer');
+  if (inputs.length > 1) throw new UserError(`${where}: cannot set the input shape of a model with ${inputs.length} inputs`);
+  const target = inputs[0] ?? layers[0];
+  target.config.batch_input_shape = [null, ...inputShape];
+  delete target.config.batch_shape;
+  delete target.config.input_shape;
+}
+
+async function loadFromArtifacts(artifacts: tf.io.ModelArtifacts, where: string, strict = true): Promise<tf.LayersModel> {
+  try {
+    return await tf.loadLayersModel(tf.io.fromMemory(artifacts), { strict });
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`model ${where}: cannot build the Layers model: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+async function fetchOk(url: string, what: string): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (err) {
+    throw new UserError(`${what}: cannot fetch ${url}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (!res.ok) throw new UserError(`${what}: ${url} answered HTTP ${res.status}`);
+  return res;
+}
+
+/** Loads a tfjs Layers model from an http(s) URL of a model.json (or of the folder holding it). Weight paths must
+ *  stay under the model.json's folder on the same server. */
+export async function loadLayersModelFromUrl(url: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
+  const modelUrl = url.endsWith('.json') ? url : url.replace(/\/?$/, '/') + MODEL_JSON;
+  const base = new URL('.', modelUrl);
+  const json = (await (await fetchOk(modelUrl, 'model')).json().catch(() => {
+    throw new UserError(`model: ${modelUrl} is not valid JSON`);
+  })) as tf.io.ModelJSON;
+  checkModelJson(json, modelUrl);
+  if (opts.inputShape) setInputShape(json, opts.inputShape, modelUrl);
+  const urls = json.weightsManifest.map((g) =>
+    g.paths.map((p) => {
+      const u = new URL(p, base);
+      if (/^[a-z][a-z0-9+.-]*:/i.test(p) || p.startsWith('/') || u.origin !== base.origin || !u.pathname.startsWith(base.pathname)) {
+        throw new UserError(`${modelUrl}: weight path '${p}' points outside the model folder; expected a relative path under ${base.href}`);
+      }
+      return u.href;
+    }),
+  );
+  const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+    const buffers: ArrayBuffer[] = [];
+    for (const group of urls) for (const u of group) buffers.push(await (await fetchOk(u, 'model weights')).arrayBuffer());
+    return [manifest.flatMap((g) => g.weights), tf.io.CompositeArrayBuffer.join(buffers)];
+  });
+  return loadFromArtifacts(artifacts, modelUrl, opts.strict);
+}
+
+/** A local folder / model.json path, or an http(s) URL. */
+export async function loadLayersModel(source: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
+  return isUrl(source) ? loadLayersModelFromUrl(source, opts) : loadLayersModelFromDir(source, opts);
+}
+
+/** Writes `model` in the tfjs Layers format into `dir` (which must exist): model.json + 4 MiB shards named like the
+ *  tfjs converter's (group1-shardXofN.bin). Loadable with tf.loadLayersModel in a browser. */
+export async function writeLayersModelFiles(dir: string, model: tf.LayersModel): Promise<void> {
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0)));
+      const n = Math.max(1, Math.ceil(data.byteLength / SHARD_BYTES));
+      const paths: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const name = `group1-shard${i + 1}of${n}.bin`;
+        fs.writeFileSync(path.join(dir, name), data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES)));
+        paths.push(name);
+      }
+      const json: tf.io.ModelJSON = {
+        modelTopology: artifacts.modelTopology as object,
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+        convertedBy: 'gapcam',
+        weightsManifest: [{ paths, weights: artifacts.weightSpecs ?? [] }],
+      };
+      if (artifacts.trainingConfig) json.trainingConfig = artifacts.trainingConfig;
+      fs.writeFileSync(path.join(dir, MODEL_JSON), JSON.stringify(json));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: data.byteLength } };
+    }),
+  );
+}
+
+/** Saves a plain Layers model (no meta) atomically into `dir`. */
+export async function saveLayersModelToDir(dir: string, model: tf.LayersModel): Promise<void> {
+  await writeDirAtomic(dir, (tmp) => writeLayersModelFiles(tmp, model));
+}
