@@ -39,7 +39,8 @@ function probeEngine(spec) {
     const v = tf.matMul(a, a).dataSync();
     if (tf.getBackend() !== 'tensorflow') throw new Error('backend is ' + tf.getBackend() + ', not tensorflow');
     if (v[0] !== 7 || v[3] !== 22) throw new Error('matMul gave ' + Array.from(v));
-    console.log(JSON.stringify({ tfjsNode: tf.version['tfjs-node'], tensorflow: tf.backend().binding.TF_Version }));`;
+    console.log(JSON.stringify({ tfjsNode: tf.version['tfjs-node'], tensorflow: tf.backend().binding.TF_Version,
+      collectives: typeof tf.backend().binding.enableCollectiveOps === 'function' }));`;
   const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8',
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
   if (r.status === 0) {
@@ -108,6 +109,8 @@ function downloadWheel() {
   return path.join(cacheDir, got);
 }
 
+/** Unpacks the tfjs-node source into .engine/tfjs-node; an earlier build's deps/ (TensorFlow's libraries and headers
+ *  from the wheel) are kept, so a rebuild for a new ENGINE_PATCH needs no wheel. Returns whether deps/ was kept. */
 function unpackTfjsNodeSource() {
   fs.mkdirSync(cacheDir, { recursive: true });
   const tgz = path.join(cacheDir, `tensorflow-tfjs-node-${TFJS_NODE_VERSION}.tgz`);
@@ -115,9 +118,16 @@ function unpackTfjsNodeSource() {
     log(`fetching @tensorflow/tfjs-node@${TFJS_NODE_VERSION} source from the npm registry`);
     run('npm pack', 'npm', ['pack', `@tensorflow/tfjs-node@${TFJS_NODE_VERSION}`, '--pack-destination', cacheDir, '--silent']);
   }
+  const deps = path.join(bindingDir, 'deps');
+  const keptDeps = path.join(engineDir, 'deps.kept');
+  fs.rmSync(keptDeps, { recursive: true, force: true });
+  const keep = fs.existsSync(path.join(deps, 'lib', 'libtensorflow_cc.so.2')) && fs.existsSync(path.join(deps, 'include', 'tensorflow', 'c', 'c_api_experimental.h'));
+  if (keep) fs.renameSync(deps, keptDeps);
   fs.rmSync(bindingDir, { recursive: true, force: true });
   fs.mkdirSync(bindingDir, { recursive: true });
   run('unpacking tfjs-node', 'tar', ['xzf', tgz, '-C', bindingDir, '--strip-components=1']);
+  if (keep) fs.renameSync(keptDeps, deps);
+  return keep;
 }
 
 /** Takes from the wheel only the two shared libraries and the C API headers the binding includes. */
@@ -151,6 +161,199 @@ with zipfile.ZipFile(wheel) as z:
   fs.symlinkSync('libtensorflow_framework.so.2', path.join(lib, 'libtensorflow_framework.so'));
 }
 
+// gapcam's additions to the tfjs-node 4.22 binding, applied to its source before compiling. Bump ENGINE_PATCH whenever
+// they change: an existing .engine/tfjs-node with another stamp (or none) is rebuilt, so CI caches and other machines
+// pick the change up on their next `npm install`.
+//   1. enableCollectiveOps(serverDef: Uint8Array) → device name: TFE_EnableCollectiveOps on the backend's context
+//      (TensorFlow's gRPC server + collective ops, as MultiWorkerMirroredStrategy uses), then the cached device name
+//      every new tensor is placed on is re-read, since the local devices are renamed /job:worker/replica:0/task:<i>.
+//   2. abortCollectiveOps(message) and checkCollectivePeer(task, timeoutMs): TFE_AbortCollectiveOps and
+//      TFE_CollectiveOpsCheckPeerHealth, to name and stop on a dead peer.
+//   3. list-of-strings op attributes (TF_ATTR_STRING with an array value), e.g. _FusedConv2D's fused_ops.
+// Declared in tensorflow/c/c_api_experimental.h, exported by libtensorflow_cc.so.2.
+const ENGINE_PATCH = 1;
+const patchStamp = path.join(bindingDir, 'gapcam-patch.json');
+
+const PATCH_HEADER = `
+  // gapcam patch: collective ops across processes (scripts/setup-engine.mjs).
+  napi_value EnableCollectiveOps(napi_env env, napi_value server_def_value);
+  void AbortCollectiveOps(napi_env env, napi_value message_value);
+  void CheckCollectivePeer(napi_env env, napi_value task_value, napi_value timeout_ms_value);
+  // Re-reads the device new tensors are placed on (GPU if one was chosen at start, else CPU).
+  void RefreshDeviceName(napi_env env);
+`;
+
+const PATCH_STRING_LIST = `    case TF_ATTR_STRING: {
+      if (IsArray(env, nstatus, &js_value)) {
+        // gapcam patch: a list of strings (e.g. _FusedConv2D's fused_ops).
+        uint32_t length;
+        nstatus = napi_get_array_length(env, js_value, &length);
+        ENSURE_NAPI_OK(env, nstatus);
+        std::vector<std::string> values(length);
+        std::vector<const void *> pointers(length);
+        std::vector<size_t> lengths(length);
+        for (uint32_t i = 0; i < length; ++i) {
+          napi_value element;
+          nstatus = napi_get_element(env, js_value, i, &element);
+          ENSURE_NAPI_OK(env, nstatus);
+          nstatus = GetStringParam(env, element, values[i]);
+          ENSURE_NAPI_OK(env, nstatus);
+        }
+        for (uint32_t i = 0; i < length; ++i) {
+          pointers[i] = values[i].data();
+          lengths[i] = values[i].size();
+        }
+        TFE_OpSetAttrStringList(tfe_op, attr_name, pointers.data(), lengths.data(), static_cast<int>(length));
+        break;
+      }
+`;
+
+const PATCH_BACKEND = `
+// gapcam patch: collective ops across processes (scripts/setup-engine.mjs).
+void TFJSBackend::RefreshDeviceName(napi_env env) {
+  TF_AutoStatus tf_status;
+  TF_DeviceList *device_list = TFE_ContextListDevices(tfe_context_, tf_status.status);
+  ENSURE_TF_OK(env, tf_status);
+  std::string cpu, gpu;
+  const int num_devices = TF_DeviceListCount(device_list);
+  for (int i = 0; i < num_devices; i++) {
+    const char *type = TF_DeviceListType(device_list, i, tf_status.status);
+    const char *name = TF_DeviceListName(device_list, i, tf_status.status);
+    if (TF_GetCode(tf_status.status) != TF_OK) break;
+    if (strcmp(type, "CPU") == 0 && cpu.empty()) cpu = name;
+    if (strcmp(type, "GPU") == 0 && gpu.empty()) gpu = name;
+  }
+  TF_DeleteDeviceList(device_list);
+  ENSURE_TF_OK(env, tf_status);
+  device_name = is_gpu_device && !gpu.empty() ? gpu : cpu;
+}
+
+napi_value TFJSBackend::EnableCollectiveOps(napi_env env, napi_value server_def_value) {
+  napi_status nstatus;
+  bool is_typed_array;
+  nstatus = napi_is_typedarray(env, server_def_value, &is_typed_array);
+  ENSURE_NAPI_OK_RETVAL(env, nstatus, nullptr);
+  if (!is_typed_array) {
+    NAPI_THROW_ERROR(env, "enableCollectiveOps() expects a Uint8Array holding a serialized tensorflow.ServerDef");
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  napi_value array_buffer;
+  size_t offset;
+  nstatus = napi_get_typedarray_info(env, server_def_value, &type, &length, &data, &array_buffer, &offset);
+  ENSURE_NAPI_OK_RETVAL(env, nstatus, nullptr);
+  TF_AutoStatus tf_status;
+  TFE_EnableCollectiveOps(tfe_context_, data, length, tf_status.status);
+  ENSURE_TF_OK_RETVAL(env, tf_status, nullptr);
+  RefreshDeviceName(env);
+  napi_value result;
+  nstatus = napi_create_string_utf8(env, device_name.c_str(), device_name.size(), &result);
+  ENSURE_NAPI_OK_RETVAL(env, nstatus, nullptr);
+  return result;
+}
+
+void TFJSBackend::AbortCollectiveOps(napi_env env, napi_value message_value) {
+  std::string message;
+  napi_status nstatus = GetStringParam(env, message_value, message);
+  ENSURE_NAPI_OK(env, nstatus);
+  TF_Status *abort_status = TF_NewStatus();
+  TF_SetStatus(abort_status, TF_ABORTED, message.c_str());
+  TFE_AbortCollectiveOps(tfe_context_, abort_status);
+  TF_DeleteStatus(abort_status);
+}
+
+void TFJSBackend::CheckCollectivePeer(napi_env env, napi_value task_value, napi_value timeout_ms_value) {
+  std::string task;
+  napi_status nstatus = GetStringParam(env, task_value, task);
+  ENSURE_NAPI_OK(env, nstatus);
+  int64_t timeout_ms;
+  nstatus = napi_get_value_int64(env, timeout_ms_value, &timeout_ms);
+  ENSURE_NAPI_OK(env, nstatus);
+  TF_AutoStatus tf_status;
+  TFE_CollectiveOpsCheckPeerHealth(tfe_context_, task.c_str(), timeout_ms, tf_status.status);
+  ENSURE_TF_OK(env, tf_status);
+}
+
+}  // namespace tfnodejs
+`;
+
+const PATCH_BINDING_FUNCTIONS = `// gapcam patch: collective ops across processes (scripts/setup-engine.mjs).
+static napi_value GapcamArgs(napi_env env, napi_callback_info info, size_t want, napi_value *args, const char *name) {
+  size_t argc = want;
+  napi_status nstatus = napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  ENSURE_NAPI_OK_RETVAL(env, nstatus, nullptr);
+  if (argc < want) {
+    NAPI_THROW_ERROR(env, "Invalid number of args passed to %s(): expecting %d", name, static_cast<int>(want));
+    return nullptr;
+  }
+  return args[0];
+}
+
+static napi_value EnableCollectiveOps(napi_env env, napi_callback_info info) {
+  napi_value args[1];
+  if (!GapcamArgs(env, info, 1, args, "enableCollectiveOps")) return nullptr;
+  TFJSBackend *const backend = GetTFJSBackend(env);
+  if (!backend) return nullptr;
+  return backend->EnableCollectiveOps(env, args[0]);
+}
+
+static napi_value AbortCollectiveOps(napi_env env, napi_callback_info info) {
+  napi_value args[1];
+  if (!GapcamArgs(env, info, 1, args, "abortCollectiveOps")) return nullptr;
+  TFJSBackend *const backend = GetTFJSBackend(env);
+  if (!backend) return nullptr;
+  backend->AbortCollectiveOps(env, args[0]);
+  return nullptr;
+}
+
+static napi_value CheckCollectivePeer(napi_env env, napi_callback_info info) {
+  napi_value args[2];
+  if (!GapcamArgs(env, info, 2, args, "checkCollectivePeer")) return nullptr;
+  TFJSBackend *const backend = GetTFJSBackend(env);
+  if (!backend) return nullptr;
+  backend->CheckCollectivePeer(env, args[0], args[1]);
+  return nullptr;
+}
+
+`;
+
+const PATCH_EXPORTS = `      {"enableCollectiveOps", nullptr, EnableCollectiveOps, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"abortCollectiveOps", nullptr, AbortCollectiveOps, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"checkCollectivePeer", nullptr, CheckCollectivePeer, nullptr, nullptr, nullptr, napi_default, nullptr},
+`;
+
+/** Replaces `anchor` (which must occur exactly once) in `file` under the binding's source. */
+function edit(file, anchor, replacement) {
+  const p = path.join(bindingDir, 'binding', file);
+  const text = fs.readFileSync(p, 'utf8');
+  const at = text.indexOf(anchor);
+  if (at < 0 || text.indexOf(anchor, at + 1) >= 0) {
+    throw new Error(`patching ${file}: the tfjs-node ${TFJS_NODE_VERSION} source is not the one the patch was written for`);
+  }
+  fs.writeFileSync(p, text.slice(0, at) + replacement + text.slice(at + anchor.length));
+}
+
+function patchBindingSource() {
+  edit('tfjs_backend.h', '  napi_value GetNumOfTensors(napi_env env);\n', `  napi_value GetNumOfTensors(napi_env env);\n${PATCH_HEADER}`);
+  edit('tfjs_backend.cc', '#include "tensorflow/c/eager/c_api.h"\n',
+    '#include "tensorflow/c/eager/c_api.h"\n#include "tensorflow/c/c_api_experimental.h"\n#include <vector>\n');
+  edit('tfjs_backend.cc', '    case TF_ATTR_STRING: {\n', PATCH_STRING_LIST);
+  edit('tfjs_backend.cc', '}  // namespace tfnodejs\n', PATCH_BACKEND);
+  edit('tfjs_binding.cc', 'static void FinalizeTFNodeJSBinding', `${PATCH_BINDING_FUNCTIONS}static void FinalizeTFNodeJSBinding`);
+  edit('tfjs_binding.cc', '\n  };\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
+    `\n${PATCH_EXPORTS}  };\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),`);
+}
+
+function patchStampOf() {
+  try {
+    return JSON.parse(fs.readFileSync(patchStamp, 'utf8')).patch;
+  } catch {
+    return undefined;
+  }
+}
+
 function nodeHeadersDir() {
   const candidates = [process.env.npm_config_nodedir, path.resolve(path.dirname(process.execPath), '..')];
   return candidates.find((d) => d && fs.existsSync(path.join(d, 'include', 'node', 'node_api.h')));
@@ -182,24 +385,29 @@ function main() {
   // 2. An earlier from-source build of the same tfjs-node version (kept across npm ci, outside node_modules).
   if (fs.existsSync(path.join(bindingDir, 'package.json'))) {
     const local = probeEngine(bindingDir);
-    if (local.versions?.tfjsNode === TFJS_NODE_VERSION) {
-      return log(`native engine in .engine/tfjs-node works (${describe(local.versions)})`);
+    const stamp = patchStampOf();
+    if (local.versions?.tfjsNode === TFJS_NODE_VERSION && stamp === ENGINE_PATCH) {
+      return log(`native engine in .engine/tfjs-node works (${describe(local.versions)}, gapcam patch ${ENGINE_PATCH})`);
     }
-    log(`rebuilding .engine/tfjs-node: ${local.versions ? `it is tfjs-node ${local.versions.tfjsNode}, not ${TFJS_NODE_VERSION}` : local.error}`);
+    log(`rebuilding .engine/tfjs-node: ${!local.versions ? local.error : local.versions.tfjsNode !== TFJS_NODE_VERSION
+      ? `it is tfjs-node ${local.versions.tfjsNode}, not ${TFJS_NODE_VERSION}` : `it has gapcam patch ${stamp ?? 'none'}, not ${ENGINE_PATCH}`}`);
   }
   // 3. Build it from source against the TensorFlow C API in the tensorflow-cpu wheel.
   log(`${why}; building it from source`);
   const started = Date.now();
   fs.mkdirSync(engineDir, { recursive: true });
   fs.writeFileSync(buildLog, `gapcam native engine build, ${new Date().toISOString()}\n`);
-  unpackTfjsNodeSource();
-  const wheel = downloadWheel();
-  unpackTensorFlowCApi(wheel);
+  const haveDeps = unpackTfjsNodeSource();
+  const wheel = haveDeps ? undefined : downloadWheel();
+  if (wheel) unpackTensorFlowCApi(wheel);
+  patchBindingSource();
   buildBinding();
-  fs.rmSync(wheel, { force: true }); // 270 MB; the headers and libraries needed are unpacked
+  if (wheel) fs.rmSync(wheel, { force: true }); // 270 MB; the headers and libraries needed are unpacked
   const built = probeEngine(bindingDir);
   if (!built.versions) throw new Error(`the built binding does not work: ${built.error}`);
-  log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${describe(built.versions)}`);
+  if (!built.versions.collectives) throw new Error('the built binding lacks the gapcam patch (enableCollectiveOps)');
+  fs.writeFileSync(patchStamp, `${JSON.stringify({ patch: ENGINE_PATCH })}\n`);
+  log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${describe(built.versions)}, gapcam patch ${ENGINE_PATCH}`);
 }
 
 function isResolvable(spec) {

@@ -23,6 +23,8 @@ export interface EngineInfo {
   source?: string;
   /** Why each engine better than the one running is not in use. */
   notUsed: Partial<Record<EngineName, string>>;
+  /** Set when this process joined a training cluster (src/distributed). */
+  distributed?: { task: number; workers: number; protocol: 'grpc' };
 }
 
 const require = createRequire(import.meta.url);
@@ -174,7 +176,8 @@ export function currentEngine(): EngineInfo | undefined {
 export function describeEngine(info: EngineInfo): string {
   const tfv = info.tensorflowVersion ? `, TensorFlow ${info.tensorflowVersion}` : '';
   const skipped = Object.entries(info.notUsed).map(([n, why]) => `${n}: ${why}`);
-  return `engine ${info.name} (tfjs ${info.tfjsVersion}${tfv}, ${info.threads} thread${info.threads === 1 ? '' : 's'})` +
+  const dist = info.distributed ? `, distributed: worker ${info.distributed.task} of ${info.distributed.workers} (${info.distributed.protocol})` : '';
+  return `engine ${info.name} (tfjs ${info.tfjsVersion}${tfv}, ${info.threads} thread${info.threads === 1 ? '' : 's'}${dist})` +
     (skipped.length ? ` — not used: ${skipped.join('; ')}` : '');
 }
 

@@ -1,7 +1,7 @@
 /** An error the user caused (bad flag, missing file, corrupt image, wrong checkpoint). The CLI prints its message
  *  as one line and exits with code 2; a stack trace is shown only with --verbose. */
 export class UserError extends Error {
-  readonly exitCode = 2;
+  readonly exitCode: number = 2;
   constructor(message: string) {
     super(message);
     this.name = 'UserError';
