@@ -100,7 +100,6 @@ function describeBuilder(cmd: GapcamCommand | undefined): { options: string[]; s
   if (typeof cmd.builder !== 'function') return { options: Object.keys(cmd.builder), subcommands: [] };
   try {
     const y = yargs([]);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const built = ((cmd.builder as (y: Argv) => unknown)(y) ?? y) as any;
     const options = Object.keys(built.getOptions?.().key ?? {});
     const subcommands: string[] = built.getInternalMethods?.().getCommandInstance?.().getCommands?.() ?? [];

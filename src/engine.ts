@@ -76,7 +76,6 @@ async function activate(name: string): Promise<void> {
 type Starter = () => Promise<Omit<EngineInfo, 'notUsed' | 'tfjsVersion'>>;
 
 function nativeVersion(): string | undefined {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const backend = tf.backend() as any;
   return backend?.binding?.TF_Version as string | undefined;
 }
@@ -88,7 +87,6 @@ const starters: Record<EngineName, Starter> = {
     }
     require('@tensorflow/tfjs-node-gpu');
     await activate('tensorflow');
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const binding = (tf.backend() as any).binding;
     if (typeof binding?.isUsingGpuDevice === 'function' && !binding.isUsingGpuDevice()) {
       throw new Error('tfjs-node-gpu loaded but TensorFlow sees no GPU');

@@ -1,4 +1,4 @@
-// Shared test helpers: the engine, the shared test material, temp folders and the tensor-leak check.
+// Shared test helpers: the engine, the shared test material, temp folders, the tensor-leak check, user errors.
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -6,6 +6,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { startEngine, type EngineName } from '../src/engine.js';
 import { projectRoot } from '../src/paths.js';
+import { UserError } from '../src/errors.js';
 
 /** The engine every test file runs on: GAPCAM_TEST_BACKEND, else the native tensorflow engine. */
 export async function useEngine(): Promise<void> {
@@ -27,4 +28,23 @@ export async function expectNoTensorLeak(body: () => Promise<void> | void, round
   const before = tf.memory().numTensors;
   for (let i = 1; i < rounds; i++) await body();
   expect(tf.memory().numTensors, 'tensor count after repeated rounds').to.equal(before);
+}
+
+/** Awaits `p` (or calls it) and checks it fails with a one-line UserError whose message matches every pattern
+ *  (a RegExp, or a string it must include); returns the message. */
+export async function expectUserError(p: Promise<unknown> | (() => unknown), ...patterns: (RegExp | string)[]): Promise<string> {
+  let err: unknown;
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `expected a UserError matching ${patterns.join(', ')}`).to.be.instanceOf(UserError);
+  const msg = (err as Error).message;
+  for (const pattern of patterns) {
+    if (typeof pattern === 'string') expect(msg).to.include(pattern);
+    else expect(msg).to.match(pattern);
+  }
+  expect(msg).to.not.include('\n');
+  return msg;
 }

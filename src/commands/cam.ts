@@ -6,7 +6,7 @@ import { startCommandEngine, dataRootOf, checkModelRef } from './common.js';
 import type { NpyMode } from '../cam/service.js';
 import type { MethodName } from '../cam/registry.js';
 import { COLORMAP_NAMES, parseColormap } from '../render/colormap.js';
-import { METHOD_NAMES } from './choices.js';
+import { METHOD_DESCRIPTIONS, METHOD_NAMES } from './choices.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
@@ -62,7 +62,8 @@ export const camCommand: GapcamCommand = {
       .example('$0 cam ../shared/models/darknet-tiny photo.jpg --class top5 --out /tmp/cam', 'CAMs of the 5 best classes, a strip and a gallery')
       .example('$0 cam ../shared/models/darknet-tiny --dataset kangaroo --data-root ../shared/datasets --class wallaby --out /tmp/k', 'a dataset with GT boxes: IoU per image, sortable gallery')
       .example('$0 cam my-run photos/ --method cam gradcam scorecam --metrics --out /tmp/cmp', 'compare methods: overlays side by side and faithfulness metrics')
-      .example('$0 cam ../shared/models/darknet-tiny photo.jpg --method gradcam --layer leaky_re_lu_13 --colormap viridis --npy raw --out /tmp/g', 'Grad-CAM at an earlier layer, raw maps as .npy'),
+      .example('$0 cam ../shared/models/darknet-tiny photo.jpg --method gradcam --layer leaky_re_lu_13 --colormap viridis --npy raw --out /tmp/g', 'Grad-CAM at an earlier layer, raw maps as .npy')
+      .epilog('Methods:\n' + METHOD_NAMES.map((m) => `  ${m.padEnd(10)} ${METHOD_DESCRIPTIONS[m]}`).join('\n')),
   handler: async (argv) => {
     const args = argv as Args<CamArgs>;
     const methods = args.method.flatMap((m) => m.split(',')).map((m) => m.trim().toLowerCase()).filter(Boolean);

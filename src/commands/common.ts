@@ -2,6 +2,7 @@ import type { ArgumentsCamelCase, CommandModule } from 'yargs';
 import type { EngineInfo } from '../engine.js';
 import fs from 'node:fs';
 import { defaultDataRoot, defaultCheckpointRoot } from '../paths.js';
+import { UserError } from '../errors.js';
 
 /** Options every command accepts (declared once in cli.ts). */
 export interface GlobalOptions {
@@ -15,7 +16,7 @@ export interface GlobalOptions {
 export type Args<T> = ArgumentsCamelCase<T & GlobalOptions>;
 
 /** A command module; handlers parse, call one service and print a summary. */
-export type GapcamCommand = CommandModule<GlobalOptions, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type GapcamCommand = CommandModule<GlobalOptions, any>;
 
 // Command modules are imported for every gapcam call (even --help), so they import nothing heavy at load time:
 // builders use static values (./choices.ts), and handlers `await import()` their service, which loads TensorFlow.js,
@@ -45,4 +46,15 @@ export async function checkModelRef(ref: string, checkpointRoot?: string): Promi
   if (io.resolveModelFolder(ref, checkpointRoot)) return;
   // None of loadModelRef's cases applies, so it builds nothing and throws its message naming what was tried.
   await io.loadModelRef(ref, { checkpointRoot });
+}
+
+/** `--input-size 224` or `224x160` (height × width) → [h, w]. */
+export function parseInputSize(text: string | undefined): [number, number] | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)(?:[x×,](\d+))?$/.exec(String(text).trim());
+  if (!m) throw new UserError(`--input-size: expected a size like 224 or 224x160 (height x width); got '${text}'`);
+  const h = Number(m[1]);
+  const w = Number(m[2] ?? m[1]);
+  if (h < 1 || w < 1) throw new UserError(`--input-size: sizes must be positive; got '${text}'`);
+  return [h, w];
 }

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import type { Args, GapcamCommand, GlobalOptions } from './common.js';
-import { startCommandEngine, checkModelRef } from './common.js';
+import { startCommandEngine, checkModelRef, parseInputSize } from './common.js';
 import { UserError } from '../errors.js';
 import type { BackboneBuildOptions } from '../models/registry.js';
 import type { ExportFormat } from '../models/service.js';
@@ -13,22 +13,17 @@ interface BackboneArgs {
   checkpoints?: string;
 }
 
-/** `--input-size 224` or `224x160` (height × width) → [h, w, 3]. */
-export function parseInputSize(text: string | undefined): [number, number, number] | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+)(?:[x×,](\d+))?$/.exec(String(text).trim());
-  if (!m) throw new UserError(`--input-size: expected a size like 224 or 224x160 (height x width); got '${text}'`);
-  const h = Number(m[1]);
-  const w = Number(m[2] ?? m[1]);
-  if (h < 1 || w < 1) throw new UserError(`--input-size: sizes must be positive; got '${text}'`);
-  return [h, w, 3];
+/** `--input-size` as a model input shape [h, w, 3]. */
+export function parseInputShape(text: string | undefined): [number, number, number] | undefined {
+  const size = parseInputSize(text);
+  return size && [size[0], size[1], 3];
 }
 
 function backboneOptions(args: BackboneArgs, includeTopDefault: boolean): BackboneBuildOptions {
   return {
     ...(args.weights !== undefined ? { weights: args.weights } : {}),
     includeTop: args.includeTop ?? includeTopDefault,
-    ...(args.inputSize !== undefined ? { inputShape: parseInputSize(args.inputSize) } : {}),
+    ...(args.inputSize !== undefined ? { inputShape: parseInputShape(args.inputSize) } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Args, GapcamCommand } from './common.js';
-import { startCommandEngine, checkpointRootOf } from './common.js';
+import { startCommandEngine, checkpointRootOf, parseInputSize } from './common.js';
 import { UserError } from '../errors.js';
 import type { TrainAndEvaluateResult } from '../train/run.js';
 import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
@@ -22,14 +22,6 @@ interface TrainArgs {
   eval: boolean;
   skipBadImages?: boolean;
   cache: boolean;
-}
-
-/** '224' → 224, '224x160' → [224, 160] (height × width). */
-export function parseInputSize(text: string | undefined): number | [number, number] | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+)(?:[x×,](\d+))?$/.exec(String(text).trim());
-  if (!m) throw new UserError(`--input-size: expected N or HxW in pixels (e.g. 224 or 224x160); got '${text}'`);
-  return m[2] ? [Number(m[1]), Number(m[2])] : Number(m[1]);
 }
 
 /** The recipe overrides given on the command line (unset flags stay undefined and change nothing). */

@@ -6,7 +6,7 @@
 // memory to the system, so a process's resident memory stays at its highest point plus fragmentation (VGG16-GAP
 // training: ~1.65-1.8 GiB resident for ~0.68 GiB of live tensors). With it off, tensors come from malloc and large
 // ones go back to the system when freed (with MALLOC_MMAP_THRESHOLD_ fixed: ~1.3 GiB). The oneDNN kernels are
-// still there and are called directly (src/perf/native.ts); see startTunedEngineEnv and bench/PERFORMANCE.md.
+// still there and are called directly (src/perf/native.ts); see tunedEngineEnv and bench/PERFORMANCE.md.
 import * as tf from '@tensorflow/tfjs';
 import * as k from './native.js';
 

@@ -99,7 +99,6 @@ interface Op {
   clear?(): void;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyLayer = tf.layers.Layer & Record<string, any>;
 
 class Unsupported extends Error {}
@@ -600,9 +599,9 @@ export function createGenericTrainStep(model: tf.LayersModel, optimizer: tf.Opti
 }
 
 /** The fastest correct step for `model`: fused when every layer is supported, else tfjs' generic gradients (with the
- *  reason in `.reason`). Set GAPCAM_FUSED_STEP=0 to force the generic path. */
+ *  reason in `.reason`). Set GAPCAM_GENERIC_STEP=1 to force the generic path (as the trainer reads it). */
 export function createTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, options: TrainStepOptions = {}): TrainStep {
-  if (process.env.GAPCAM_FUSED_STEP === '0') return createGenericTrainStep(model, optimizer, 'GAPCAM_FUSED_STEP=0');
+  if (process.env.GAPCAM_GENERIC_STEP) return createGenericTrainStep(model, optimizer, 'GAPCAM_GENERIC_STEP is set');
   const why = fusedStepUnsupported(model);
   return why ? createGenericTrainStep(model, optimizer, why) : createFusedTrainStep(model, optimizer, options);
 }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { useEngine, makeTempDir, sharedDatasetsDir } from '../helpers.js';
+import { useEngine, makeTempDir, sharedDatasetsDir, expectUserError } from '../helpers.js';
 import { loadDataset, datasetNames, listDatasets } from '../../src/data/datasets.js';
 import { split, splitCounts } from '../../src/data/split.js';
 import { loadCub } from '../../src/data/adapters/cub.js';
@@ -16,20 +16,6 @@ import { UserError } from '../../src/errors.js';
 async function png(file: string, w: number, h: number, v = 128): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await sharp({ create: { width: w, height: h, channels: 3, background: { r: v, g: v, b: v } } }).png().toFile(file);
-}
-
-async function expectUserError(p: Promise<unknown> | (() => unknown), ...parts: string[]): Promise<string> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected a UserError mentioning ${parts.join(', ')}`).to.be.instanceOf(UserError);
-  const msg = (err as Error).message;
-  for (const part of parts) expect(msg).to.include(part);
-  expect(msg).to.not.include('\n');
-  return msg;
 }
 
 /** A miniature CUB-200-2011 tree: 3 classes, 6 images (sizes 40×30 / 30×40), one box each. */

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { useEngine, makeTempDir, darknetTinyDir, expectNoTensorLeak } from '../helpers.js';
+import { useEngine, makeTempDir, darknetTinyDir, expectNoTensorLeak, expectUserError } from '../helpers.js';
 import { loadLayersModelFromDir, saveLayersModelToDir } from '../../src/models/layers-io.js';
 import { loadCamModel, saveCamModel } from '../../src/models/meta.js';
 import { loadModelRef } from '../../src/models/refs.js';
@@ -16,18 +16,6 @@ function tinyGapDense(seed = 1): tf.LayersModel {
   x = tf.layers.dense({ units: 3, name: 'cls', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }), biasInitializer: tf.initializers.randomNormal({ seed: seed + 2 }) }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.activation({ activation: 'softmax', name: 'sm' }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: x, name: 'tiny' });
-}
-
-async function expectUserError(p: Promise<unknown>, re: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(UserError);
-    expect((err as Error).message).to.match(re);
-    expect((err as Error).message).to.not.include('\n');
-    return;
-  }
-  expect.fail('expected a UserError');
 }
 
 describe('models/io', () => {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import seedrandom from 'seedrandom';
 import h5wasm from 'h5wasm/node';
-import { useEngine, makeTempDir, expectNoTensorLeak } from '../helpers.js';
+import { useEngine, makeTempDir, expectNoTensorLeak, expectUserError } from '../helpers.js';
 import { buildVggFromArch, type VggArch } from '../../src/models/backbones/vgg.js';
 import { loadKerasWeights, readKerasH5, saveKerasH5, kerasSnakeCase } from '../../src/models/keras-h5.js';
 import { downloadVerified, fetchImagenetWeights, fetchPretrained } from '../../src/models/pretrained.js';
@@ -129,18 +129,6 @@ function mini(seed?: number): tf.LayersModel {
 
 function predictArray(m: tf.LayersModel, x: tf.Tensor): Float32Array {
   return tf.tidy(() => (m.predict(x) as tf.Tensor).dataSync() as Float32Array);
-}
-
-async function expectUserError(p: Promise<unknown>, re: RegExp): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(UserError);
-    expect((err as Error).message).to.match(re);
-    expect((err as Error).message).to.not.include('\n');
-    return (err as Error).message;
-  }
-  expect.fail('expected a UserError');
 }
 
 describe('models/keras-h5', () => {

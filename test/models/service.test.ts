@@ -10,7 +10,7 @@ import { loadLayersModelFromDir, loadLayersModelFromUrl } from '../../src/models
 import { loadModelRef } from '../../src/models/refs.js';
 import { loadKerasWeights } from '../../src/models/keras-h5.js';
 import { summarizeModel, formatModelSummary, runSurgery, exportModel, parseClasses } from '../../src/models/service.js';
-import { parseInputSize } from '../../src/commands/model.js';
+import { parseInputShape as parseInputSize } from '../../src/commands/model.js';
 import { decodeImage } from '../../src/data/image.js';
 import { UserError } from '../../src/errors.js';
 

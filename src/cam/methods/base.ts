@@ -1,7 +1,8 @@
 // The shared CAM pipeline (torch-cam style): target activations A → per-class weights → Σ_k w_k ⊙ A_k → ReLU (flag)
 // → normalise. A method is one subclass overriding ONE method: `channelWeights` (a weight per channel, as CAM,
 // Grad-CAM, Grad-CAM++, XGrad-CAM and Score-CAM), or one level up `elementWeights` (a weight per position and
-// channel, as Layer-CAM). What a method needs is declared as flags read by one precheck, never `if (name === …)`.
+// channel, as Layer-CAM). What a method needs is declared as flags (FLAGS) that this base class reads, never
+// `if (name === …)`.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelMeta } from '../../models/types.js';
 import { detectCamHead } from '../../models/head.js';
@@ -67,11 +68,10 @@ export interface CamResult {
 
 export type LayerChoice = 'meta' | 'flag' | 'auto';
 
-/** What every method class provides statically (read by the registry and the precheck). */
+/** What every method class provides statically (read by the registry and this base class). */
 export interface CamMethodClass {
   new (target: CamTarget, options?: MethodOptions): CamMethod;
   readonly NAME: string;
-  readonly DESCRIPTION: string;
   readonly FLAGS: MethodFlags;
 }
 

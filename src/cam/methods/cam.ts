@@ -6,7 +6,6 @@ import { CamMethod, type CamContext, type MethodFlags } from './base.js';
 
 export class Cam extends CamMethod {
   static readonly NAME = 'cam';
-  static readonly DESCRIPTION = 'CAM: GAP classifier weights × the last feature map (exact, no gradients; CAM-ready models)';
   static readonly FLAGS: MethodFlags = { gradients: false, maskedForward: false, camHead: true, relu: false };
 
   protected override channelWeights(ctx: CamContext): tf.Tensor2D {

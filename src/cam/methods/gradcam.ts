@@ -4,7 +4,6 @@ import { CamMethod, type CamContext, type MethodFlags } from './base.js';
 
 export class GradCam extends CamMethod {
   static readonly NAME = 'gradcam';
-  static readonly DESCRIPTION = 'Grad-CAM: channel weights = spatial mean of the class-score gradient';
   static readonly FLAGS: MethodFlags = { gradients: true, maskedForward: false, camHead: false, relu: true };
 
   protected override channelWeights(ctx: CamContext): tf.Tensor2D {

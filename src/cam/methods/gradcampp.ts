@@ -5,7 +5,6 @@ import { CamMethod, type CamContext, type MethodFlags } from './base.js';
 
 export class GradCamPlusPlus extends CamMethod {
   static readonly NAME = 'gradcam++';
-  static readonly DESCRIPTION = 'Grad-CAM++: positive gradients weighted by second/third-order terms';
   static readonly FLAGS: MethodFlags = { gradients: true, maskedForward: false, camHead: false, relu: true };
 
   protected override channelWeights(ctx: CamContext): tf.Tensor2D {

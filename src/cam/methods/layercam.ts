@@ -5,7 +5,6 @@ import { CamMethod, type CamContext, type MethodFlags } from './base.js';
 
 export class LayerCam extends CamMethod {
   static readonly NAME = 'layercam';
-  static readonly DESCRIPTION = 'Layer-CAM: activations weighted position by position by the positive gradient (good on early layers)';
   static readonly FLAGS: MethodFlags = { gradients: true, maskedForward: false, camHead: false, relu: true };
 
   protected override elementWeights(ctx: CamContext): tf.Tensor {

@@ -8,7 +8,6 @@ import { normalizeMaps, upsampleMaps } from '../class-maps.js';
 
 export class ScoreCam extends CamMethod {
   static readonly NAME = 'scorecam';
-  static readonly DESCRIPTION = 'Score-CAM: channel weights = class probability of the input masked by each channel (forward passes only)';
   static readonly FLAGS: MethodFlags = { gradients: false, maskedForward: true, camHead: false, relu: true };
 
   protected override channelWeights(ctx: CamContext): tf.Tensor2D {

@@ -4,7 +4,6 @@ import { CamMethod, type CamContext, type MethodFlags } from './base.js';
 
 export class XGradCam extends CamMethod {
   static readonly NAME = 'xgradcam';
-  static readonly DESCRIPTION = 'XGrad-CAM: gradients averaged with activation-proportional weights';
   static readonly FLAGS: MethodFlags = { gradients: true, maskedForward: false, camHead: false, relu: true };
 
   protected override channelWeights(ctx: CamContext): tf.Tensor2D {
