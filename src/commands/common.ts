@@ -1,5 +1,6 @@
-import type { ArgumentsCamelCase, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { EngineInfo } from '../engine.js';
+import { describeShard, resolveShard, type ShardArgs, type ShardSpec } from '../shard/spec.js';
 import fs from 'node:fs';
 import { defaultDataRoot, defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
@@ -22,12 +23,24 @@ export type GapcamCommand = CommandModule<GlobalOptions, any>;
 // builders use static values (./choices.ts), and handlers `await import()` their service, which loads TensorFlow.js,
 // sharp, h5wasm… only when the command really runs.
 
-/** Starts the engine for a command and prints the one-line engine summary to stderr. */
-export async function startCommandEngine(args: GlobalOptions): Promise<EngineInfo> {
+/** Starts the engine for a command and prints the one-line engine summary to stderr (naming the shard, if any). */
+export async function startCommandEngine(args: GlobalOptions, shard?: ShardSpec): Promise<EngineInfo> {
   const { describeEngine, parseEngineRequest, startEngine } = await import('../engine.js');
   const info = await startEngine(parseEngineRequest(args.backend));
-  process.stderr.write(describeEngine(info) + '\n');
+  process.stderr.write(describeEngine(info) + (shard ? ` — ${describeShard(shard)}` : '') + '\n');
   return info;
+}
+
+/** --shard and --shard-count, for the commands that run over a dataset in shards (features, cam, evaluate). */
+export function withShardOptions<T>(y: Argv<T>): Argv<T> {
+  return y
+    .option('shard', { type: 'string', requiresArg: true, describe: "i/n: run only shard i (0-based) of n and write its part to <out>/shard-i-of-n/ ('gapcam merge' joins them); 'off' ignores the scheduler's env. Default: GAPCAM_SHARD, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX or a Slurm array's SLURM_ARRAY_TASK_ID" })
+    .option('shard-count', { type: 'number', requiresArg: true, describe: 'number of shards when the scheduler gives only the index (JOB_COMPLETION_INDEX); env GAPCAM_SHARD_COUNT' }) as Argv<T>;
+}
+
+/** The shard this process runs (flag first, then the scheduler's environment), or undefined. */
+export function shardOf(args: ShardArgs): ShardSpec | undefined {
+  return resolveShard(args, process.env);
 }
 
 export function dataRootOf(args: GlobalOptions): string {

@@ -11,6 +11,7 @@ import { transferCommand } from './transfer.js';
 import { evaluateCommand } from './evaluate.js';
 import { camCommand } from './cam.js';
 import { modelCommand } from './model.js';
+import { mergeCommand } from './merge.js';
 
 export const commands: GapcamCommand[] = [
   engineCommand,
@@ -24,4 +25,5 @@ export const commands: GapcamCommand[] = [
   evaluateCommand,
   camCommand,
   modelCommand,
+  mergeCommand,
 ];

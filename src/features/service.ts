@@ -11,9 +11,12 @@ import {
   extractFeatures, modelInputSize, resolveFeatureLayer, DEFAULT_CAM_THRESHOLD, DEFAULT_LAYER,
   type CropMode, type ExtractOptions, type FeatureModel,
 } from './extract.js';
-import { readFeatureMeta, writeFeatureSet, type FeatureIndexRow, type FeatureSource, type FeaturesMeta } from './store.js';
+import { readFeatureMeta, writeFeatureFiles, writeFeatureSet, type FeatureIndexRow, type FeatureSource, type FeaturesMeta } from './store.js';
 import { resolveAtomicDir } from '../util/atomic.js';
 import { slug } from '../util/names.js';
+import { shardRange, type ShardSpec } from '../shard/spec.js';
+import { partDir, readPart, writePart, type PartHeader } from '../shard/part.js';
+import { datasetSelectionFingerprint, idsFingerprint, modelFingerprint, optionsFingerprint } from '../shard/fingerprint.js';
 
 export const SPLIT_CHOICES = ['all', 'train', 'test', 'val'] as const;
 export type SplitChoice = (typeof SPLIT_CHOICES)[number];
@@ -87,6 +90,8 @@ export interface FeatureJob {
   extract?: ExtractOptions;
   /** Called once it is known whether the folder is reused. */
   onStart?: (reused: boolean, count: number) => void;
+  /** Extract only this shard of `records` into its part folder under `out` (see src/shard/). */
+  shard?: ShardSpec;
 }
 
 export interface FeatureJobResult {
@@ -129,10 +134,11 @@ export function featureSourceOf(job: FeatureJob): FeatureSource {
 }
 
 /** Extracts the features of `records` into `out`, or reuses `out` when it holds the same features (same cache key)
- *  and `force` is not set. */
+ *  and `force` is not set. With `job.shard`, extracts that shard's records into its part folder under `out`. */
 export async function ensureFeatures(job: FeatureJob): Promise<FeatureJobResult> {
   const source = featureSourceOf(job);
   const cacheKey = cacheKeyOf(source);
+  if (job.shard) return ensureFeaturePart(job, job.shard, source, cacheKey);
   const existingDir = resolveAtomicDir(job.out);
   if (!job.force && existingDir) {
     const meta = readFeatureMeta(existingDir);
@@ -142,9 +148,16 @@ export async function ensureFeatures(job: FeatureJob): Promise<FeatureJobResult>
     }
   }
   job.onStart?.(false, job.records.length);
-  const res = await extractFeatures(job.model.fm, job.records, job.extract);
+  const files = await extractFeatureFiles(job, job.records, source, cacheKey);
+  await writeFeatureSet(job.out, files);
+  return { dir: path.resolve(job.out), meta: files.meta, reused: false };
+}
+
+/** Extracts `records` (all of the job's, or one shard's) into the files of a feature folder. */
+async function extractFeatureFiles(job: FeatureJob, records: ImageRecord[], source: FeatureSource, cacheKey: string): Promise<Parameters<typeof writeFeatureFiles>[1]> {
+  const res = await extractFeatures(job.model.fm, records, job.extract);
   const classNames = job.dataset.classNames;
-  const kept = res.kept.map((i) => job.records[i]);
+  const kept = res.kept.map((i) => records[i]);
   const rows: FeatureIndexRow[] = kept.map((r, i) => ({ row: i, imageId: r.id, path: r.path, classId: r.label, className: classNames[r.label], split: r.split }));
   const meta: FeaturesMeta = {
     format: 'gapcam-features',
@@ -162,13 +175,45 @@ export async function ensureFeatures(job: FeatureJob): Promise<FeatureJobResult>
       ...(res.skipped.length ? { skippedImages: res.skipped.map(({ id, path: p, reason }) => ({ id, path: p, reason })) } : {}),
     },
   };
-  await writeFeatureSet(job.out, {
-    data: res.data,
-    rows,
-    meta,
-    extraFiles: res.crop === 'full' ? undefined : { 'crops.csv': cropsCsv(kept, res.regions, res.camClasses) },
-  });
-  return { dir: path.resolve(job.out), meta, reused: false };
+  return { data: res.data, rows, meta, extraFiles: res.crop === 'full' ? undefined : { 'crops.csv': cropsCsv(kept, res.regions, res.camClasses) } };
+}
+
+/** The fingerprint every shard of a features run shares: model bytes, the whole selection, the extraction options. */
+function featureFingerprint(job: FeatureJob, source: FeatureSource): PartHeader['fingerprint'] {
+  const { checkpoint: _c, checkpointId: _i, datasetRoot: _r, datasetId: _d, ...options } = source;
+  return {
+    model: modelFingerprint(job.model.source),
+    dataset: datasetSelectionFingerprint(job.dataset.root, job.dataset.classNames, job.records),
+    options: optionsFingerprint({ kind: 'features', ...options }),
+  };
+}
+
+/** One shard: its records' features as a part (reused when a complete part with the same fingerprint is there). */
+async function ensureFeaturePart(job: FeatureJob, spec: ShardSpec, source: FeatureSource, cacheKey: string): Promise<FeatureJobResult> {
+  const { start, end } = shardRange(job.records.length, spec);
+  const records = job.records.slice(start, end);
+  const fingerprint = featureFingerprint(job, source);
+  const dir = partDir(job.out, spec);
+  if (!job.force) {
+    const found = fs.existsSync(dir) ? readPart(dir, { verifyHashes: false }) : undefined;
+    const meta = found ? readFeatureMeta(dir) : undefined;
+    const same = found && meta && found.manifest.kind === 'features' && (['model', 'dataset', 'options'] as const).every((k) => found.manifest.fingerprint[k] === fingerprint[k]);
+    if (same) {
+      job.onStart?.(true, meta.count);
+      return { dir, meta, reused: true };
+    }
+  }
+  job.onStart?.(false, records.length);
+  const files = await extractFeatureFiles(job, records, source, cacheKey);
+  files.meta.extra = { ...files.meta.extra, shard: { index: spec.index, count: spec.count, start, end } };
+  const ids = files.rows.map((r) => r.imageId);
+  await writePart(job.out, spec, {
+    kind: 'features',
+    images: { total: job.records.length, start, end, count: ids.length, firstId: ids[0] ?? null, lastId: ids[ids.length - 1] ?? null, idsSha256: idsFingerprint(ids) },
+    fingerprint,
+    settings: { ...source },
+  }, (tmp) => writeFeatureFiles(tmp, files));
+  return { dir, meta: files.meta, reused: false };
 }
 
 export interface RunFeaturesOptions extends ExtractOptions {
@@ -180,6 +225,9 @@ export interface RunFeaturesOptions extends ExtractOptions {
   out?: string;
   checkpointRoot?: string;
   onStart?: FeatureJob['onStart'];
+  /** Only the first `limit` images of the split (before sharding). */
+  limit?: number;
+  shard?: ShardSpec;
 }
 
 export function defaultFeatureDir(checkpointRoot: string, modelName: string, dataset: string, split: string, layer: string, crop: string): string {
@@ -191,9 +239,13 @@ export async function runFeatures(options: RunFeaturesOptions): Promise<FeatureJ
   const model = await loadFeatureModel(options.checkpoint, { checkpointRoot: options.checkpointRoot });
   const dataset = await loadDataset(options.dataset, { dataRoot: resolveDataRoot(options.dataRoot) });
   const split = options.split ?? 'all';
-  const records = selectSplit(dataset, split);
+  let records = selectSplit(dataset, split);
+  if (options.limit !== undefined) {
+    if (!Number.isInteger(options.limit) || options.limit < 1) throw new UserError(`--limit: expected a positive integer, found ${options.limit}`);
+    records = records.slice(0, options.limit);
+  }
   const out = options.out ?? defaultFeatureDir(options.checkpointRoot ?? defaultCheckpointRoot, model.name, dataset.name, split, options.layer ?? DEFAULT_LAYER, options.crop ?? 'full');
-  const result = await ensureFeatures({ model, dataset, records, split, out, force: options.force, extract: options, onStart: options.onStart });
+  const result = await ensureFeatures({ model, dataset, records, split, out, force: options.force, extract: options, onStart: options.onStart, shard: options.shard });
   return { ...result, model };
 }
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { readNpy, encodeNpy } from '../util/npy.js';
-import { resolveAtomicDir, writeDirAtomic } from '../util/atomic.js';
+import { resolveAtomicDir, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../errors.js';
 import { csvField } from '../util/csv.js';
 
@@ -78,19 +78,31 @@ export function encodeIndexCsv(rows: FeatureIndexRow[]): string {
   return lines.join('\n') + '\n';
 }
 
-export async function writeFeatureSet(
-  dir: string,
-  set: { data: Float32Array; rows: FeatureIndexRow[]; meta: FeaturesMeta; extraFiles?: Record<string, string> },
-): Promise<void> {
+export interface FeatureFiles {
+  data: Float32Array;
+  rows: FeatureIndexRow[];
+  meta: FeaturesMeta;
+  extraFiles?: Record<string, string>;
+}
+
+/** Writes the files of a feature set into `dir`, each atomically, features.json last; returns their names. Touches no
+ *  other file of `dir` (a merge writes beside the parts). */
+export async function writeFeatureFiles(dir: string, set: FeatureFiles): Promise<string[]> {
   const { data, rows, meta } = set;
   if (data.length !== meta.count * meta.dimension || rows.length !== meta.count) {
     throw new Error(`writeFeatureSet: ${rows.length} index rows and ${data.length} values for ${meta.count}×${meta.dimension}`);
   }
+  await writeFileAtomic(path.join(dir, FEATURES_FILE), encodeNpy(data, [meta.count, meta.dimension]));
+  await writeFileAtomic(path.join(dir, INDEX_FILE), encodeIndexCsv(rows));
+  for (const [name, text] of Object.entries(set.extraFiles ?? {})) await writeFileAtomic(path.join(dir, name), text);
+  await writeFileAtomic(path.join(dir, META_FILE), JSON.stringify(meta, null, 2) + '\n');
+  return [FEATURES_FILE, INDEX_FILE, ...Object.keys(set.extraFiles ?? {}), META_FILE];
+}
+
+/** Writes a feature set as one new folder (swapped in for `dir` atomically). */
+export async function writeFeatureSet(dir: string, set: FeatureFiles): Promise<void> {
   await writeDirAtomic(dir, async (tmp) => {
-    await fs.promises.writeFile(path.join(tmp, FEATURES_FILE), encodeNpy(data, [meta.count, meta.dimension]));
-    await fs.promises.writeFile(path.join(tmp, INDEX_FILE), encodeIndexCsv(rows));
-    await fs.promises.writeFile(path.join(tmp, META_FILE), JSON.stringify(meta, null, 2) + '\n');
-    for (const [name, text] of Object.entries(set.extraFiles ?? {})) await fs.promises.writeFile(path.join(tmp, name), text);
+    await writeFeatureFiles(tmp, set);
   });
 }
 
