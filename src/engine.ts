@@ -166,6 +166,12 @@ export async function startEngine(request: EngineRequest = 'auto'): Promise<Engi
   throw new Error('no tfjs engine could start: ' + JSON.stringify(notUsed));
 }
 
+/** The running engine, or `request` (default auto) started now: library entry points call this, so that a program
+ *  that never called startEngine() runs on native TensorFlow rather than on tfjs' silent pure-JS default. */
+export async function ensureEngine(request: EngineRequest = 'auto'): Promise<EngineInfo> {
+  return current ?? startEngine(request);
+}
+
 export function currentEngine(): EngineInfo | undefined {
   return current;
 }
