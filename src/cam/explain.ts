@@ -14,7 +14,7 @@ import type { Box, PreprocessMode } from '../data/types.js';
 import type { ScoreMap } from '../eval/boxes.js';
 import { ensureEngine, type EngineRequest } from '../engine.js';
 import { defaultClassNames, inputSizeOf } from '../models/head.js';
-import { loadModelRef } from '../models/io.js';
+import { loadModelRef } from '../models/refs.js';
 import type { ModelMeta } from '../models/types.js';
 import { CAM_BOX_COLOR, renderOverlay, type OverlayOptions } from '../render/overlay.js';
 import { camBox, DEFAULT_CAM_BOX_FRACTION } from './box.js';
