@@ -7,7 +7,7 @@
 //
 // Every figure is measured in its own child process (so each peak resident memory, VmHWM, belongs to that figure
 // alone) as the median of several timed runs after warm-up runs. The peers are bench/keras_vgg_gap.py (in the venv
-// made by scripts/setup-bench.sh) and bench/torch_vgg_gap.py (Debian's python3-torch); a peer that is not installed
+// made by scripts/setup-bench.sh) and bench/torch_vgg_gap.py (PyTorch 2.x in bench/.venv-torch); a peer that is not installed
 // is reported as skipped. Results: a table on stdout and bench/results/<date>-<engine>.json (written atomically).
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
@@ -289,10 +289,9 @@ function peers(): Peer[] {
   const venvPy = path.join(benchSrc, '.venv', 'bin', 'python');
   const list: Peer[] = [
     { name: 'keras', python: venvPy, script: path.join(benchSrc, 'keras_vgg_gap.py') },
-    { name: 'torch', python: '/usr/bin/python3', script: path.join(benchSrc, 'torch_vgg_gap.py') },
+    { name: 'torch', python: path.join(benchSrc, '.venv-torch', 'bin', 'python'), script: path.join(benchSrc, 'torch_vgg_gap.py') },
   ];
-  if (!fs.existsSync(venvPy)) list[0].missing = 'bench/.venv not found (run scripts/setup-bench.sh)';
-  if (!fs.existsSync(list[1].python)) list[1].missing = '/usr/bin/python3 not found';
+  for (const p of list) if (!fs.existsSync(p.python)) p.missing = `${path.relative(projectRoot, p.python)} not found (run scripts/setup-bench.sh)`;
   return list;
 }
 

@@ -2,7 +2,7 @@
 # Installs the benchmark peers for `npm run bench` (idempotent; safe to rerun).
 #  - Keras 3 on TensorFlow 2.21 (tensorflow-cpu==2.21.0 + keras) in a Python venv at bench/.venv, from pip's own
 #    configured indexes (pip reads its config; no index is named here).
-#  - PyTorch from Debian: python3-torch + python3-torchvision via apt, used with Debian's /usr/bin/python3.
+#  - PyTorch 2.x (CPU wheel) in a second venv at bench/.venv-torch, from pip's configured indexes and find-links.
 # A peer that cannot be installed is reported and skipped; the script still exits 0 so the bench runs the rest.
 set -u
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,20 +31,21 @@ else
   fi
 fi
 
-# ---- PyTorch (Debian) ----------------------------------------------------------------------------------------
-torch_ok() { /usr/bin/python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)' 2>/dev/null; }
+# ---- PyTorch 2.x (pip) -----------------------------------------------------------------------------------------
+# A current PyTorch CPU wheel from pip's configured indexes / find-links, in its own venv (bench/.venv-torch) so its
+# numpy pin cannot disturb the Keras venv. No torchvision: bench/torch_vgg_gap.py builds VGG16 itself.
+tvenv="$root/bench/.venv-torch"
+torch_ok() { "$tvenv/bin/python" -c 'import torch; assert int(torch.__version__.split(".")[0]) >= 2, torch.__version__; print("torch", torch.__version__)' 2>/dev/null; }
 if torch_ok >/dev/null; then
   say "torch peer ready: $(torch_ok)"
+elif [ -z "${py:-}" ] && ! py=$(command -v python3); then
+  say "torch peer NOT installed: no python3"
 else
-  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; else sudo_cmd=""; fi
-  stamp="$root/bench/.venv/.apt-updated"
-  if [ ! -e "$stamp" ]; then
-    $sudo_cmd apt-get update -qq && { mkdir -p "$(dirname "$stamp")"; touch "$stamp"; }
-  fi
-  if DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision; then
-    if torch_ok >/dev/null; then say "torch peer ready: $(torch_ok)"; else say "torch peer NOT usable: torch does not import in /usr/bin/python3"; fi
+  [ -x "$tvenv/bin/python" ] || "${py:-python3}" -m venv "$tvenv"
+  if "$tvenv/bin/python" -m pip install --disable-pip-version-check --retries 0 --timeout 15 'torch>=2' numpy; then
+    if torch_ok >/dev/null; then say "torch peer ready: $(torch_ok)"; else say "torch peer NOT usable: torch does not import in $tvenv"; fi
   else
-    say "torch peer NOT installed: apt-get install python3-torch python3-torchvision failed"
+    say "torch peer NOT installed: pip could not install torch>=2 from its configured indexes"
   fi
 fi
 exit 0
