@@ -17,6 +17,7 @@ import { ruleIou } from '../eval/localization.js';
 import { resizeMapping } from '../eval/boxes.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { jsonHas, prepareOutFolder, type OutputOwner } from '../util/out-folder.js';
 import { writeNpy } from '../util/npy.js';
 import { createCamMethod, type MethodName } from './registry.js';
 import type { CamMethod } from './methods/base.js';
@@ -58,6 +59,8 @@ export interface CamRunOptions {
   /** Deletion/insertion steps (default 32). */
   metricSteps?: number;
   out: string;
+  /** Write into a folder holding a previous `gapcam cam` result (cam.json). */
+  force?: boolean;
   batchSize?: number;
   limit?: number;
   /** Preprocessing for models without meta.json (default 'unit'). */
@@ -173,9 +176,21 @@ async function collectItems(o: CamRunOptions): Promise<{ items: Item[]; datasetC
   return { items: [{ id: path.basename(o.images).replace(/\.[^.]+$/, ''), file: o.images }] };
 }
 
+/** What `gapcam cam` owns in its --out folder: cam.json, index.html and the files under originals/, overlays/,
+ *  strips/ and maps/ named after the images. A folder holding a previous result (cam.json) is written into only with
+ *  --force (its files of images not in this run stay; index.html and cam.json list this run's). */
+export const CAM_OUTPUT: OutputOwner = {
+  command: 'gapcam cam',
+  marker: 'cam.json',
+  ownsMarker: jsonHas('kind', 'cam'),
+  files: ['index.html'],
+  rerun: 'refuse',
+};
+
 /** Runs CAM emission end to end (see CamRunOptions); writes into `out`. */
 export async function runCam(o: CamRunOptions): Promise<CamRunSummary> {
   const started = Date.now();
+  prepareOutFolder(o.out, CAM_OUTPUT, { force: o.force });
   const loaded = await loadModelRef(o.model);
   try {
     return await runWithModel(o, loaded, started);

@@ -31,6 +31,7 @@ interface CamArgs {
   preprocessing?: string;
   classMap?: string;
   camThreshold: number;
+  force: boolean;
 }
 
 export const camCommand: GapcamCommand = {
@@ -58,6 +59,7 @@ export const camCommand: GapcamCommand = {
       .option('limit', { type: 'number', describe: 'only the first N images' })
       .option('preprocessing', { type: 'string', choices: ['caffe', 'torch', 'unit'], describe: 'input preprocessing for models without meta.json (default unit)' })
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… for --class gt when the model has other class names' })
+      .option('force', { type: 'boolean', default: false, describe: 'write into an --out folder that holds a previous cam result (its files are replaced one by one; other files are never touched)' })
       .demandOption('out')
       .example('$0 cam ../shared/models/darknet-tiny photo.jpg --class top5 --out /tmp/cam', 'CAMs of the 5 best classes, a strip and a gallery')
       .example('$0 cam ../shared/models/darknet-tiny --dataset kangaroo --data-root ../shared/datasets --class wallaby --out /tmp/k', 'a dataset with GT boxes: IoU per image, sortable gallery')
@@ -116,6 +118,7 @@ export const camCommand: GapcamCommand = {
       preprocessing: args.preprocessing ? parsePreprocessMode(args.preprocessing) : undefined,
       classMap: parseClassMap(args.classMap),
       out: args.out as string,
+      force: args.force,
       onNote: (line) => process.stderr.write(line + '\n'),
       onProgress: (done, total) => {
         const now = Date.now();

@@ -41,6 +41,7 @@ export const evaluateCommand: GapcamCommand = {
       .option('center-sigma', { type: 'number', default: 0.5, describe: 'σ of the center-gaussian baseline (the image spans [-1, 1])' })
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… when the model was trained on other classes' })
       .option('limit', { type: 'number', describe: 'evaluate only the first N images of the split' })
+      .epilogue('--out is a folder (default: <run>/eval-<dataset>-<split>): evaluation.json, evaluation.md, per-image.csv and confusion.csv are written into it, each replaced atomically when it holds a previous evaluation; nothing else there is touched.')
       .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200', 'CUB test split, paper rule at 20 %, MaxBoxAccV2')
       .example('$0 evaluate checkpoints/darknet-gap --dataset wild2 --data-root ../shared/datasets', 'kangaroo vs raccoon photos')
       .example('$0 evaluate ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets --class-map "kangaroo=wallaby,raccoon=lesser panda"', 'an ImageNet model, its nearest classes standing in')

@@ -40,7 +40,7 @@ export const featuresCommand: GapcamCommand = {
       .option('cam-threshold', { type: 'number', default: DEFAULT_CAM_THRESHOLD, describe: '--crop cam: keep CAM ≥ this fraction of its max' })
       .option('batch-size', { type: 'number', default: DEFAULT_BATCH_SIZE, describe: 'images per forward pass' })
       .option('skip-bad-images', { type: 'boolean', default: false, describe: 'leave out images that fail to decode (listed in features.json) instead of stopping' })
-      .option('force', { type: 'boolean', default: false, describe: 'extract again even when the output folder (or the shard\'s part) holds the same features' })
+      .option('force', { type: 'boolean', default: false, describe: 'extract again even when --out (or the shard\'s part) holds the same features; needed to replace features of other settings in an --out folder (files written one by one, atomically; other files never touched)' })
       .option('limit', { type: 'number', describe: 'only the first N images of the split' })
       .example('$0 features ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets', '128-D GAP features of darknet-tiny')
       .example('$0 features my-run --dataset cub200 --split test --crop cam --out runs/feat-cub-cam', "features of the model's CAM crops")

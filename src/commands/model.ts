@@ -56,6 +56,9 @@ const summaryCommand: GapcamCommand = {
   },
 };
 
+/** What --out does for the commands writing a model folder (the rule of src/util/out-folder.ts). */
+const FORCE_MODEL = '--out is a folder: an existing one is written into (model.json, shards, meta.json, classes.txt, each replaced atomically; nothing else touched); a folder already holding a model is replaced only with --force, a training checkpoint (optimizer.bin, train-state.json) never';
+
 interface SurgeryArgs extends BackboneArgs {
   model: string;
   cutAt?: string;
@@ -64,6 +67,7 @@ interface SurgeryArgs extends BackboneArgs {
   kernelSize: number;
   dropout?: number;
   preprocessing?: 'caffe' | 'torch' | 'unit';
+  force: boolean;
 }
 
 const surgeryCommand: GapcamCommand = {
@@ -77,6 +81,7 @@ const surgeryCommand: GapcamCommand = {
       .option('kernel-size', { type: 'number', default: 3, describe: 'kernel size of the added conv' })
       .option('dropout', { type: 'number', describe: 'dropout rate before the classifier' })
       .option('preprocessing', { choices: ['caffe', 'torch', 'unit'] as const, describe: "input preprocessing recorded in meta.json (default: the backbone's)" })
+      .option('force', { type: 'boolean', default: false, describe: FORCE_MODEL })
       .example('$0 model surgery vgg16 --weights imagenet --classes 200 --out checkpoints/vgg16-gap', 'the paper\'s VGGnet-GAP for CUB-200')
       .example('$0 model surgery ../shared/models/darknet-tiny --cut-at leaky_re_lu_15 --classes kangaroo,raccoon --conv-filters 256 --out runs/dn-gap', 'a new 2-class GAP head on darknet-tiny'),
   handler: async (argv) => {
@@ -95,6 +100,7 @@ const surgeryCommand: GapcamCommand = {
       dropout: args.dropout,
       seed: args.seed,
       preprocessing: args.preprocessing,
+      force: args.force,
       checkpointRoot: args.checkpoints,
       backbone: backboneOptions(args, false),
     });
@@ -107,6 +113,7 @@ interface ExportArgs extends BackboneArgs {
   model: string;
   format: ExportFormat;
   modelConfig: boolean;
+  force: boolean;
 }
 
 const exportCommand: GapcamCommand = {
@@ -115,6 +122,7 @@ const exportCommand: GapcamCommand = {
   builder: (y) =>
     withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
       .option('format', { choices: EXPORT_FORMATS as readonly ExportFormat[], demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
+      .option('force', { type: 'boolean', default: false, describe: `${FORCE_MODEL}; keras-h5: replace an existing .h5 file` })
       .option('model-config', { type: 'boolean', default: true, describe: 'keras-h5: store the architecture too (keras.models.load_model reads it); --no-model-config writes the plain save_weights layout' })
       .example('$0 model export checkpoints/my-run --format tfjs --out web/model', 'for tf.loadLayersModel in a browser')
       .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for keras.models.load_model or model.load_weights'),
@@ -124,7 +132,7 @@ const exportCommand: GapcamCommand = {
     await checkModelRef(args.model, args.checkpoints);
     const { exportModel } = await import('../models/service.js');
     await startCommandEngine(args);
-    const r = await exportModel({ model: args.model, format: args.format, out: args.out, includeModelConfig: args.modelConfig, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
+    const r = await exportModel({ model: args.model, format: args.format, out: args.out, includeModelConfig: args.modelConfig, force: args.force, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
     console.log(`exported ${r.source} (${r.loaded}) as ${args.format}: ${r.files.join(', ')}`);
   },
 };

@@ -43,7 +43,8 @@ export const svmCommand: GapcamCommand = {
       .option('shrinking', { type: 'boolean', default: true, describe: 'shrink the active set (--no-shrinking to turn off)' })
       .example('$0 svm --train runs/feat-train --test runs/feat-test', 'C by 5-fold CV, then test accuracy')
       .example('$0 svm --train runs/feat-all --train-split train --test-split test', 'one feature folder, its own train/test split')
-      .example('$0 svm --train a --test b --c-grid 0.1,1,10 --scale l2 --out runs/svm', 'L2-normalised features, own grid'),
+      .example('$0 svm --train a --test b --c-grid 0.1,1,10 --scale l2 --out runs/svm', 'L2-normalised features, own grid')
+      .epilogue('--out is a folder: model.json, predictions.csv, svm.json and svm.md are written into it, each replaced atomically when it holds a previous svm result; nothing else there is touched (a model.json svm did not write is refused).'),
   handler: async (argv) => {
     const args = argv as Args<SvmArgs>;
     const { runSvm } = await import('../svm/service.js');

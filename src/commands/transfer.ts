@@ -20,7 +20,8 @@ export const transferCommand: GapcamCommand = {
       .option('only', { type: 'string', array: true, describe: 'only these datasets (by name)' })
       .example('$0 transfer recipes/transfer-demo.json', 'darknet-tiny and digits-loc features on wild2 (data present here)')
       .example('$0 transfer transfer-paper --only scene15', "one column of the paper's protocol")
-      .example('$0 transfer demo --out runs/transfer-demo', 'write table.md, table.csv, results.json to runs/transfer-demo'),
+      .example('$0 transfer demo --out runs/transfer-demo', 'write table.md, table.csv, results.json to runs/transfer-demo')
+      .epilogue('--out is a folder: table.md, table.csv, results.json and the feature caches under features/ are written into it, each file replaced atomically on a rerun; nothing else there is touched.'),
   handler: async (argv) => {
     const args = argv as Args<TransferArgs>;
     (await import('../transfer/experiment.js')).loadExperiment(args.experiment); // a bad file fails before the engine starts

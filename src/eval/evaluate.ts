@@ -37,7 +37,7 @@ import {
 import { ClassificationEvaluator, type ClassificationResult, topK } from './classification.js';
 import { csvRow } from '../util/csv.js';
 import { DEFAULT_EVALUATION_SETTINGS, type EvalBatch, type EvaluationMetrics, type EvaluationSettings, type ImageResult, type LocalizationMetrics } from './types.js';
-import { type EvaluationReport, type ModelIdentity, PER_IMAGE_HEADER, markdownSummary, perImageRow, writeEvaluation } from './report.js';
+import { type EvaluationReport, type ModelIdentity, PER_IMAGE_HEADER, markdownSummary, perImageRow, prepareEvaluationFolder, writeEvaluation } from './report.js';
 import {
   LocalizationAccuracy,
   type LocalizationAccuracyResult,
@@ -296,76 +296,66 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
   const evaluator = new Evaluator(camModel, labelToModel, o.settings);
   const settings = evaluator.settings;
 
-  await fs.promises.mkdir(path.dirname(path.resolve(o.outDir)), { recursive: true });
-  const csvTemp = path.join(path.dirname(path.resolve(o.outDir)), `.${path.basename(o.outDir)}.per-image.csv.tmp-${process.pid}-${Date.now()}`);
-  const csv = fs.createWriteStream(csvTemp);
-  const write = (s: string): Promise<void> => new Promise((resolve, reject) => {
-    if (csv.write(s)) resolve();
-    else csv.once('drain', resolve).once('error', reject);
-  });
-  try {
-    await write(csvRow(PER_IMAGE_HEADER));
-    let done = 0;
-    for await (const batch of o.batches(records, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize })) {
-      try {
-        const rows = await evaluator.addBatch(batch);
-        for (const r of rows) await write(perImageRow(r, dataset.classNames, meta.classNames, settings.iouThreshold));
-      } finally {
-        batch.images.dispose();
-      }
-      done += batch.records.length;
-      o.onProgress?.(done, records.length);
+  prepareEvaluationFolder(o.outDir);
+  // The per-image rows are kept in memory (a few hundred bytes per image) and written with the other files at the
+  // end, so a failed run leaves no partial file and the previous result intact.
+  const csv: string[] = [csvRow(PER_IMAGE_HEADER)];
+  let done = 0;
+  for await (const batch of o.batches(records, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize })) {
+    try {
+      const rows = await evaluator.addBatch(batch);
+      for (const r of rows) csv.push(perImageRow(r, dataset.classNames, meta.classNames, settings.iouThreshold));
+    } finally {
+      batch.images.dispose();
     }
-    await new Promise<void>((resolve, reject) => csv.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const metrics = evaluator.result();
-    if (metrics.images !== records.length) throw new Error(`evaluation: ${records.length} records but ${metrics.images} images evaluated`);
-    const report: EvaluationReport = {
-      tool: 'gapcam',
-      kind: 'evaluation',
-      createdAt: new Date().toISOString(),
-      seconds: (Date.now() - started) / 1000,
-      engine: o.engine ?? tf.getBackend(),
-      model: {
-        ...o.model,
-        headKind: meta.headKind,
-        featureLayer: meta.featureLayer,
-        inputSize: meta.inputSize,
-        preprocessing: meta.preprocessing,
-        numClasses: meta.classNames.length,
-        backbone: o.model.backbone ?? meta.backbone,
-        recipe: o.model.recipe ?? meta.recipe,
-      },
-      dataset: {
-        name: dataset.name,
-        root: dataset.root,
-        split: o.split,
-        images: records.length,
-        classNames: dataset.classNames,
-        fingerprint: datasetFingerprint(records),
-      },
-      settings: {
-        ...settings, batchSize, classMap: labelToModel,
-        classMapNames: Object.fromEntries(dataset.classNames.map((c, i) => [c, meta.classNames[labelToModel[i]]])),
-        ...(o.limit !== undefined ? { limit: o.limit } : {}) },
-      metrics: {
-        ...metrics,
-        // a 1000-class confusion matrix is a million numbers: confusion.csv holds it
-        classification: meta.classNames.length > 50 ? { ...metrics.classification, confusion: [] } : metrics.classification,
-      },
-    };
-    const markdown = markdownSummary(report);
-    // confusion rows/columns of mapped classes read "datasetClass (modelClass)" when the names differ
-    const names = meta.classNames.slice();
-    dataset.classNames.forEach((c, i) => {
-      const m = labelToModel[i];
-      if (names[m] !== c) names[m] = `${c} (${meta.classNames[m]})`;
-    });
-    await writeEvaluation(o.outDir, report, csvTemp, names, metrics.classification.confusion);
-    return { report, markdown, outDir: o.outDir };
-  } finally {
-    csv.destroy();
-    await fs.promises.rm(csvTemp, { force: true });
+    done += batch.records.length;
+    o.onProgress?.(done, records.length);
   }
+  const metrics = evaluator.result();
+  if (metrics.images !== records.length) throw new Error(`evaluation: ${records.length} records but ${metrics.images} images evaluated`);
+  const report: EvaluationReport = {
+    tool: 'gapcam',
+    kind: 'evaluation',
+    createdAt: new Date().toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    engine: o.engine ?? tf.getBackend(),
+    model: {
+      ...o.model,
+      headKind: meta.headKind,
+      featureLayer: meta.featureLayer,
+      inputSize: meta.inputSize,
+      preprocessing: meta.preprocessing,
+      numClasses: meta.classNames.length,
+      backbone: o.model.backbone ?? meta.backbone,
+      recipe: o.model.recipe ?? meta.recipe,
+    },
+    dataset: {
+      name: dataset.name,
+      root: dataset.root,
+      split: o.split,
+      images: records.length,
+      classNames: dataset.classNames,
+      fingerprint: datasetFingerprint(records),
+    },
+    settings: {
+      ...settings, batchSize, classMap: labelToModel,
+      classMapNames: Object.fromEntries(dataset.classNames.map((c, i) => [c, meta.classNames[labelToModel[i]]])),
+      ...(o.limit !== undefined ? { limit: o.limit } : {}) },
+    metrics: {
+      ...metrics,
+      // a 1000-class confusion matrix is a million numbers: confusion.csv holds it
+      classification: meta.classNames.length > 50 ? { ...metrics.classification, confusion: [] } : metrics.classification,
+    },
+  };
+  const markdown = markdownSummary(report);
+  // confusion rows/columns of mapped classes read "datasetClass (modelClass)" when the names differ
+  const names = meta.classNames.slice();
+  dataset.classNames.forEach((c, i) => {
+    const m = labelToModel[i];
+    if (names[m] !== c) names[m] = `${c} (${meta.classNames[m]})`;
+  });
+  await writeEvaluation(o.outDir, report, csv.join(''), names, metrics.classification.confusion, dataset.skipped ?? []);
+  return { report, markdown, outDir: o.outDir };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

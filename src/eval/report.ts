@@ -1,10 +1,10 @@
 // What an evaluation writes: evaluation.json (every number, the settings, model and dataset identity), a short
-// Markdown table (printed and saved as evaluation.md), per-image.csv and confusion.csv. The folder is written
-// atomically (src/util/atomic.ts); the per-image CSV is streamed to a temporary file during the run and moved in.
+// Markdown table (printed and saved as evaluation.md), per-image.csv and confusion.csv, written into the --out folder
+// one file at a time, each atomically (src/util/out-folder.ts); nothing else in the folder is touched.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Box } from '../data/types.js';
-import { writeDirAtomic } from '../util/atomic.js';
+import { jsonHas, prepareOutFolder, writeOwnFiles, type OutputOwner } from '../util/out-folder.js';
 import { csvRow } from '../util/csv.js';
 import type { EvaluationMetrics, EvaluationSettings, ImageResult, LocalizationMetrics } from './types.js';
 
@@ -118,13 +118,30 @@ export function markdownSummary(report: EvaluationReport): string {
   return md;
 }
 
-/** Writes the evaluation folder atomically. `perImageCsvTemp` (already holding the header and rows) is moved in. */
-export async function writeEvaluation(outDir: string, report: EvaluationReport, perImageCsvTemp: string, classNames: readonly string[],
-  confusion: readonly (readonly number[])[] = report.metrics.classification.confusion): Promise<void> {
-  await writeDirAtomic(outDir, async (tmp) => {
-    await fs.promises.writeFile(path.join(tmp, 'evaluation.json'), JSON.stringify(report, null, 2) + '\n');
-    await fs.promises.writeFile(path.join(tmp, 'evaluation.md'), markdownSummary(report));
-    await fs.promises.writeFile(path.join(tmp, 'confusion.csv'), confusionCsvCompact(confusion, classNames));
-    await fs.promises.rename(perImageCsvTemp, path.join(tmp, 'per-image.csv'));
-  });
+/** The files `gapcam evaluate` owns in its --out folder; a rerun replaces them (an evaluation is reproducible). */
+export const EVALUATION_OUTPUT: OutputOwner = {
+  command: 'gapcam evaluate',
+  marker: 'evaluation.json',
+  ownsMarker: jsonHas('kind', 'evaluation'),
+  files: ['evaluation.md', 'per-image.csv', 'confusion.csv', 'skipped.txt'],
+  rerun: 'replace',
+};
+
+/** Checks and creates the --out folder of an evaluation (before any work, so a bad folder fails at once). */
+export function prepareEvaluationFolder(outDir: string): void {
+  prepareOutFolder(outDir, EVALUATION_OUTPUT);
+}
+
+/** Writes the evaluation's files into `outDir`, each atomically, evaluation.json last. `skipped` lists images left
+ *  out by --skip-bad-images (skipped.txt, written only when there are some). */
+export async function writeEvaluation(outDir: string, report: EvaluationReport, perImageCsv: string, classNames: readonly string[],
+  confusion: readonly (readonly number[])[] = report.metrics.classification.confusion, skipped: readonly { file: string; reason: string }[] = []): Promise<void> {
+  const prepared = prepareOutFolder(outDir, EVALUATION_OUTPUT);
+  await writeOwnFiles(prepared, EVALUATION_OUTPUT, [
+    ['per-image.csv', perImageCsv],
+    ['confusion.csv', confusionCsvCompact(confusion, classNames)],
+    ...(skipped.length ? [['skipped.txt', skipped.map((s) => `${s.file}\t${s.reason}\n`).join('')] as [string, string]] : []),
+    ['evaluation.md', markdownSummary(report)],
+    ['evaluation.json', JSON.stringify(report, null, 2) + '\n'],
+  ]);
 }

@@ -11,12 +11,13 @@ import {
   extractFeatures, modelInputSize, resolveFeatureLayer, DEFAULT_CAM_THRESHOLD, DEFAULT_LAYER,
   type CropMode, type ExtractOptions, type FeatureModel,
 } from './extract.js';
-import { readFeatureMeta, writeFeatureFiles, writeFeatureSet, type FeatureIndexRow, type FeatureSource, type FeaturesMeta } from './store.js';
+import { CROPS_FILE, FEATURES_OUTPUT, readFeatureMeta, writeFeatureFiles, writeFeatureSet, type FeatureIndexRow, type FeatureSource, type FeaturesMeta } from './store.js';
 import { resolveAtomicDir } from '../util/atomic.js';
 import { slug } from '../util/names.js';
 import { shardRange, type ShardSpec } from '../shard/spec.js';
 import { partDir, readPart, writePart, type PartHeader } from '../shard/part.js';
 import { datasetSelectionFingerprint, idsFingerprint, modelFingerprint, optionsFingerprint } from '../shard/fingerprint.js';
+import { prepareOutFolder } from '../util/out-folder.js';
 
 export const SPLIT_CHOICES = ['all', 'train', 'test', 'val'] as const;
 export type SplitChoice = (typeof SPLIT_CHOICES)[number];
@@ -87,6 +88,9 @@ export interface FeatureJob {
   split: string;
   out: string;
   force?: boolean;
+  /** When `out` holds features of other settings: replace them (a cache folder, the default) or refuse without
+   *  `force` (a folder the user named with --out). */
+  rerun?: 'replace' | 'refuse';
   extract?: ExtractOptions;
   /** Called once it is known whether the folder is reused. */
   onStart?: (reused: boolean, count: number) => void;
@@ -147,6 +151,8 @@ export async function ensureFeatures(job: FeatureJob): Promise<FeatureJobResult>
       return { dir: existingDir, meta, reused: true };
     }
   }
+  // Checked before extracting: a folder that is a file, a checkpoint or another tool's fails at once.
+  prepareOutFolder(job.out, { ...FEATURES_OUTPUT, rerun: job.rerun ?? 'replace' }, { force: job.force });
   job.onStart?.(false, job.records.length);
   const files = await extractFeatureFiles(job, job.records, source, cacheKey);
   await writeFeatureSet(job.out, files);
@@ -175,7 +181,7 @@ async function extractFeatureFiles(job: FeatureJob, records: ImageRecord[], sour
       ...(res.skipped.length ? { skippedImages: res.skipped.map(({ id, path: p, reason }) => ({ id, path: p, reason })) } : {}),
     },
   };
-  return { data: res.data, rows, meta, extraFiles: res.crop === 'full' ? undefined : { 'crops.csv': cropsCsv(kept, res.regions, res.camClasses) } };
+  return { data: res.data, rows, meta, extraFiles: res.crop === 'full' ? undefined : { [CROPS_FILE]: cropsCsv(kept, res.regions, res.camClasses) } };
 }
 
 /** The fingerprint every shard of a features run shares: model bytes, the whole selection, the extraction options. */
@@ -245,7 +251,9 @@ export async function runFeatures(options: RunFeaturesOptions): Promise<FeatureJ
     records = records.slice(0, options.limit);
   }
   const out = options.out ?? defaultFeatureDir(options.checkpointRoot ?? defaultCheckpointRoot, model.name, dataset.name, split, options.layer ?? DEFAULT_LAYER, options.crop ?? 'full');
-  const result = await ensureFeatures({ model, dataset, records, split, out, force: options.force, extract: options, onStart: options.onStart, shard: options.shard });
+  const result = await ensureFeatures({
+    model, dataset, records, split, out, force: options.force, rerun: options.out ? 'refuse' : 'replace', extract: options, onStart: options.onStart, shard: options.shard,
+  });
   return { ...result, model };
 }
 

@@ -1,17 +1,30 @@
 // A feature folder: features.npy (float32 N×D, numpy.load-able), index.csv (one line per row: row, image id, path,
-// class id, class name, split) and features.json (settings, cache key, class names, timing). Written atomically as
-// one folder; read back with every cross-check a user mistake could break.
+// class id, class name, split) and features.json (settings, cache key, class names, timing). Written into the
+// --out folder file by file, each atomically, features.json last (src/util/out-folder.ts); read back with every
+// cross-check a user mistake could break.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { readNpy, encodeNpy } from '../util/npy.js';
-import { resolveAtomicDir, writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { resolveAtomicDir, writeFileAtomic } from '../util/atomic.js';
+import { jsonHas, prepareOutFolder, type OutputOwner } from '../util/out-folder.js';
 import { UserError } from '../errors.js';
 import { csvField } from '../util/csv.js';
 
 export const FEATURES_FILE = 'features.npy';
 export const INDEX_FILE = 'index.csv';
 export const META_FILE = 'features.json';
+export const CROPS_FILE = 'crops.csv';
+
+/** The files `gapcam features` owns in a feature folder. A rerun with the same cache key reuses them; with other
+ *  settings it replaces them, or refuses without --force where the caller says so (an explicit --out). */
+export const FEATURES_OUTPUT: OutputOwner = {
+  command: 'gapcam features',
+  marker: META_FILE,
+  ownsMarker: jsonHas('format', 'gapcam-features'),
+  files: [FEATURES_FILE, INDEX_FILE, CROPS_FILE],
+  rerun: 'replace',
+};
 export const INDEX_COLUMNS = ['row', 'image_id', 'path', 'class_id', 'class_name', 'split'] as const;
 
 export interface FeatureIndexRow {
@@ -82,7 +95,7 @@ export interface FeatureFiles {
   data: Float32Array;
   rows: FeatureIndexRow[];
   meta: FeaturesMeta;
-  extraFiles?: Record<string, string>;
+  extraFiles?: Partial<Record<typeof CROPS_FILE, string>>;
 }
 
 /** Writes the files of a feature set into `dir`, each atomically, features.json last; returns their names. Touches no
@@ -99,11 +112,12 @@ export async function writeFeatureFiles(dir: string, set: FeatureFiles): Promise
   return [FEATURES_FILE, INDEX_FILE, ...Object.keys(set.extraFiles ?? {}), META_FILE];
 }
 
-/** Writes a feature set as one new folder (swapped in for `dir` atomically). */
+/** Writes a feature set into the --out folder `dir` (see FEATURES_OUTPUT): each file atomically, nothing else there
+ *  touched; a crops.csv of a previous run that this one does not write is removed. */
 export async function writeFeatureSet(dir: string, set: FeatureFiles): Promise<void> {
-  await writeDirAtomic(dir, async (tmp) => {
-    await writeFeatureFiles(tmp, set);
-  });
+  const prepared = prepareOutFolder(dir, FEATURES_OUTPUT);
+  const written = await writeFeatureFiles(prepared.dir, set);
+  if (prepared.rerun && !written.includes(CROPS_FILE)) await fs.promises.rm(path.join(prepared.dir, CROPS_FILE), { force: true });
 }
 
 /** Accepts a feature folder or the path of its features.npy. */

@@ -5,11 +5,13 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { writeDirAtomic, resolveAtomicDir } from '../util/atomic.js';
+import { writeFileAtomicSync, resolveAtomicDir } from '../util/atomic.js';
 
 export const MODEL_JSON = 'model.json';
 /** Shard size of saved weights: the tfjs converter's 4 MiB, friendly to browsers and http caches. */
 const SHARD_BYTES = 4 * 1024 * 1024;
+/** Largest model.json read (a real one is a few MB at most; a link to /dev/zero must not be read forever). */
+export const MODEL_JSON_MAX_BYTES = 64 * 1024 * 1024;
 
 export function isUrl(ref: string): boolean {
   return /^https?:\/\//i.test(ref);
@@ -180,9 +182,28 @@ export async function loadLayersModel(source: string, opts: LoadLayersOptions = 
   return isUrl(source) ? loadLayersModelFromUrl(source, opts) : loadLayersModelFromDir(source, opts);
 }
 
+/** Our shard names (as the tfjs converter's): the only files of a previous model that a save may remove. */
+const SHARD_NAME = /^group\d+-shard\d+of\d+\.bin$/;
+
+/** The shard files a model.json in `dir` lists (none when there is no readable model.json). */
+function listedShards(dir: string): string[] {
+  const file = path.join(dir, MODEL_JSON);
+  try {
+    const stat = fs.statSync(file);
+    if (!stat.isFile() || stat.size > MODEL_JSON_MAX_BYTES) return [];
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as tf.io.ModelJSON;
+    return (json.weightsManifest ?? []).flatMap((g) => g.paths).filter((p) => SHARD_NAME.test(p));
+  } catch {
+    return [];
+  }
+}
+
 /** Writes `model` in the tfjs Layers format into `dir` (which must exist): model.json + 4 MiB shards named like the
- *  tfjs converter's (group1-shardXofN.bin). Loadable with tf.loadLayersModel in a browser. */
+ *  tfjs converter's (group1-shardXofN.bin). Loadable with tf.loadLayersModel in a browser. Each file is replaced
+ *  atomically, model.json last; shards of a previous model there that the new one does not use are removed, and
+ *  nothing else in `dir` is touched. */
 export async function writeLayersModelFiles(dir: string, model: tf.LayersModel): Promise<void> {
+  const previousShards = listedShards(dir);
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0)));
@@ -190,7 +211,7 @@ export async function writeLayersModelFiles(dir: string, model: tf.LayersModel):
       const paths: string[] = [];
       for (let i = 0; i < n; i++) {
         const name = `group1-shard${i + 1}of${n}.bin`;
-        fs.writeFileSync(path.join(dir, name), data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES)));
+        writeFileAtomicSync(path.join(dir, name), data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES)));
         paths.push(name);
       }
       const json: tf.io.ModelJSON = {
@@ -201,13 +222,16 @@ export async function writeLayersModelFiles(dir: string, model: tf.LayersModel):
         weightsManifest: [{ paths, weights: artifacts.weightSpecs ?? [] }],
       };
       if (artifacts.trainingConfig) json.trainingConfig = artifacts.trainingConfig;
-      fs.writeFileSync(path.join(dir, MODEL_JSON), JSON.stringify(json));
+      writeFileAtomicSync(path.join(dir, MODEL_JSON), JSON.stringify(json));
+      for (const old of previousShards) if (!paths.includes(old)) fs.rmSync(path.join(dir, old), { force: true });
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: data.byteLength } };
     }),
   );
 }
 
-/** Saves a plain Layers model (no meta) atomically into `dir`. */
+/** Saves a plain Layers model (no meta) into `dir` (created when missing), file by file (see writeLayersModelFiles).
+ *  Whether `dir` may be written at all is the caller's decision (models/service.ts checks a user's --out). */
 export async function saveLayersModelToDir(dir: string, model: tf.LayersModel): Promise<void> {
-  await writeDirAtomic(dir, (tmp) => writeLayersModelFiles(tmp, model));
+  fs.mkdirSync(dir, { recursive: true });
+  await writeLayersModelFiles(dir, model);
 }

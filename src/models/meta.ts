@@ -4,7 +4,7 @@ import type * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { writeDirAtomic } from '../util/atomic.js';
+import { writeFileAtomicSync } from '../util/atomic.js';
 import type { CamModel, ModelMeta, HeadKind } from './types.js';
 import type { PreprocessMode } from '../data/types.js';
 import { asCamModel, detectCamHead, type AsCamModelOptions } from './head.js';
@@ -13,14 +13,14 @@ import { isUrl, loadLayersModelFromDir, loadLayersModelFromUrl, modelJsonPathOf,
 export const META_JSON = 'meta.json';
 export const CLASSES_TXT = 'classes.txt';
 
-/** Saves a CAM model atomically: model.json + shards + meta.json (+ classes.txt for people and other tools). */
+/** Saves a CAM model into `dir` (created when missing): model.json + shards + meta.json (+ classes.txt for people and
+ *  other tools), each file atomically; nothing else in `dir` is touched. */
 export async function saveCamModel(dir: string, cam: CamModel): Promise<void> {
   validateMeta(cam.meta, 'saveCamModel meta');
-  await writeDirAtomic(dir, async (tmp) => {
-    await writeLayersModelFiles(tmp, cam.model);
-    fs.writeFileSync(path.join(tmp, META_JSON), JSON.stringify(cam.meta, null, 2) + '\n');
-    fs.writeFileSync(path.join(tmp, CLASSES_TXT), cam.meta.classNames.join('\n') + '\n');
-  });
+  fs.mkdirSync(dir, { recursive: true });
+  await writeLayersModelFiles(dir, cam.model);
+  writeFileAtomicSync(path.join(dir, META_JSON), JSON.stringify(cam.meta, null, 2) + '\n');
+  writeFileAtomicSync(path.join(dir, CLASSES_TXT), cam.meta.classNames.join('\n') + '\n');
 }
 
 const PREPROCESS_MODES: readonly PreprocessMode[] = ['caffe', 'torch', 'unit'];

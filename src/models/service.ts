@@ -5,12 +5,13 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import type { CamModel, ModelMeta } from './types.js';
 import { loadModelRef, type LoadedModelRef } from './refs.js';
-import { saveCamModel } from './meta.js';
-import { saveLayersModelToDir } from './layers-io.js';
+import { CLASSES_TXT, META_JSON, saveCamModel } from './meta.js';
+import { MODEL_JSON, saveLayersModelToDir } from './layers-io.js';
 import { toGap, type ToGapOptions } from './surgery.js';
 import { saveKerasH5 } from './keras-h5.js';
 import { getBackbone, type BackboneBuildOptions } from './registry.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { prepareOutFolder, TRAINING_STATE_FILES, type OutputOwner } from '../util/out-folder.js';
 
 export interface LayerSummary {
   name: string;
@@ -114,10 +115,25 @@ export function parseClasses(text: string | number): { classes: number; classNam
   return { classes: names.length, classNames: names };
 }
 
+/** A tfjs model folder as `model surgery` and `model export --format tfjs` write it. A folder already holding a
+ *  model is replaced (file by file, atomically) only with --force; a training checkpoint (optimizer.bin,
+ *  train-state.json) never, since that would break its --resume. */
+function modelOutput(command: string): OutputOwner {
+  return {
+    command,
+    marker: MODEL_JSON,
+    ownsMarker: (text) => /"modelTopology"/.test(text),
+    files: [META_JSON, CLASSES_TXT],
+    rerun: 'refuse',
+  };
+}
+
 export interface SurgeryRequest extends ModelRefOptions, Omit<ToGapOptions, 'classes' | 'classNames' | 'backbone'> {
   model: string;
   classes: string | number;
   out: string;
+  /** Replace a model already in `out`. */
+  force?: boolean;
 }
 
 export interface SurgeryResult {
@@ -130,11 +146,12 @@ export interface SurgeryResult {
 /** Loads a model (folder, checkpoint or backbone), cuts it and adds the GAP head, saves it with meta.json. */
 export async function runSurgery(req: SurgeryRequest): Promise<SurgeryResult> {
   const { classes, classNames } = parseClasses(req.classes);
+  prepareOutFolder(req.out, modelOutput('gapcam model surgery'), { force: req.force });
   const loaded = await loadModelRef(req.model, { checkpointRoot: req.checkpointRoot, backbone: { includeTop: false, ...req.backbone } });
   let cam: CamModel;
   try {
     const backbone = loaded.backbone ?? loaded.meta?.backbone;
-    const { model: _m, classes: _c, out: _o, checkpointRoot: _r, backbone: _b, ...gapOpts } = req;
+    const { model: _m, classes: _c, out: _o, checkpointRoot: _r, backbone: _b, force: _f, ...gapOpts } = req;
     cam = toGap(loaded.model, {
       ...gapOpts,
       classes,
@@ -163,6 +180,8 @@ export interface ExportRequest extends ModelRefOptions {
   out: string;
   /** keras-h5: also store the architecture so `keras.models.load_model` works (default true). */
   includeModelConfig?: boolean;
+  /** Replace a model (tfjs folder) or .h5 file already at `out`. */
+  force?: boolean;
 }
 
 export interface ExportResult {
@@ -171,23 +190,40 @@ export interface ExportResult {
   source: string;
 }
 
+/** An .h5 export target: a folder there, or a checkpoint folder holding training state, is refused; an existing
+ *  file is replaced (atomically) only with --force. */
+function checkH5Target(file: string, force: boolean): void {
+  const stat = fs.statSync(file, { throwIfNoEntry: false });
+  if (stat?.isDirectory()) throw new UserError(`--out ${file}: is a folder; expected the name of the .h5 file to write`);
+  if (stat && !force) throw new UserError(`--out ${file}: already exists; pass --force to replace it, or choose another name`);
+  const dir = path.dirname(path.resolve(file));
+  const state = TRAINING_STATE_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
+  if (state.length) throw new UserError(`--out ${file}: ${dir} is a training checkpoint (holds ${state.join(', ')}); choose another folder`);
+}
+
 /** Writes a model as a tfjs Layers folder (with meta.json) or as a Keras-2-layout .h5 (the legacy `model.save`
  *  layout by default: `keras.models.load_model` and `model.load_weights` both read it; the meta goes beside it as
  *  <name>.meta.json). */
 export async function exportModel(req: ExportRequest): Promise<ExportResult> {
   if (!EXPORT_FORMATS.includes(req.format)) throw new UserError(`--format: expected ${EXPORT_FORMATS.join(' or ')}; got '${req.format}'`);
+  if (req.format === 'keras-h5' && /\.weights\.h5$/i.test(req.out)) {
+    throw new UserError(`--out ${req.out}: Keras 3 reads '*.weights.h5' as its own format; name the file e.g. ${req.out.replace(/\.weights\.h5$/i, '.h5')}`);
+  }
+  const prepared = req.format === 'tfjs' ? prepareOutFolder(req.out, modelOutput('gapcam model export'), { force: req.force }) : undefined;
   const loaded = await loadModelRef(req.model, req);
   try {
-    if (req.format === 'tfjs') {
+    if (prepared) {
       if (loaded.meta) await saveCamModel(req.out, { model: loaded.model, meta: loaded.meta });
-      else await saveLayersModelToDir(req.out, loaded.model);
+      else {
+        await saveLayersModelToDir(req.out, loaded.model);
+        // a previous model's meta.json would describe the wrong model
+        if (prepared.rerun) for (const f of [META_JSON, CLASSES_TXT]) fs.rmSync(path.join(prepared.dir, f), { force: true });
+      }
       return { files: [req.out], loaded: loaded.kind, source: loaded.source };
     }
     let file = req.out;
-    if (/\.weights\.h5$/i.test(file)) {
-      throw new UserError(`--out ${file}: Keras 3 reads '*.weights.h5' as its own format; name the file e.g. ${file.replace(/\.weights\.h5$/i, '.h5')}`);
-    }
     if (!/\.(h5|hdf5)$/i.test(file)) file = path.join(file, `${loaded.model.name}.h5`);
+    checkH5Target(file, !!req.force);
     await saveKerasH5(loaded.model, file, { includeModelConfig: req.includeModelConfig ?? true });
     const files = [file];
     if (loaded.meta) {

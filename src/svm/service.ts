@@ -8,7 +8,7 @@ import { crossValidateC, DEFAULT_C_GRID, DEFAULT_FOLDS, type CvResult } from './
 import { fitLinearSvm, predictLinearSvm, type LinearSvmModel, type LinearSvmOptions } from './linear-svm.js';
 import { scorePredictions, type ClassificationScores } from './metrics.js';
 import type { ScaleMode } from './scale.js';
-import { writeDirAtomic } from '../util/atomic.js';
+import { prepareOutFolder, writeOwnFiles, type OutputOwner } from '../util/out-folder.js';
 import { UserError } from '../errors.js';
 import { csvField } from '../util/csv.js';
 
@@ -155,6 +155,15 @@ export function rowsOfSplit(set: FeatureSet, split: string | undefined, flag: st
   return subsetFeatures(set, idx);
 }
 
+/** The files `gapcam svm` owns in its --out folder; a rerun replaces them atomically (a fit is cheap and
+ *  reproducible). A model.json there that svm did not write (no svm.json beside it) is refused. */
+export const SVM_OUTPUT: OutputOwner = {
+  command: 'gapcam svm',
+  marker: 'svm.json',
+  files: ['model.json', 'predictions.csv', 'svm.md'],
+  rerun: 'replace',
+};
+
 export interface RunSvmOutput {
   out: string;
   result: SvmResult;
@@ -184,12 +193,13 @@ export async function runSvm(options: RunSvmOptions): Promise<RunSvmOutput> {
     scores: result.test,
     seconds: result.seconds,
   };
-  await writeDirAtomic(out, async (tmp) => {
-    await fs.promises.writeFile(path.join(tmp, 'model.json'), JSON.stringify(result.model) + '\n');
-    if (test) await fs.promises.writeFile(path.join(tmp, 'predictions.csv'), encodePredictionsCsv(result.predictions));
-    await fs.promises.writeFile(path.join(tmp, 'svm.json'), JSON.stringify(report, null, 2) + '\n');
-    await fs.promises.writeFile(path.join(tmp, 'svm.md'), markdown);
-  });
+  const prepared = prepareOutFolder(out, SVM_OUTPUT);
+  await writeOwnFiles(prepared, SVM_OUTPUT, [
+    ['model.json', JSON.stringify(result.model) + '\n'],
+    ...(test ? [['predictions.csv', encodePredictionsCsv(result.predictions)] as [string, string]] : []),
+    ['svm.md', markdown],
+    ['svm.json', JSON.stringify(report, null, 2) + '\n'],
+  ]);
   return { out, result, markdown };
 }
 

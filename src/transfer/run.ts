@@ -8,7 +8,7 @@ import { ensureFeatures, loadFeatureModel, type LoadedFeatureModel } from '../fe
 import { readFeatureSet, subsetFeatures } from '../features/store.js';
 import { trainAndTestSvm } from '../svm/service.js';
 import { DEFAULT_C_GRID, DEFAULT_FOLDS } from '../svm/cv.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { prepareOutFolder, writeOwnFiles, type OutputOwner } from '../util/out-folder.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 import { loadExperiment, type Experiment, type TransferDataset, type TransferSource } from './experiment.js';
@@ -114,12 +114,23 @@ async function runCell(exp: Experiment, src: TransferSource, model: LoadedFeatur
   return cell;
 }
 
+/** What `gapcam transfer` owns in its --out folder (plus the feature caches under features/<source>/<dataset>/,
+ *  which gapcam features owns); a rerun replaces them atomically, reusing cached features. */
+export const TRANSFER_OUTPUT: OutputOwner = {
+  command: 'gapcam transfer',
+  marker: 'results.json',
+  ownsMarker: (text) => /"experiment"/.test(text) && /"cells"/.test(text),
+  files: ['table.md', 'table.csv'],
+  rerun: 'replace',
+};
+
 export async function runTransfer(ref: string, o: RunTransferOptions = {}): Promise<TransferResult & { markdown: string }> {
   const t0 = performance.now();
   const exp = loadExperiment(ref);
   const dataRoot = resolveDataRoot(o.dataRoot);
   const checkpointRoot = o.checkpointRoot ?? defaultCheckpointRoot;
   const out = path.resolve(o.out ?? path.join(checkpointRoot, 'transfer', exp.name));
+  const prepared = prepareOutFolder(out, TRANSFER_OUTPUT);
   const sources = pick(exp.sources, o.onlySources, 'source', exp.file);
   const datasetsWanted = pick(exp.datasets, o.onlyDatasets, 'dataset', exp.file);
 
@@ -202,8 +213,10 @@ export async function runTransfer(ref: string, o: RunTransferOptions = {}): Prom
     createdAt: new Date().toISOString(),
   };
   const markdown = renderMarkdown(result);
-  await writeFileAtomic(path.join(out, 'table.md'), markdown);
-  await writeFileAtomic(path.join(out, 'table.csv'), renderCsv(result));
-  await writeFileAtomic(path.join(out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
+  await writeOwnFiles(prepared, TRANSFER_OUTPUT, [
+    ['table.md', markdown],
+    ['table.csv', renderCsv(result)],
+    ['results.json', JSON.stringify(result, null, 2) + '\n'],
+  ]);
   return { ...result, markdown };
 }

@@ -3,25 +3,48 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-function tempName(target: string): string {
+/** `.name.tmp-<pid>-<time>` beside `target` (same folder, so the final rename stays on one filesystem; training's
+ *  clean-up of killed saves matches this form). */
+export function tempName(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
 }
 
+/** The file a temporary name stands for (`dir/.x.tmp-1-2-3` → `dir/x`); other paths as given. Error messages name
+ *  the user's file, not our temporary one. */
+export function targetOfTemp(file: string): string {
+  const m = /^\.(.+)\.tmp-\d+-\d+$/.exec(path.basename(file));
+  return m ? path.join(path.dirname(file), m[1]) : file;
+}
+
+/** Writes `data` to a temporary file beside `target` and renames it into place; on any failure (a full disk, no
+ *  permission) the temporary file is removed and `target` keeps its previous content. */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await fs.promises.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempName(target);
-  await fs.promises.writeFile(tmp, data);
-  await fs.promises.rename(tmp, target);
+  try {
+    await fs.promises.writeFile(tmp, data);
+    await fs.promises.rename(tmp, target);
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = tempName(target);
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, target);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    try { fs.rmSync(tmp, { force: true }); } catch { /* the original error matters */ }
+    throw err;
+  }
 }
 
-/** Fills a fresh temporary folder with `fill`, then swaps it in for `target`. The previous folder is moved aside
+/** Fills a fresh temporary folder with `fill`, then swaps it in for `target`. Only for folders the caller owns
+ *  entirely (training checkpoints `last/`, `best/`): a user's `--out` folder is written with ./out-folder.ts, which
+ *  never removes a folder.  The previous folder is moved aside
  *  first and removed only after the new one is in place, so at every moment one complete version exists
  *  (`target` or `target.old`). */
 export async function writeDirAtomic(target: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {

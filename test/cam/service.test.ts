@@ -106,7 +106,7 @@ describe('cam service (gapcam cam)', function () {
     const json = JSON.parse(fs.readFileSync(path.join(out, 'cam.json'), 'utf8'));
     expect(json.images[0].classes[0].className).to.equal('class_' + json.images[0].classes[0].classId);
     expect(readNpy(path.join(out, json.images[0].methods.gradcam.npy[0])).shape).to.deep.equal([16, 16]);
-    await runCam({ model: mdir, images, out, methods: ['cam'] }).then(() => expect.fail('should throw'), (e: Error) => expect(e.message).to.match(/not CAM-ready.*--method gradcam/));
+    await runCam({ model: mdir, images, out, force: true, methods: ['cam'] }).then(() => expect.fail('should throw'), (e: Error) => expect(e.message).to.match(/not CAM-ready.*--method gradcam/));
   });
 
   it('errors are one line and name the thing', async () => {
