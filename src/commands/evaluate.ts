@@ -1,7 +1,8 @@
 // gapcam evaluate: classification accuracy and CAM-based weakly-supervised localization (paper rule + wsolevaluation
 // MaxBoxAcc / MaxBoxAccV2, with the center baseline) of a CAM-ready model on a dataset split.
 import type { GapcamCommand, Args } from './common.js';
-import { startCommandEngine, dataRootOf, checkModelRef } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOptions } from './common.js';
+import type { ShardArgs } from '../shard/spec.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
@@ -26,7 +27,7 @@ export const evaluateCommand: GapcamCommand = {
   command: 'evaluate <checkpoint>',
   describe: 'Classification and CAM localization accuracy (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, center baseline)',
   builder: (y) =>
-    y
+    withShardOptions(y)
       .positional('checkpoint', { type: 'string', describe: 'model folder, checkpoint run (uses best/, else last/), run name under checkpoints/, or URL', demandOption: true })
       .option('dataset', { type: 'string', describe: 'dataset name (digits-loc, cub200, wild2), folder or CSV', demandOption: true })
       .option('split', { type: 'string', choices: ['test', 'train', 'val'], default: 'test', describe: 'which split to evaluate' })
@@ -45,16 +46,18 @@ export const evaluateCommand: GapcamCommand = {
       .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200', 'CUB test split, paper rule at 20 %, MaxBoxAccV2')
       .example('$0 evaluate checkpoints/darknet-gap --dataset wild2 --data-root ../shared/datasets', 'kangaroo vs raccoon photos')
       .example('$0 evaluate ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets --class-map "kangaroo=wallaby,raccoon=lesser panda"', 'an ImageNet model, its nearest classes standing in')
-      .example('$0 evaluate my-run --dataset digits-loc --flip --boxes all --out /tmp/eval', 'flip averaging, all components, custom folder'),
+      .example('$0 evaluate my-run --dataset digits-loc --flip --boxes all --out /tmp/eval', 'flip averaging, all components, custom folder')
+      .example('$0 evaluate my-run --dataset cub200 --shard 0/4 --out runs/eval && gapcam merge runs/eval', 'shard 0 of 4 into runs/eval/shard-0-of-4/; the merge recomputes every metric from the summed counts'),
   handler: async (argv) => {
-    const args = argv as Args<EvaluateArgs>;
+    const args = argv as Args<EvaluateArgs & ShardArgs>;
+    const shard = shardOf(args);
     const check = (ok: boolean, msg: string) => { if (!ok) throw new UserError(msg); };
     check(args.camThreshold >= 0 && args.camThreshold <= 1, `--cam-threshold: expected a fraction in [0, 1], found ${args.camThreshold}`);
     check(args.iou > 0 && args.iou <= 1, `--iou: expected a number in (0, 1], found ${args.iou}`);
     check(args.centerSigma > 0, `--center-sigma: expected a positive number, found ${args.centerSigma}`);
     await checkModelRef(args.checkpoint);
     const { evaluate } = await import('../eval/evaluate.js');
-    await startCommandEngine(args);
+    await startCommandEngine(args, shard);
     let last = 0;
     const run = await evaluate({
       checkpoint: args.checkpoint,
@@ -75,6 +78,7 @@ export const evaluateCommand: GapcamCommand = {
         normalization: args.ruleNormalization as 'max' | 'minmax',
         centerSigma: args.centerSigma,
       },
+      shard,
       onProgress: (done, total) => {
         const now = Date.now();
         if (process.stderr.isTTY && (now - last > 250 || done === total)) {
@@ -83,6 +87,11 @@ export const evaluateCommand: GapcamCommand = {
         }
       },
     });
+    if (run.part && shard) {
+      process.stdout.write(`shard ${shard.index} of ${shard.count}: ${run.report.metrics.images} of ${run.report.dataset.images} images evaluated\n`);
+      process.stdout.write(`written: ${run.part} (part.json, per-image.csv, evaluation-part.json); once every shard is done: gapcam merge ${run.outDir}\n`);
+      return;
+    }
     process.stdout.write(run.markdown + '\n');
     process.stdout.write(`written: ${run.outDir} (evaluation.json, evaluation.md, per-image.csv, confusion.csv)\n`);
   },

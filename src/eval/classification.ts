@@ -29,6 +29,12 @@ export interface ClassificationResult {
   confusion: number[][];
 }
 
+export interface ClassificationState {
+  count: number;
+  confusion: number[][];
+  hitsK: number[];
+}
+
 export class ClassificationEvaluator {
   private readonly confusion: number[][];
   private readonly hitsK: number[];
@@ -58,6 +64,21 @@ export class ClassificationEvaluator {
     this.confusion[label][ranked[0]]++;
     if (ranked.slice(0, this.k).includes(label)) this.hitsK[label]++;
     this.count++;
+  }
+
+  /** The counts so far (mergeable: a sharded evaluation adds its shards' states). */
+  state(): ClassificationState {
+    return { count: this.count, confusion: this.confusion.map((row) => row.slice()), hitsK: this.hitsK.slice() };
+  }
+
+  /** Adds counts accumulated elsewhere over other images (same classes and k). */
+  merge(state: ClassificationState): void {
+    if (state.confusion.length !== this.numClasses || state.hitsK.length !== this.numClasses) {
+      throw new Error(`classification: cannot merge counts of ${state.confusion.length} classes into ${this.numClasses}`);
+    }
+    state.confusion.forEach((row, t) => row.forEach((v, p) => (this.confusion[t][p] += v)));
+    state.hitsK.forEach((v, c) => (this.hitsK[c] += v));
+    this.count += state.count;
   }
 
   compute(): ClassificationResult {

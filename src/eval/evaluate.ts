@@ -24,6 +24,9 @@ import type { Geometry } from '../data/geometry.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { classActivationMaps, upsampleMaps } from '../cam/class-maps.js';
 import { UserError } from '../errors.js';
+import { shardItems, shardRange, type ShardSpec } from '../shard/spec.js';
+import { writePart } from '../shard/part.js';
+import { datasetSelectionFingerprint, idsFingerprint, modelFingerprint, optionsFingerprint } from '../shard/fingerprint.js';
 import {
   type BoxSelection,
   type GridMapping,
@@ -34,15 +37,17 @@ import {
   normalizeScoremap,
   resizeMapping,
 } from './boxes.js';
-import { ClassificationEvaluator, type ClassificationResult, topK } from './classification.js';
+import { ClassificationEvaluator, type ClassificationResult, type ClassificationState, topK } from './classification.js';
 import { csvRow } from '../util/csv.js';
 import { DEFAULT_EVALUATION_SETTINGS, type EvalBatch, type EvaluationMetrics, type EvaluationSettings, type ImageResult, type LocalizationMetrics } from './types.js';
 import { type EvaluationReport, type ModelIdentity, PER_IMAGE_HEADER, markdownSummary, perImageRow, prepareEvaluationFolder, writeEvaluation } from './report.js';
 import {
   LocalizationAccuracy,
   type LocalizationAccuracyResult,
+  type LocalizationAccuracyState,
   MaxBoxAccEvaluator,
   type MaxBoxAccResult,
+  type MaxBoxAccState,
   type RuleNormalization,
   type Thresholding,
   camThresholds,
@@ -57,6 +62,20 @@ function gather(values: Float32Array, n: number, h: number, w: number, k: number
   const base = i * h * w * k;
   for (let p = 0; p < h * w; p++) data[p] = values[base + p * k + j];
   return { data, width: w, height: h };
+}
+
+interface LocalizationState {
+  rule: LocalizationAccuracyState;
+  maxBoxAcc: MaxBoxAccState;
+  maxBoxAccV2: MaxBoxAccState;
+}
+
+/** The counts of an Evaluator (see Evaluator.state). */
+export interface EvaluatorState {
+  images: number;
+  classification: ClassificationState;
+  localization: LocalizationState;
+  centerBaseline: LocalizationState;
 }
 
 /**
@@ -191,6 +210,36 @@ export class Evaluator {
     return out;
   }
 
+  /** Every count so far. A sharded evaluation writes each shard's state; the merge adds them into one Evaluator and
+   *  computes the metrics once (so every accumulator added here must be in state() and merge()). */
+  state(): EvaluatorState {
+    const loc = (rule: LocalizationAccuracy, a: MaxBoxAccEvaluator, b: MaxBoxAccEvaluator) => ({ rule: rule.state(), maxBoxAcc: a.state(), maxBoxAccV2: b.state() });
+    return {
+      images: this.images,
+      classification: this.cls.state(),
+      localization: loc(this.loc, this.maxBoxAcc, this.maxBoxAccV2),
+      centerBaseline: loc(this.centerLoc, this.centerMaxBoxAcc, this.centerMaxBoxAccV2),
+    };
+  }
+
+  /** Adds the counts of another Evaluator with the same settings (another shard's images). */
+  merge(state: EvaluatorState): void {
+    this.images += state.images;
+    this.cls.merge(state.classification);
+    this.loc.merge(state.localization.rule);
+    this.maxBoxAcc.merge(state.localization.maxBoxAcc);
+    this.maxBoxAccV2.merge(state.localization.maxBoxAccV2);
+    this.centerLoc.merge(state.centerBaseline.rule);
+    this.centerMaxBoxAcc.merge(state.centerBaseline.maxBoxAcc);
+    this.centerMaxBoxAccV2.merge(state.centerBaseline.maxBoxAccV2);
+  }
+
+  /** An Evaluator that only merges states and computes (it runs no model). */
+  static forMerging(meta: Pick<CamModel['meta'], 'classNames' | 'inputSize'>, labelToModel: readonly number[], settings: Partial<EvaluationSettings>): Evaluator {
+    const noModel = { meta, get model(): never { throw new Error('an Evaluator made for merging runs no model'); } };
+    return new Evaluator(noModel as unknown as CamModel, labelToModel, settings);
+  }
+
   result(): EvaluationMetrics {
     const loc = (rule: LocalizationAccuracy, a: MaxBoxAccEvaluator, b: MaxBoxAccEvaluator): LocalizationMetrics => {
       const r = rule.compute();
@@ -265,12 +314,17 @@ export interface RunEvaluationOptions {
   classMap?: Record<string, string>;
   engine?: string;
   onProgress?: (done: number, total: number) => void;
+  /** Evaluate only this shard of the selection and write its part under outDir (src/shard/). */
+  shard?: ShardSpec;
 }
 
 export interface EvaluationRun {
+  /** With a shard: the report of that shard's images alone (the merge computes the whole one). */
   report: EvaluationReport;
   markdown: string;
   outDir: string;
+  /** The part folder, when a shard was evaluated. */
+  part?: string;
 }
 
 function datasetFingerprint(records: readonly ImageRecord[]): string {
@@ -294,14 +348,17 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
   }
   const labelToModel = classMapping(dataset.classNames, meta.classNames, o.classMap);
   const evaluator = new Evaluator(camModel, labelToModel, o.settings);
+  // a shard evaluates its range of the selection; the report's dataset identity stays that of the whole selection
+  const evaluated = shardItems(records, o.shard);
   const settings = evaluator.settings;
 
-  prepareEvaluationFolder(o.outDir);
+  // a shard writes only its own part folder under --out (the merge writes the evaluation files there later)
+  if (!o.shard) prepareEvaluationFolder(o.outDir);
   // The per-image rows are kept in memory (a few hundred bytes per image) and written with the other files at the
   // end, so a failed run leaves no partial file and the previous result intact.
   const csv: string[] = [csvRow(PER_IMAGE_HEADER)];
   let done = 0;
-  for await (const batch of o.batches(records, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize })) {
+  for await (const batch of o.batches(evaluated, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize })) {
     try {
       const rows = await evaluator.addBatch(batch);
       for (const r of rows) csv.push(perImageRow(r, dataset.classNames, meta.classNames, settings.iouThreshold));
@@ -309,11 +366,11 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
       batch.images.dispose();
     }
     done += batch.records.length;
-    o.onProgress?.(done, records.length);
+    o.onProgress?.(done, evaluated.length);
   }
   const metrics = evaluator.result();
-  if (metrics.images !== records.length) throw new Error(`evaluation: ${records.length} records but ${metrics.images} images evaluated`);
-  const report: EvaluationReport = {
+  if (metrics.images !== evaluated.length) throw new Error(`evaluation: ${evaluated.length} records but ${metrics.images} images evaluated`);
+  const context: EvaluationContext = {
     tool: 'gapcam',
     kind: 'evaluation',
     createdAt: new Date().toISOString(),
@@ -341,12 +398,8 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
       ...settings, batchSize, classMap: labelToModel,
       classMapNames: Object.fromEntries(dataset.classNames.map((c, i) => [c, meta.classNames[labelToModel[i]]])),
       ...(o.limit !== undefined ? { limit: o.limit } : {}) },
-    metrics: {
-      ...metrics,
-      // a 1000-class confusion matrix is a million numbers: confusion.csv holds it
-      classification: meta.classNames.length > 50 ? { ...metrics.classification, confusion: [] } : metrics.classification,
-    },
   };
+  const report = withMetrics(context, metrics);
   const markdown = markdownSummary(report);
   // confusion rows/columns of mapped classes read "datasetClass (modelClass)" when the names differ
   const names = meta.classNames.slice();
@@ -354,8 +407,60 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
     const m = labelToModel[i];
     if (names[m] !== c) names[m] = `${c} (${meta.classNames[m]})`;
   });
+  if (o.shard) {
+    const data: EvaluationPartData = { context, confusionNames: names, state: evaluator.state(), skipped: dataset.skipped ?? [] };
+    const part = await writeEvaluationPart(o, o.shard, data, csv.join(''), records, evaluated);
+    return { report, markdown, outDir: o.outDir, part };
+  }
   await writeEvaluation(o.outDir, report, csv.join(''), names, metrics.classification.confusion, dataset.skipped ?? []);
   return { report, markdown, outDir: o.outDir };
+}
+
+/** An evaluation report without its metrics: what every shard knows before its counts are merged. */
+export type EvaluationContext = Omit<EvaluationReport, 'metrics'>;
+
+/** The report of `metrics` (a 1000-class confusion matrix is a million numbers: confusion.csv holds it). */
+export function withMetrics(context: EvaluationContext, metrics: EvaluationMetrics): EvaluationReport {
+  return {
+    ...context,
+    metrics: {
+      ...metrics,
+      classification: context.model.numClasses > 50 ? { ...metrics.classification, confusion: [] } : metrics.classification,
+    },
+  };
+}
+
+/** What a shard of an evaluation writes beside its per-image.csv: the report's context, the confusion names and the
+ *  Evaluator's counts (src/eval/merge.ts adds them up). */
+export interface EvaluationPartData {
+  context: EvaluationContext;
+  confusionNames: string[];
+  state: EvaluatorState;
+  /** Images left out while loading the dataset (--skip-bad-images): the same for every shard. */
+  skipped: { file: string; reason: string }[];
+}
+
+export const EVALUATION_PART_FILE = 'evaluation-part.json';
+
+async function writeEvaluationPart(o: RunEvaluationOptions, spec: ShardSpec, data: EvaluationPartData, perImageCsv: string, records: readonly ImageRecord[], evaluated: readonly ImageRecord[]): Promise<string> {
+  const { start, end } = shardRange(records.length, spec);
+  const { createdAt: _c, seconds: _s, engine: _e, ...identity } = data.context;
+  const { batchSize: _b, ...options } = identity.settings;
+  const ids = evaluated.map((r) => r.id);
+  return writePart(o.outDir, spec, {
+    kind: 'evaluation',
+    images: { total: records.length, start, end, count: ids.length, firstId: ids[0] ?? null, lastId: ids[ids.length - 1] ?? null, idsSha256: idsFingerprint(ids) },
+    fingerprint: {
+      model: o.model.source && fs.existsSync(o.model.source) ? modelFingerprint(o.model.source) : optionsFingerprint({ model: o.model.source }),
+      dataset: datasetSelectionFingerprint(o.dataset.root, o.dataset.classNames, records),
+      options: optionsFingerprint({ kind: 'evaluation', split: identity.dataset.split, model: { ...identity.model, ref: undefined, source: undefined }, ...options }),
+    },
+    settings: { ...identity.settings },
+  }, async (tmp) => {
+    await fs.promises.writeFile(path.join(tmp, 'per-image.csv'), perImageCsv);
+    await fs.promises.writeFile(path.join(tmp, EVALUATION_PART_FILE), JSON.stringify(data) + '\n');
+    return ['per-image.csv', EVALUATION_PART_FILE];
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -396,6 +501,7 @@ export interface EvaluateOptions {
   /** "datasetClass=modelClass,…" for models trained on other classes. */
   classMap?: string;
   onProgress?: (done: number, total: number) => void;
+  shard?: ShardSpec;
 }
 
 function sha256File(file: string): string | undefined {
@@ -438,6 +544,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
       settings: o.settings,
       classMap: parseClassMap(o.classMap),
       onProgress: o.onProgress,
+      shard: o.shard,
     });
   } finally {
     camModel.model.dispose();

@@ -331,6 +331,12 @@ export interface MaxBoxAccResult {
   mean: number;
 }
 
+export interface MaxBoxAccState {
+  count: number;
+  /** correct[d][t]: images whose best IoU at threshold τ_t is ≥ δ_d. */
+  correct: number[][];
+}
+
 /** wsolevaluation's BoxEvaluator: GT-known box accuracy at every τ and every δ, best over τ. */
 export class MaxBoxAccEvaluator {
   readonly thresholds: number[];
@@ -373,6 +379,21 @@ export class MaxBoxAccEvaluator {
     return best;
   }
 
+  /** The per-threshold hit counts so far: a curve is counts, so shards merge by adding them (never by averaging
+   *  percentages). */
+  state(): MaxBoxAccState {
+    return { count: this.count, correct: this.correct.map((c) => Array.from(c)) };
+  }
+
+  /** Adds counts accumulated elsewhere over other images (same thresholds and IoU thresholds). */
+  merge(state: MaxBoxAccState): void {
+    if (state.correct.length !== this.correct.length || state.correct.some((c) => c.length !== this.thresholds.length)) {
+      throw new Error(`MaxBoxAccEvaluator: cannot merge counts of ${state.correct.length}×${state.correct[0]?.length ?? 0} into ${this.correct.length}×${this.thresholds.length}`);
+    }
+    state.correct.forEach((c, d) => c.forEach((v, t) => (this.correct[d][t] += v)));
+    this.count += state.count;
+  }
+
   compute(): MaxBoxAccResult {
     const perIou = this.iouThresholds.map((iouThreshold, d) => {
       const accuracies = Array.from(this.correct[d], (c) => (this.count > 0 ? (c * 100) / this.count : 0));
@@ -412,6 +433,13 @@ export interface LocalizationAccuracyResult {
   gtKnownLoc: number;
 }
 
+export interface LocalizationAccuracyState {
+  count: number;
+  top1: number;
+  top5: number;
+  gtKnown: number;
+}
+
 /** Top-1 / top-5 / GT-known localization accuracy at a fixed box rule (IoU ≥ δ, default 0.5). */
 export class LocalizationAccuracy {
   private count = 0;
@@ -431,6 +459,18 @@ export class LocalizationAccuracy {
       if (img.ranked.slice(0, this.k).includes(img.label)) this.top5++;
     }
     return hit;
+  }
+
+  state(): LocalizationAccuracyState {
+    return { count: this.count, top1: this.top1, top5: this.top5, gtKnown: this.gtKnown };
+  }
+
+  /** Adds counts accumulated elsewhere over other images. */
+  merge(state: LocalizationAccuracyState): void {
+    this.count += state.count;
+    this.top1 += state.top1;
+    this.top5 += state.top5;
+    this.gtKnown += state.gtKnown;
   }
 
   compute(): LocalizationAccuracyResult {

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Part } from '../shard/part.js';
-import { readFeatureSet, writeFeatureFiles, type FeatureIndexRow, type FeaturesMeta } from './store.js';
+import { readFeatureSet, writeFeatureSet, type FeatureIndexRow, type FeaturesMeta } from './store.js';
 
 export interface MergedFeatures {
   out: string;
@@ -57,9 +57,8 @@ export async function mergeFeatureParts(parts: readonly Part[], out: string): Pr
     },
   };
   const header = fs.existsSync(path.join(sets[0].dir, 'crops.csv')) ? fs.readFileSync(path.join(sets[0].dir, 'crops.csv'), 'utf8').split('\n')[0] : undefined;
-  const files = await writeFeatureFiles(out, {
-    data, rows, meta,
-    extraFiles: header === undefined ? undefined : { 'crops.csv': [header, ...crops].join('\n') + '\n' },
-  });
+  const extraFiles = header === undefined ? undefined : { 'crops.csv': [header, ...crops].join('\n') + '\n' };
+  await writeFeatureSet(out, { data, rows, meta, extraFiles });
+  const files = ['features.npy', 'index.csv', ...Object.keys(extraFiles ?? {}), 'features.json'];
   return { out: path.resolve(out), count, dimension, files };
 }

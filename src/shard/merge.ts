@@ -24,6 +24,7 @@ const MERGERS: Record<PartKind, () => Promise<Merger>> = {
       return { images: r.count, lines: [`${r.count} × ${r.dimension} features (${r.files.join(', ')})`] };
     };
   },
+  evaluation: async () => (await import('../eval/merge.js')).mergeEvaluationParts,
 };
 
 /** Where the merged output goes by default: the folder the parts are in (the --out every shard was given). */
