@@ -48,3 +48,16 @@ export async function expectUserError(p: Promise<unknown> | (() => unknown), ...
   expect(msg).to.not.include('\n');
   return msg;
 }
+
+/** The Python of a Keras install (GAPCAM_KERAS_PYTHON, else bench/.venv from scripts/setup-bench.sh); undefined
+ *  when there is none (tests that need Keras skip, saying why). */
+export function kerasPython(): string | undefined {
+  const cands = [process.env.GAPCAM_KERAS_PYTHON, path.join(projectRoot, 'bench', '.venv', 'bin', 'python')];
+  return cands.find((c): c is string => !!c && fs.existsSync(c));
+}
+
+/** Skips the running test and prints why (mocha's skip takes no reason). */
+export function skipWithReason(ctx: Mocha.Context, reason: string): void {
+  console.log(`      (skipped: ${reason})`);
+  ctx.skip();
+}

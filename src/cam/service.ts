@@ -191,7 +191,7 @@ export const CAM_OUTPUT: OutputOwner = {
 export async function runCam(o: CamRunOptions): Promise<CamRunSummary> {
   const started = Date.now();
   prepareOutFolder(o.out, CAM_OUTPUT, { force: o.force });
-  const loaded = await loadModelRef(o.model);
+  const loaded = await loadModelRef(o.model, { preprocessing: o.preprocessing });
   try {
     return await runWithModel(o, loaded, started);
   } finally {
@@ -205,7 +205,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
   const inputSize: [number, number] = loaded.meta?.inputSize ?? inputSizeOf(model);
   const numClasses = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;
   const classNames = loaded.meta?.classNames ?? defaultClassNames(numClasses);
-  const preprocessing: PreprocessMode = o.preprocessing ?? loaded.meta?.preprocessing ?? 'unit';
+  const preprocessing: PreprocessMode = o.preprocessing ?? loaded.preprocessing;
   const meta: ModelMeta | undefined = loaded.meta;
 
   const methodNames: MethodName[] = o.methods?.length ? [...new Set(o.methods)] : [meta ? 'cam' : 'gradcam'];

@@ -57,7 +57,7 @@ export const camCommand: GapcamCommand = {
       .option('cam-threshold', { type: 'number', default: 0.2, describe: "CAM box: keep pixels ≥ this fraction of the map's max (paper rule)" })
       .option('batch-size', { type: 'number', default: 8, describe: 'images per forward pass' })
       .option('limit', { type: 'number', describe: 'only the first N images' })
-      .option('preprocessing', { type: 'string', choices: ['caffe', 'torch', 'unit'], describe: 'input preprocessing for models without meta.json (default unit)' })
+      .option('preprocessing', { type: 'string', describe: "input preprocessing for models without meta.json: caffe, torch, tf, unit, or 'mean=R,G,B std=R,G,B [order=rgb|bgr] [range=255|1]' (default: the architecture's, else unit)" })
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… for --class gt when the model has other class names' })
       .option('force', { type: 'boolean', default: false, describe: 'write into an --out folder that holds a previous cam result (its files are replaced one by one; other files are never touched)' })
       .demandOption('out')
@@ -91,7 +91,7 @@ export const camCommand: GapcamCommand = {
       }
     }
     const [{ runCam }, { parseClassMap }, { parsePreprocessMode }] = await Promise.all([
-      import('../cam/service.js'), import('../eval/evaluate.js'), import('../data/preprocess.js'),
+      import('../cam/service.js'), import('../eval/evaluate.js'), import('../data/preprocess-modes.js'),
     ]);
     await startCommandEngine(args);
     let last = 0;

@@ -55,7 +55,7 @@ export function checkpointRootOf(args: GlobalOptions): string {
  *  checkpoint run, run name, URL, .h5 file or backbone), so a typo fails at once without loading TensorFlow. */
 export async function checkModelRef(ref: string, checkpointRoot?: string): Promise<void> {
   const [io, { isUrl }, { isBackboneName }] = await Promise.all([import('../models/refs.js'), import('../models/layers-io.js'), import('../models/registry.js')]);
-  if (isUrl(ref) || isBackboneName(ref) || (/\.(h5|hdf5)$/i.test(ref) && fs.existsSync(ref))) return;
+  if (isUrl(ref) || isBackboneName(ref) || (/\.(h5|hdf5|keras)$/i.test(ref) && fs.existsSync(ref))) return;
   if (io.resolveModelFolder(ref, checkpointRoot)) return;
   // None of loadModelRef's cases applies, so it builds nothing and throws its message naming what was tried.
   await io.loadModelRef(ref, { checkpointRoot });

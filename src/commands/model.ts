@@ -66,7 +66,7 @@ interface SurgeryArgs extends BackboneArgs {
   convFilters: number;
   kernelSize: number;
   dropout?: number;
-  preprocessing?: 'caffe' | 'torch' | 'unit';
+  preprocessing?: string;
   force: boolean;
 }
 
@@ -80,7 +80,7 @@ const surgeryCommand: GapcamCommand = {
       .option('conv-filters', { type: 'number', default: 1024, describe: 'filters of the added conv (0: no conv, GAP on the cut layer)' })
       .option('kernel-size', { type: 'number', default: 3, describe: 'kernel size of the added conv' })
       .option('dropout', { type: 'number', describe: 'dropout rate before the classifier' })
-      .option('preprocessing', { choices: ['caffe', 'torch', 'unit'] as const, describe: "input preprocessing recorded in meta.json (default: the backbone's)" })
+      .option('preprocessing', { type: 'string', describe: "input preprocessing recorded in meta.json: caffe, torch, tf, unit or 'mean=R,G,B std=R,G,B [order=rgb|bgr] [range=255|1]' (default: the backbone's)" })
       .option('force', { type: 'boolean', default: false, describe: FORCE_MODEL })
       .example('$0 model surgery vgg16 --weights imagenet --classes 200 --out checkpoints/vgg16-gap', 'the paper\'s VGGnet-GAP for CUB-200')
       .example('$0 model surgery ../shared/models/darknet-tiny --cut-at leaky_re_lu_15 --classes kangaroo,raccoon --conv-filters 256 --out runs/dn-gap', 'a new 2-class GAP head on darknet-tiny'),
@@ -99,13 +99,13 @@ const surgeryCommand: GapcamCommand = {
       kernelSize: args.kernelSize,
       dropout: args.dropout,
       seed: args.seed,
-      preprocessing: args.preprocessing,
+      preprocessing: args.preprocessing === undefined ? undefined : (await import('../data/preprocess-modes.js')).parsePreprocessMode(args.preprocessing),
       force: args.force,
       checkpointRoot: args.checkpoints,
       backbone: backboneOptions(args, false),
     });
     const m = r.meta;
-    console.log(`wrote ${r.out}/{model.json,meta.json,classes.txt}: ${r.keptLayers} kept layers + ${m.featureLayer === 'gap_conv' ? 'gap_conv → ' : ''}gap_pool → gap_classifier → gap_softmax; ${m.classNames.length} classes; ${r.totalParams.toLocaleString('en-US')} parameters; input ${m.inputSize.join('×')}, preprocessing ${m.preprocessing}`);
+    console.log(`wrote ${r.out}/{model.json,meta.json,classes.txt}: ${r.keptLayers} kept layers + ${m.featureLayer === 'gap_conv' ? 'gap_conv → ' : ''}gap_pool → gap_classifier → gap_softmax; ${m.classNames.length} classes; ${r.totalParams.toLocaleString('en-US')} parameters; input ${m.inputSize.join('×')}, preprocessing ${typeof m.preprocessing === 'string' ? m.preprocessing : JSON.stringify(m.preprocessing)}`);
   },
 };
 

@@ -5,6 +5,7 @@ import { UserError } from '../errors.js';
 import type { TrainAndEvaluateResult } from '../train/run.js';
 import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
 import type { RecipeOverrides } from '../recipes/loader.js';
+import { parsePreprocessMode } from '../data/preprocess-modes.js';
 
 interface TrainArgs {
   recipe?: string;
@@ -16,6 +17,7 @@ interface TrainArgs {
   weights?: string;
   optimizer?: string;
   weightDecay?: number;
+  preprocessing?: string;
   resume?: string;
   runName?: string;
   maxSteps?: number;
@@ -29,6 +31,7 @@ export function overridesOf(args: Args<TrainArgs>): RecipeOverrides {
   return {
     dataset: args.dataset, epochs: args.epochs, batchSize: args.batchSize, lr: args.lr, inputSize: parseInputSize(args.inputSize),
     weights: args.weights, optimizer: args.optimizer, weightDecay: args.weightDecay, seed: args.seed,
+    preprocessing: args.preprocessing === undefined ? undefined : parsePreprocessMode(args.preprocessing),
   };
 }
 
@@ -64,6 +67,7 @@ export const trainCommand: GapcamCommand = {
       .option('weights', { type: 'string', describe: 'backbone weights: imagenet, none, or a file/folder path (overrides the recipe)' })
       .option('optimizer', { choices: ['sgd', 'adam'], describe: 'optimizer (overrides the recipe)' })
       .option('weight-decay', { type: 'number', describe: 'L2 weight decay (overrides the recipe)' })
+      .option('preprocessing', { type: 'string', describe: "input normalisation: caffe, torch, tf ([-1, 1]), unit, or 'mean=R,G,B std=R,G,B [order=rgb|bgr] [range=255|1]' (overrides the recipe; default the backbone's)" })
       .option('resume', { type: 'string', describe: 'continue run <name> (under --out) or a run folder from its last checkpoint' })
       .option('run-name', { type: 'string', describe: 'run folder name (default <recipe>-<date>-<time>)' })
       .option('max-steps', { type: 'number', describe: 'stop after this many steps (smoke tests); a checkpoint is written' })
@@ -74,7 +78,8 @@ export const trainCommand: GapcamCommand = {
       .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
       .example('$0 train vgg-gap --dataset cub200 --epochs 30', "the CAM paper's VGGnet-GAP on CUB-200-2011 (GPU)")
       .example('$0 train --resume vgg-gap-20261127-101500', 'continue an interrupted run exactly where it stopped')
-      .example('$0 train vgg-gap-tiny --epochs 1 --max-steps 5 --run-name smoke', 'a smoke test'),
+      .example('$0 train vgg-gap-tiny --epochs 1 --max-steps 5 --run-name smoke', 'a smoke test')
+      .example('$0 train my-recipe.json --preprocessing tf', 'a recipe whose backbone is your own model file (e.g. "backbone": "mnv2.keras", "cutAt": "out_relu")'),
   handler: async (argv) => {
     const args = argv as Args<TrainArgs>;
     if (!args.recipe && !args.resume) throw new UserError('train: name a recipe (gapcam recipes lists them) or give --resume <run>');

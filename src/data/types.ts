@@ -25,7 +25,20 @@ export interface Dataset {
   skipped?: Skip[];
 }
 
-export type PreprocessMode = 'caffe' | 'torch' | 'unit';
+/** Named input normalisations (Keras' `preprocess_input` modes, plus `unit`); see src/data/preprocess.ts. */
+export type PreprocessPreset = 'caffe' | 'torch' | 'tf' | 'unit';
+
+/** An explicit normalisation: channels reordered to `channelOrder`, values scaled to `range` (255: 0..255 as decoded,
+ *  1: divided by 255), then (x − mean) / std per channel; mean and std are given in that order and range. */
+export interface CustomPreprocessing {
+  mean: [number, number, number];
+  std: [number, number, number];
+  channelOrder: 'rgb' | 'bgr';
+  range: 1 | 255;
+}
+
+/** How images are normalised before they enter a model: a preset name or explicit mean/std. */
+export type PreprocessMode = PreprocessPreset | CustomPreprocessing;
 
 /** An image left out because it was bad, when the caller asked to skip bad images instead of stopping. */
 export interface Skip {

@@ -18,6 +18,7 @@ import path from 'node:path';
 import type { Box, Dataset, ImageRecord, Split } from '../data/types.js';
 import type { CamModel } from '../models/types.js';
 import { loadModelRef } from '../models/refs.js';
+import { describePreprocessing } from '../data/preprocess-modes.js';
 import { loadDataset } from '../data/datasets.js';
 import { batches as pipelineBatches } from '../data/pipeline.js';
 import type { Geometry } from '../data/geometry.js';
@@ -381,7 +382,7 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
       headKind: meta.headKind,
       featureLayer: meta.featureLayer,
       inputSize: meta.inputSize,
-      preprocessing: meta.preprocessing,
+      preprocessing: describePreprocessing(meta.preprocessing),
       numClasses: meta.classNames.length,
       backbone: o.model.backbone ?? meta.backbone,
       recipe: o.model.recipe ?? meta.recipe,

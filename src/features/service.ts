@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Box, Dataset, ImageRecord, Split } from '../data/types.js';
 import { loadDataset, resolveDataRoot } from '../data/datasets.js';
 import { loadModelRef } from '../models/refs.js';
+import { describePreprocessing } from '../data/preprocess-modes.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 import {
@@ -132,7 +133,7 @@ export function featureSourceOf(job: FeatureJob): FeatureSource {
     crop,
     ...(crop === 'cam' ? { camThreshold: ex.camThreshold ?? DEFAULT_CAM_THRESHOLD } : {}),
     inputSize: modelInputSize(job.model.fm, ex.inputSize),
-    preprocessing: ex.preprocessing ?? job.model.fm.meta?.preprocessing ?? 'unit',
+    preprocessing: describePreprocessing(ex.preprocessing ?? job.model.fm.meta?.preprocessing ?? 'unit'),
     ...(ex.skipBadImages ? { skipBadImages: true } : {}),
   };
 }

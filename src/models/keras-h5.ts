@@ -279,14 +279,7 @@ export function applyKerasWeights(model: tf.LayersModel, weights: KerasH5Weights
   const weighted = model.layers.filter((l) => l.weights.length > 0);
   const allow = (name: string) => opts.allowMissing === true || (Array.isArray(opts.allowMissing) && opts.allowMissing.includes(name));
   // Keras 3 groups may be named by class with a counter: compute that name for every model layer.
-  const classCounter = new Map<string, number>();
-  const keras3Name = new Map<string, string>();
-  for (const l of model.layers) {
-    const base = kerasSnakeCase(l.getClassName());
-    const k = classCounter.get(base) ?? 0;
-    classCounter.set(base, k + 1);
-    keras3Name.set(l.name, k === 0 ? base : `${base}_${k}`);
-  }
+  const keras3Name = keras3LayerKeys(model);
   const fileNameFor = (l: tf.layers.Layer): string | undefined => {
     if (weights.layers.has(l.name) && (weights.layers.get(l.name)!.length > 0)) return l.name;
     if (weights.layout === 'keras3') {
@@ -406,4 +399,40 @@ export async function saveKerasH5(model: tf.LayersModel, file: string, opts: Sav
   }
   f.close();
   await fs.promises.rename(tmp, file);
+}
+
+/** Keras 3's group key of every layer of `model`: its class in snake_case with a per-class counter over the layers
+ *  in order (conv2d, conv2d_1, …), as Keras 3's saving_lib names them in `.weights.h5`. */
+export function keras3LayerKeys(model: tf.LayersModel): Map<string, string> {
+  const counter = new Map<string, number>();
+  const keys = new Map<string, string>();
+  for (const l of model.layers) {
+    const base = kerasSnakeCase(l.getClassName());
+    const k = counter.get(base) ?? 0;
+    counter.set(base, k + 1);
+    keys.set(l.name, k === 0 ? base : `${base}_${k}`);
+  }
+  return keys;
+}
+
+/** Writes `model`'s weights in Keras 3's `.weights.h5` layout (`layers/<class key>/vars/<i>`, the layer's name as
+ *  the `name` attribute of `vars`), the file inside a `.keras` archive. Not atomic: the caller writes a temp file. */
+export async function writeKeras3WeightsH5(model: tf.LayersModel, file: string): Promise<void> {
+  const lib = await h5();
+  const f = new lib.File(file, 'w');
+  try {
+    const layersGroup = f.create_group('layers');
+    f.create_group('vars');
+    const keys = keras3LayerKeys(model);
+    for (const layer of model.layers) {
+      const g = layersGroup.create_group(keys.get(layer.name)!);
+      const vars = g.create_group('vars');
+      vars.create_attribute('name', layer.name, null, `S${Math.max(1, Buffer.byteLength(layer.name, 'utf8'))}`);
+      layer.getWeights().forEach((t, i) => {
+        vars.create_dataset({ name: String(i), data: t.dataSync() as Float32Array, shape: t.shape, dtype: '<f' });
+      });
+    }
+  } finally {
+    f.close();
+  }
 }

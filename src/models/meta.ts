@@ -6,7 +6,8 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomicSync } from '../util/atomic.js';
 import type { CamModel, ModelMeta, HeadKind } from './types.js';
-import type { PreprocessMode } from '../data/types.js';
+import { PREPROCESS_MODES, preprocessingProblem } from '../data/preprocess-modes.js';
+import { assumedPreprocessing } from './keras-apps.js';
 import { asCamModel, detectCamHead, type AsCamModelOptions } from './head.js';
 import { isUrl, loadLayersModelFromDir, loadLayersModelFromUrl, modelJsonPathOf, readJsonFile, writeLayersModelFiles } from './layers-io.js';
 
@@ -23,7 +24,6 @@ export async function saveCamModel(dir: string, cam: CamModel): Promise<void> {
   writeFileAtomicSync(path.join(dir, CLASSES_TXT), cam.meta.classNames.join('\n') + '\n');
 }
 
-const PREPROCESS_MODES: readonly PreprocessMode[] = ['caffe', 'torch', 'unit'];
 const HEAD_KINDS: readonly HeadKind[] = ['gap-dense', 'conv-gap'];
 
 /** Checks a meta object's fields; a UserError naming the first bad one. */
@@ -35,7 +35,7 @@ export function validateMeta(meta: unknown, where: string): asserts meta is Mode
   if (!Array.isArray(m.classNames) || !m.classNames.every((c) => typeof c === 'string') || m.classNames.length === 0) {
     throw fail('classNames', 'a non-empty list of strings');
   }
-  if (!PREPROCESS_MODES.includes(m.preprocessing as PreprocessMode)) throw fail('preprocessing', PREPROCESS_MODES.join('|'));
+  if (preprocessingProblem(m.preprocessing)) throw fail('preprocessing', `${PREPROCESS_MODES.join('|')} or {mean, std, channelOrder, range}`);
   if (!Array.isArray(m.inputSize) || m.inputSize.length !== 2 || !m.inputSize.every((v) => Number.isInteger(v) && v > 0)) {
     throw fail('inputSize', '[height, width] in pixels');
   }
@@ -121,5 +121,5 @@ function finishCam(model: tf.LayersModel, meta: ModelMeta | undefined, classes: 
     throw new UserError(`${where}/${CLASSES_TXT}: ${classNames.length} class names but the model outputs ${head.numClasses} classes`);
   }
   if (typeof head === 'string') classNames = undefined;
-  return asCamModel(model, { ...opts, classNames });
+  return asCamModel(model, { ...opts, classNames, preprocessing: opts.preprocessing ?? assumedPreprocessing(model, where) });
 }

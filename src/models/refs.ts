@@ -8,18 +8,24 @@ import { defaultCheckpointRoot } from '../paths.js';
 import type { ModelMeta } from './types.js';
 import { asCamModel, detectCamHead } from './head.js';
 import { BACKBONES, buildBackbone, getBackbone, isBackboneName, type BackboneBuildOptions, type BackboneName } from './registry.js';
-import { loadKerasModelH5 } from './keras-model.js';
+import { loadKerasModel } from './keras-model.js';
+import { assumedPreprocessing } from './keras-apps.js';
+import { isKerasArchivePath, isKerasH5Path } from './model-files.js';
+import type { PreprocessMode } from '../data/types.js';
 import { MODEL_JSON, isUrl, loadLayersModel, loadLayersModelFromDir, loadLayersModelFromUrl, modelJsonPathOf, readJsonFile } from './layers-io.js';
 import { checkMetaAgainstModel, loadCamModel, readMeta, readClassesTxt, validateMeta, META_JSON } from './meta.js';
 import { resolveAtomicDir } from '../util/atomic.js';
 
-export type ModelRefKind = 'folder' | 'checkpoint' | 'url' | 'backbone' | 'keras-h5';
+export type ModelRefKind = 'folder' | 'checkpoint' | 'url' | 'backbone' | 'keras-h5' | 'keras';
 
 export interface LoadedModelRef {
   model: tf.LayersModel;
   /** meta.json when the folder has one, else the detected CAM head (undefined when the model is not CAM-ready). */
   meta?: ModelMeta;
   kind: ModelRefKind;
+  /** What the model's input is normalised with: meta.json's, a registered backbone's, a known Keras application's,
+   *  the caller's, else 'unit' (with a one-time warning). */
+  preprocessing: PreprocessMode;
   /** The folder (or URL) the model was read from, or the backbone name. */
   source: string;
   /** Set when `ref` named a registered backbone. */
@@ -47,15 +53,16 @@ export function resolveModelFolder(ref: string, checkpointRoot = defaultCheckpoi
 /** Loads a model named by the user: a tfjs model folder or model.json, a checkpoint run folder (its best/, else
  *  last/), a run name under the checkpoint root, an http(s) URL, or a whole-model Keras .h5; undefined when `ref`
  *  names none of these. */
-export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: string } = {}): Promise<LoadedModelRef | undefined> {
+export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: string; preprocessing?: PreprocessMode } = {}): Promise<LoadedModelRef | undefined> {
   if (isUrl(ref)) {
-    const cam = await loadCamModel(ref).catch(async (err) => {
+    const cam = await loadCamModel(ref, { preprocessing: opts.preprocessing }).catch(async (err) => {
       if (err instanceof UserError && /not CAM-ready/.test(err.message)) return { model: await loadLayersModelFromUrl(ref), meta: undefined };
       throw err;
     });
-    return { model: cam.model, meta: cam.meta, kind: 'url', source: ref };
+    const preprocessing = cam.meta?.preprocessing ?? opts.preprocessing ?? assumedPreprocessing(cam.model, ref);
+    return { model: cam.model, meta: cam.meta, kind: 'url', source: ref, preprocessing };
   }
-  if (/\.(h5|hdf5)$/i.test(ref) && fs.existsSync(ref) && fs.statSync(ref).isFile()) return loadKerasModelRef(ref);
+  if ((isKerasH5Path(ref) || isKerasArchivePath(ref)) && fs.existsSync(ref) && fs.statSync(ref).isFile()) return loadKerasModelRef(ref, opts.preprocessing);
   const found = resolveModelFolder(ref, opts.checkpointRoot);
   if (!found) return undefined;
   const root = modelJsonPathOf(found.dir).dir;
@@ -63,39 +70,43 @@ export async function loadModelFolderRef(ref: string, opts: { checkpointRoot?: s
   const meta = readMeta(root);
   if (meta) {
     checkMetaAgainstModel(meta, model, root);
-    return { model, meta, kind: found.kind, source: root };
+    return { model, meta, kind: found.kind, source: root, preprocessing: meta.preprocessing };
   }
   const classes = readClassesTxt(root);
   const head = detectCamHead(model);
+  const preprocessing = opts.preprocessing ?? assumedPreprocessing(model, root);
   let detected: ModelMeta | undefined;
   if (typeof head !== 'string') {
-    detected = asCamModel(model, { classNames: classes?.length === head.numClasses ? classes : undefined }).meta;
+    detected = asCamModel(model, { classNames: classes?.length === head.numClasses ? classes : undefined, preprocessing }).meta;
   }
-  return { model, meta: detected, kind: found.kind, source: root };
+  return { model, meta: detected, kind: found.kind, source: root, preprocessing };
 }
 
-/** A whole Keras model from a legacy .h5 (architecture + weights); the meta from `<name>.meta.json` beside it
- *  (written by `gapcam model export --format keras-h5`), else the detected CAM head. */
-async function loadKerasModelRef(file: string): Promise<LoadedModelRef> {
-  const model = await loadKerasModelH5(file);
-  const metaFile = file.replace(/\.(h5|hdf5)$/i, '.meta.json');
+/** A whole Keras model from a `.keras` archive or a legacy .h5 (architecture + weights); the meta from
+ *  `<name>.meta.json` beside it (written by `gapcam model export`), else the detected CAM head. */
+async function loadKerasModelRef(file: string, preprocessing?: PreprocessMode): Promise<LoadedModelRef> {
+  const model = await loadKerasModel(file);
+  const kind: ModelRefKind = isKerasArchivePath(file) ? 'keras' : 'keras-h5';
+  const metaFile = file.replace(/\.(h5|hdf5|keras)$/i, '.meta.json');
   let meta: ModelMeta | undefined;
   if (fs.existsSync(metaFile)) {
     const m = readJsonFile<unknown>(metaFile, 'model meta');
     validateMeta(m, metaFile);
     checkMetaAgainstModel(m, model, metaFile);
-    meta = m;
-  } else {
-    const head = detectCamHead(model);
-    if (typeof head !== 'string') meta = asCamModel(model).meta;
+    return { model, meta: m, kind, source: file, preprocessing: m.preprocessing };
   }
-  return { model, meta, kind: 'keras-h5', source: file };
+  const pre = preprocessing ?? assumedPreprocessing(model, file);
+  const head = detectCamHead(model);
+  if (typeof head !== 'string') meta = asCamModel(model, { preprocessing: pre }).meta;
+  return { model, meta, kind, source: file, preprocessing: pre };
 }
 
 export interface LoadModelRefOptions {
   checkpointRoot?: string;
   /** Build options when `ref` names a registered backbone (weights, includeTop, inputShape, …). */
   backbone?: BackboneBuildOptions;
+  /** The preprocessing of a model without meta.json (default: its Keras application's, else 'unit' with a warning). */
+  preprocessing?: PreprocessMode;
 }
 
 /** Loads a model named by the user: a model folder / model.json, a checkpoint run folder (best/, else last/), a run
@@ -118,8 +129,8 @@ export async function loadModelRef(ref: string, opts: LoadModelRefOptions = {}):
         backbone: ref,
       }).meta;
     }
-    return { model, meta, kind: 'backbone', source: ref, backbone: ref };
+    return { model, meta, kind: 'backbone', source: ref, backbone: ref, preprocessing: getBackbone(ref).preprocessing };
   }
   throw new UserError(`model '${ref}': not a model folder (with ${MODEL_JSON}), a checkpoint run (with best/ or last/), ` +
-    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, an http(s) URL, a Keras .h5 model, or a backbone name (${Object.keys(BACKBONES).join(', ')})`);
+    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, an http(s) URL, a Keras .keras or .h5 model, or a backbone name (${Object.keys(BACKBONES).join(', ')})`);
 }

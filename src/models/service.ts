@@ -9,8 +9,9 @@ import { CLASSES_TXT, META_JSON, saveCamModel } from './meta.js';
 import { MODEL_JSON, saveLayersModelToDir } from './layers-io.js';
 import { toGap, type ToGapOptions } from './surgery.js';
 import { saveKerasH5 } from './keras-h5.js';
-import { getBackbone, type BackboneBuildOptions } from './registry.js';
+import { getBackbone, isBackboneName, type BackboneBuildOptions } from './registry.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { describePreprocessing } from '../data/preprocess-modes.js';
 import { prepareOutFolder, TRAINING_STATE_FILES, type OutputOwner } from '../util/out-folder.js';
 
 export interface LayerSummary {
@@ -74,7 +75,7 @@ export function formatModelSummary(s: ModelSummary): string {
   if (s.meta) {
     const m = s.meta;
     out.push(`CAM head: ${m.headKind}; feature ${m.featureLayer} → pooling ${m.poolingLayer}${m.classifierLayer ? ` → classifier ${m.classifierLayer}` : ''}; output ${m.outputIsSoftmax ? 'softmax' : 'logits'}`);
-    out.push(`classes: ${m.classNames.length} (${m.classNames.slice(0, 5).join(', ')}${m.classNames.length > 5 ? ', …' : ''}); input ${m.inputSize[0]}×${m.inputSize[1]}; preprocessing ${m.preprocessing}`);
+    out.push(`classes: ${m.classNames.length} (${m.classNames.slice(0, 5).join(', ')}${m.classNames.length > 5 ? ', …' : ''}); input ${m.inputSize[0]}×${m.inputSize[1]}; preprocessing ${describePreprocessing(m.preprocessing)}`);
   } else {
     out.push('CAM head: none (not GAP → Dense or conv → GAP); make one with `gapcam model surgery`');
   }
@@ -147,7 +148,7 @@ export interface SurgeryResult {
 export async function runSurgery(req: SurgeryRequest): Promise<SurgeryResult> {
   const { classes, classNames } = parseClasses(req.classes);
   prepareOutFolder(req.out, modelOutput('gapcam model surgery'), { force: req.force });
-  const loaded = await loadModelRef(req.model, { checkpointRoot: req.checkpointRoot, backbone: { includeTop: false, ...req.backbone } });
+  const loaded = await loadModelRef(req.model, { checkpointRoot: req.checkpointRoot, backbone: { includeTop: false, ...req.backbone }, preprocessing: req.preprocessing });
   let cam: CamModel;
   try {
     const backbone = loaded.backbone ?? loaded.meta?.backbone;
@@ -157,7 +158,7 @@ export async function runSurgery(req: SurgeryRequest): Promise<SurgeryResult> {
       classes,
       classNames,
       backbone,
-      preprocessing: req.preprocessing ?? (backbone ? getBackbone(backbone).preprocessing : loaded.meta?.preprocessing),
+      preprocessing: req.preprocessing ?? (backbone && isBackboneName(backbone) ? getBackbone(backbone).preprocessing : loaded.preprocessing),
     });
   } finally {
     loaded.model.dispose();

@@ -13,6 +13,7 @@ import type { PreprocessMode } from '../data/types.js';
 import type { CamModel, ModelMeta } from './types.js';
 import { inputSizeOf, defaultClassNames } from './head.js';
 import { BACKBONES, isBackboneName } from './registry.js';
+import { identifyKerasApplication } from './keras-apps.js';
 
 export { asCamModel, detectCamHead } from './head.js';
 
@@ -41,12 +42,14 @@ export interface ToGapOptions {
   dropout?: number;
   /** Seed of the new layers' initialisers. */
   seed?: number;
-  /** Default: the registered backbone's mode, else 'unit'. */
+  /** Default: the registered backbone's mode, else the Keras application's, else 'unit'. */
   preprocessing?: PreprocessMode;
   backbone?: string;
   recipe?: string;
   /** Needed only when the model's input size is not fixed. */
   inputSize?: [number, number];
+  /** Rebuild the kept part for this [height, width, channels] input (a model file trained at another size). */
+  inputShape?: [number, number, number];
 }
 
 function layerNamesHint(model: tf.LayersModel): string {
@@ -58,8 +61,20 @@ function layerNamesHint(model: tf.LayersModel): string {
   return tail.length ? `; 4-D layers near the end: ${tail.join(', ')}` : '';
 }
 
-/** An independent copy of `model` up to the output of layer `cutAt` (same names, bit-identical weights). */
-export function truncateModel(model: tf.LayersModel, cutAt: string): tf.LayersModel {
+/** The config of a functional model with its (only) input layer rebuilt for [height, width, channels]. */
+function withInputShape(config: tf.serialization.ConfigDict, inputShape: [number, number, number], name: string): tf.serialization.ConfigDict {
+  // tfjs' getConfig() form: {className, config: {batchInputShape, …}} per layer.
+  type LayerCfg = { className: string; config: Record<string, unknown> };
+  const layers = (config as { layers?: LayerCfg[] }).layers ?? [];
+  const inputs = layers.filter((l) => l.className === 'InputLayer');
+  if (inputs.length !== 1) throw new UserError(`--input-size: model '${name}' has ${inputs.length} input layers; expected one to resize`);
+  inputs[0].config = { ...inputs[0].config, batchInputShape: [null, ...inputShape] };
+  return config;
+}
+
+/** An independent copy of `model` up to the output of layer `cutAt` (same names, bit-identical weights); with
+ *  `inputShape`, rebuilt for that input (the kept part must be convolutional: its weights do not depend on it). */
+export function truncateModel(model: tf.LayersModel, cutAt: string, inputShape?: [number, number, number]): tf.LayersModel {
   let layer: tf.layers.Layer;
   try {
     layer = model.getLayer(cutAt);
@@ -74,9 +89,16 @@ export function truncateModel(model: tf.LayersModel, cutAt: string): tf.LayersMo
   }
   if (Array.isArray(out)) throw new UserError(`--cut-at: layer '${cutAt}' has several outputs; expected one feature map`);
   const sub = tf.model({ inputs: model.inputs, outputs: out, name: `${model.name}_to_${cutAt}` });
-  const clone = tf.LayersModel.fromConfig(tf.LayersModel, sub.getConfig() as unknown as tf.serialization.ConfigDict) as tf.LayersModel;
-  const weights = sub.getWeights();
-  clone.setWeights(weights);
+  let config = sub.getConfig() as unknown as tf.serialization.ConfigDict;
+  const same = inputShape && model.inputs[0].shape.slice(1).every((d, i) => d === inputShape[i]);
+  if (inputShape && !same) config = withInputShape(config, inputShape, model.name);
+  const clone = tf.LayersModel.fromConfig(tf.LayersModel, config) as tf.LayersModel;
+  try {
+    clone.setWeights(sub.getWeights());
+  } catch (err) {
+    clone.dispose();
+    throw new UserError(`--input-size: model '${model.name}' cut at '${cutAt}' cannot be rebuilt for input ${inputShape?.join('×')}: ${(err as Error).message.split('\n')[0]}`);
+  }
   return clone;
 }
 
@@ -84,8 +106,8 @@ export function truncateModel(model: tf.LayersModel, cutAt: string): tf.LayersMo
 export function toGap(model: tf.LayersModel, opts: ToGapOptions): CamModel {
   const backbone = opts.backbone ?? (isBackboneName(model.name) ? model.name : undefined);
   const spec = backbone && isBackboneName(backbone) ? BACKBONES[backbone] : undefined;
-  const cutAt = opts.cutAt ?? spec?.defaultCutLayer;
-  if (!cutAt) throw new UserError(`--cut-at: model '${model.name}' is not a registered backbone, so name the layer to cut at${layerNamesHint(model)}`);
+  const cutAt = opts.cutAt ?? spec?.defaultCutLayer ?? identifyKerasApplication(model)?.cutLayer;
+  if (!cutAt) throw new UserError(`--cut-at: model '${model.name}' is not a registered backbone or a known Keras application, so name the layer to cut at${layerNamesHint(model)}`);
   const classes = opts.classes ?? opts.classNames?.length;
   if (!classes || !Number.isInteger(classes) || classes < 1) {
     throw new UserError(`--classes: expected a positive integer number of classes; got ${opts.classes ?? 'none'}`);
@@ -97,9 +119,9 @@ export function toGap(model: tf.LayersModel, opts: ToGapOptions): CamModel {
   if (!Number.isInteger(convFilters) || convFilters < 0) throw new UserError(`--conv-filters: expected an integer ≥ 0; got ${convFilters}`);
   if (!Number.isInteger(kernelSize) || kernelSize < 1) throw new UserError(`--kernel-size: expected a positive integer; got ${kernelSize}`);
   if (opts.dropout !== undefined && !(opts.dropout >= 0 && opts.dropout < 1)) throw new UserError(`--dropout: expected a rate in [0, 1); got ${opts.dropout}`);
-  const inputSize = inputSizeOf(model, opts.inputSize);
+  const inputSize = opts.inputShape ? [opts.inputShape[0], opts.inputShape[1]] as [number, number] : inputSizeOf(model, opts.inputSize);
 
-  const body = truncateModel(model, cutAt);
+  const body = truncateModel(model, cutAt, opts.inputShape);
   const feat = body.outputs[0];
   if (feat.shape.length !== 4) {
     body.dispose();
@@ -131,7 +153,7 @@ export function toGap(model: tf.LayersModel, opts: ToGapOptions): CamModel {
   const gapModel = tf.model({ inputs: body.inputs, outputs: x, name: `${model.name}_gap` });
   const meta: ModelMeta = {
     classNames,
-    preprocessing: opts.preprocessing ?? spec?.preprocessing ?? 'unit',
+    preprocessing: opts.preprocessing ?? spec?.preprocessing ?? identifyKerasApplication(model)?.preprocessing ?? 'unit',
     inputSize,
     headKind: 'gap-dense',
     featureLayer,

@@ -6,6 +6,8 @@ import type { z } from 'zod';
 import { UserError } from '../errors.js';
 import { recipesDir, projectRoot } from '../paths.js';
 import { RecipeSchema, type Recipe } from './schema.js';
+import { isHttpUrl, isModelFileRef } from '../models/model-files.js';
+import type { PreprocessMode } from '../data/types.js';
 
 /** Command-line values that override a recipe (undefined = not given). */
 export interface RecipeOverrides {
@@ -19,6 +21,8 @@ export interface RecipeOverrides {
   optimizer?: string;
   weightDecay?: number;
   headLrMultiplier?: number;
+  /** A preset name or explicit mean/std (see parsePreprocessMode). */
+  preprocessing?: PreprocessMode;
 }
 
 /** Where each override goes in the recipe, and the flag that sets it (for error messages). */
@@ -33,6 +37,7 @@ const OVERRIDE_PATHS: Record<keyof RecipeOverrides, { path: string[]; flag: stri
   optimizer: { path: ['optimizer', 'type'], flag: '--optimizer' },
   weightDecay: { path: ['weightDecay'], flag: '--weight-decay' },
   headLrMultiplier: { path: ['headLrMultiplier'], flag: '--head-lr-multiplier' },
+  preprocessing: { path: ['data', 'preprocessing'], flag: '--preprocessing' },
 };
 
 function keyPath(p: readonly PropertyKey[]): string {
@@ -143,13 +148,22 @@ export function loadRecipeFile(file: string): Recipe {
   return resolveRecipePaths(recipe, path.dirname(file) === recipesDir ? projectRoot : path.dirname(file));
 }
 
-/** Relative weight paths in a recipe are resolved against `base` (the project root for shipped recipes, the
- *  recipe's folder otherwise). */
+/** Relative weight and model-file paths in a recipe are resolved against `base` (the project root for shipped
+ *  recipes, the recipe's folder otherwise). */
 function resolveRecipePaths(recipe: Recipe, base: string): Recipe {
   const w = recipe.model.weights;
-  if (w === 'imagenet' || w === 'none' || /^https?:\/\//.test(w) || path.isAbsolute(w)) return recipe;
-  return { ...recipe, model: { ...recipe.model, weights: path.resolve(base, w) } };
+  const b = recipe.model.backbone;
+  const resolve = (p: string) => (isHttpUrl(p) || path.isAbsolute(p) ? p : path.resolve(base, p));
+  return {
+    ...recipe,
+    model: {
+      ...recipe.model,
+      weights: w === 'imagenet' || w === 'none' ? w : resolve(w),
+      backbone: isModelFileRef(b) ? resolve(b) : b,
+    },
+  };
 }
+
 
 /** Applies the command-line overrides that were given, and validates the result; a bad value names the flag. */
 export function applyOverrides(recipe: Recipe, overrides: RecipeOverrides): Recipe {
@@ -218,7 +232,8 @@ export function listRecipes(dir = recipesDir): RecipeListing[] {
 export function summarizeRecipe(r: Recipe): string {
   const [h, w] = typeof r.data.inputSize === 'number' ? [r.data.inputSize, r.data.inputSize] : r.data.inputSize;
   const weights = ['imagenet', 'none'].includes(r.model.weights) ? r.model.weights : path.relative(projectRoot, r.model.weights) || r.model.weights;
+  const backbone = isModelFileRef(r.model.backbone) && !isHttpUrl(r.model.backbone) ? path.relative(projectRoot, r.model.backbone) : r.model.backbone;
   const opt = r.optimizer.type === 'sgd' ? `sgd${r.optimizer.momentum ? ` m=${r.optimizer.momentum}` : ''}` : 'adam';
-  return `${r.model.backbone} (${weights}) cut ${r.model.cutAt ?? 'default'} + conv ${r.model.head.kernelSize}×${r.model.head.kernelSize}/${r.model.head.convFilters} + GAP, ${h}×${w}, ` +
+  return `${backbone} (${weights}) cut ${r.model.cutAt ?? 'default'} + conv ${r.model.head.kernelSize}×${r.model.head.kernelSize}/${r.model.head.convFilters} + GAP, ${h}×${w}, ` +
     `${opt} lr ${r.lr} ${r.schedule.type}, ${r.epochs} epochs × batch ${r.batchSize}, dataset ${r.data.dataset}`;
 }

@@ -33,16 +33,34 @@ export const TransformSchema = z.discriminatedUnion(
   { error: "a transform object whose 'op' is resize, center-crop, random-crop or flip" },
 );
 
-export const PREPROCESSING = ['caffe', 'torch', 'unit'] as const;
+export const PREPROCESSING = ['caffe', 'torch', 'tf', 'unit'] as const;
+
+const triple = z.tuple([z.number(), z.number(), z.number()]);
+/** A preset (caffe: BGR minus the ImageNet mean; torch: ImageNet mean/std on [0,1]; tf: [-1,1]; unit: [0,1]) or an
+ *  explicit normalisation: channels in `channelOrder`, values in `range` (255 or 1), then (x − mean) / std. */
+export const PreprocessingSchema = z.union([
+  z.enum(PREPROCESSING),
+  z.strictObject({
+    mean: triple,
+    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+    channelOrder: z.enum(['rgb', 'bgr']).default('rgb'),
+    range: z.union([z.literal(1), z.literal(255)]).default(255),
+  }),
+], { error: "a mode (caffe, torch, tf, unit) or {mean, std, channelOrder: 'rgb'|'bgr', range: 255|1}" });
 export const OPTIMIZERS = ['sgd', 'adam'] as const;
 export const SCHEDULES = ['constant', 'step', 'cosine'] as const;
 
 export const ModelSectionSchema = z.strictObject({
-  /** A backbone of the models registry (vgg16, vgg19, vgg-tiny, darknet-tiny, …). */
+  /** A backbone of the models registry (vgg16, vgg19, vgg-tiny, darknet-tiny, …), or a model of your own: a Keras
+   *  file (.h5, .keras), a tfjs model folder or model.json (a path with a '/' or one of those extensions), or an
+   *  http(s) URL of a model.json. Relative paths are resolved like `weights`. */
   backbone: z.string().min(1),
   /** 'imagenet' (the official Keras file, cached), 'none' (random initialisation), or a path to a weights file or a
-   *  tfjs model folder (relative paths in a recipe are relative to the project root). */
+   *  tfjs model folder (relative paths in a recipe are relative to the project root). With a model file as the
+   *  backbone, 'none' keeps the file's own weights unless `reinitialize` is set. */
   weights: z.string().min(1).default('none'),
+  /** A model-file backbone: re-initialise every layer (its architecture only, random weights). */
+  reinitialize: z.boolean().default(false),
   /** Initialisation of the layers that get no pretrained weights (every layer when weights is 'none', else the new
    *  head): 'default' (Keras' glorot-uniform kernels) or 'he-normal' (N(0, 2/fan-in) kernels, zero biases: keeps
    *  activations from shrinking through deep ReLU stacks without batch norm, so training from scratch starts faster). */
@@ -66,7 +84,8 @@ export const DataSectionSchema = z.strictObject({
   /** The dataset trained on when --dataset is not given. */
   dataset: z.string().min(1).default('digits-loc'),
   inputSize: SizeSchema.default(224),
-  preprocessing: z.enum(PREPROCESSING).default('caffe'),
+  /** Default: the backbone's own (a registered backbone's mode; a Keras application's; else unit, with a warning). */
+  preprocessing: PreprocessingSchema.optional(),
   trainTransforms: z.array(TransformSchema).default([{ op: 'resize', mode: 'exact' }, { op: 'flip', p: 0.5 }]),
   evalTransforms: z.array(TransformSchema).default([{ op: 'resize', mode: 'exact' }]),
   trainSplit: z.enum(['train', 'val', 'test']).default('train'),

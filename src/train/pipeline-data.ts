@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { batches, epochOrder, type Batch } from '../data/pipeline.js';
 import { recipeOutputSize, type Transform as DataTransform } from '../data/transforms.js';
-import type { Dataset, ImageRecord } from '../data/types.js';
+import type { Dataset, ImageRecord, PreprocessMode } from '../data/types.js';
 import { UserError } from '../errors.js';
 import { cacheRoot } from '../data/sizes.js';
 import { sizeHW, type Recipe, type Transform } from '../recipes/schema.js';
@@ -48,6 +48,8 @@ export interface DatasetTrainDataOptions {
   /** Decoded-image cache folder (undefined: defaultImageCacheDir; null: no cache). */
   cacheDir?: string | null;
   skipBadImages?: boolean;
+  /** The model's preprocessing (default: the recipe's, which a run resolves from its backbone when unset). */
+  preprocessing?: PreprocessMode;
 }
 
 /** TrainData over dataset records, decoded by the data pipeline. */
@@ -57,7 +59,9 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const evalTransforms = pipelineTransforms(recipe.data.evalTransforms, recipe.data.inputSize, 'evalTransforms');
   const cacheDir = o.cacheDir === null ? undefined : (o.cacheDir ?? defaultImageCacheDir());
   const bs = recipe.batchSize;
-  const common = { batchSize: bs, preprocess: recipe.data.preprocessing, cacheDir, skipBadImages: o.skipBadImages } as const;
+  const preprocess = o.preprocessing ?? recipe.data.preprocessing;
+  if (preprocess === undefined) throw new Error('datasetTrainData: the preprocessing is not resolved (give it, or set it in the recipe)');
+  const common = { batchSize: bs, preprocess, cacheDir, skipBadImages: o.skipBadImages } as const;
   const strip = async function* (stream: AsyncIterable<Batch>) {
     for await (const b of stream) yield { images: b.images, labels: b.labels };
   };

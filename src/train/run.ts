@@ -5,9 +5,12 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset } from '../data/datasets.js';
-import type { Dataset, ImageRecord, Split } from '../data/types.js';
+import type { Dataset, ImageRecord, PreprocessMode, Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 import { buildBackbone, getBackbone } from '../models/registry.js';
+import { loadModelRef } from '../models/refs.js';
+import { loadKerasWeights } from '../models/keras-h5.js';
+import { isHttpUrl, isModelFileRef } from '../models/model-files.js';
 import { toGap } from '../models/surgery.js';
 import type { CamModel } from '../models/types.js';
 import { loadRecipe, parseRecipe, applyOverrides, type RecipeOverrides } from '../recipes/loader.js';
@@ -78,35 +81,81 @@ function splitRecords(dataset: Dataset, which: Split | 'none', required: boolean
   return recs;
 }
 
-/** Builds the recipe's model: backbone (+ weights) → GAP surgery. Returns the CAM model and the new head's layers. */
-export async function buildRecipeModel(recipe: Recipe, classNames: string[], rng: SeededRandom): Promise<{ cam: CamModel; headLayers: string[] }> {
-  const spec = getBackbone(recipe.model.backbone);
-  const [h, w] = sizeHW(recipe.data.inputSize);
+/** The recipe's backbone before surgery: a registered backbone built (with its weights) for the input size, or a
+ *  model file / folder / URL loaded with its own weights (re-initialised with model.reinitialize; a Keras weights file
+ *  given as model.weights loaded on top by layer name). */
+interface RecipeBackbone {
+  model: tf.LayersModel;
+  /** The recipe's preprocessing, else the backbone's (registered, Keras application, else 'unit' with a warning). */
+  preprocessing: PreprocessMode;
+  /** The recipe's cutAt, else the registered backbone's (undefined: toGap finds a Keras application's own). */
+  cutAt?: string;
+  /** Rebuild the kept part for the recipe's input (a model file made for another size). */
+  inputShape?: [number, number, number];
+}
+
+async function loadRecipeBackbone(recipe: Recipe, inputShape: [number, number, number]): Promise<RecipeBackbone> {
+  const ref = recipe.model.backbone;
   const weights = recipe.model.weights === 'none' ? undefined : recipe.model.weights;
-  if (!weights && spec.needsWeights) {
-    throw new UserError(`recipe model.weights: backbone '${recipe.model.backbone}' has no architecture of its own; give its model folder (--weights)`);
+  if (!isModelFileRef(ref)) {
+    const spec = getBackbone(ref);
+    if (!weights && spec.needsWeights) {
+      throw new UserError(`recipe model.weights: backbone '${ref}' has no architecture of its own; give its model folder (--weights)`);
+    }
+    const model = await buildBackbone(ref, { weights, inputShape, includeTop: false });
+    return { model, preprocessing: recipe.data.preprocessing ?? spec.preprocessing, cutAt: recipe.model.cutAt ?? spec.defaultCutLayer };
   }
+  if (!isHttpUrl(ref) && !fs.existsSync(ref)) {
+    throw new UserError(`recipe model.backbone: ${ref} does not exist; expected a Keras .keras/.h5 model, a tfjs model folder or model.json, an http(s) URL, or a registered backbone (gapcam models)`);
+  }
+  if (weights === 'imagenet') {
+    throw new UserError(`recipe model.weights: 'imagenet' is for registered backbones; ${path.basename(ref)} brings its own weights (or give a Keras weights .h5 file)`);
+  }
+  const loaded = await loadModelRef(ref, { preprocessing: recipe.data.preprocessing });
+  let model = loaded.model;
+  try {
+    if (recipe.model.reinitialize) {
+      // A fresh model from the architecture alone: every variable drawn from its initializer (seeded by the run).
+      const fresh = tf.LayersModel.fromConfig(tf.LayersModel, model.getConfig() as unknown as tf.serialization.ConfigDict) as tf.LayersModel;
+      model.dispose();
+      model = fresh;
+    }
+    if (weights) await loadKerasWeights(model, weights, { match: 'name', allowMissing: true });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  const same = model.inputs[0].shape.slice(1).every((d, i) => d === inputShape[i]);
+  return { model, preprocessing: loaded.preprocessing, cutAt: recipe.model.cutAt, ...(same ? {} : { inputShape }) };
+}
+
+/** Builds the recipe's model: backbone (+ weights) → GAP surgery. Returns the CAM model and the new head's layers;
+ *  meta.preprocessing is the one the run uses (the recipe's, else the backbone's). */
+export async function buildRecipeModel(recipe: Recipe, classNames: string[], rng: SeededRandom): Promise<{ cam: CamModel; headLayers: string[] }> {
+  const [h, w] = sizeHW(recipe.data.inputSize);
   return withRandom(rng, async () => {
-    const backbone = await buildBackbone(recipe.model.backbone, { weights, inputShape: [h, w, 3], includeTop: false });
+    const backbone = await loadRecipeBackbone(recipe, [h, w, 3]);
     try {
-      const kept = new Set(backbone.layers.map((l) => l.name));
-      const cam = toGap(backbone, {
-        cutAt: recipe.model.cutAt ?? spec.defaultCutLayer,
+      const kept = new Set(backbone.model.layers.map((l) => l.name));
+      const cam = toGap(backbone.model, {
+        cutAt: backbone.cutAt,
         convFilters: recipe.model.head.convFilters,
         kernelSize: recipe.model.head.kernelSize,
         classNames,
         dropout: recipe.model.head.dropout || undefined,
-        preprocessing: recipe.data.preprocessing,
+        preprocessing: backbone.preprocessing,
         backbone: recipe.model.backbone,
         recipe: recipe.name,
         inputSize: [h, w],
+        inputShape: backbone.inputShape,
       });
       const headLayers = cam.model.layers.filter((l) => !kept.has(l.name) && l.trainableWeights.length > 0).map((l) => l.name);
-      if (recipe.model.init === 'he-normal') heNormalInit(cam.model, weights ? headLayers : cam.model.layers.map((l) => l.name));
+      const pretrained = recipe.model.weights !== 'none' || (isModelFileRef(recipe.model.backbone) && !recipe.model.reinitialize);
+      if (recipe.model.init === 'he-normal') heNormalInit(cam.model, pretrained ? headLayers : cam.model.layers.map((l) => l.name));
       if (recipe.model.head.classifierInit === 'zeros' && cam.meta.classifierLayer) zeroInit(cam.model, cam.meta.classifierLayer);
       return { cam, headLayers };
     } finally {
-      backbone.dispose();
+      backbone.model.dispose();
     }
   });
 }
@@ -162,7 +211,6 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const dataset = await loadDataset(recipe.data.dataset, { dataRoot: o.dataRoot, skipBadImages: o.skipBadImages });
   const trainRecs = splitRecords(dataset, recipe.data.trainSplit, true);
   const valRecs = splitRecords(dataset, recipe.data.valSplit, false);
-  const data = datasetTrainData({ recipe, dataset, train: trainRecs, val: valRecs, cacheDir: o.cacheDir, skipBadImages: o.skipBadImages });
 
   let cam: CamModel;
   let headLayers: string[];
@@ -185,6 +233,9 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         train: trainRecs.length, val: valRecs.length },
     }, null, 2) + '\n');
   }
+  // The run's preprocessing is the model's (the recipe's when it set one, else the backbone's): recipe.json records it.
+  recipe = { ...recipe, data: { ...recipe.data, preprocessing: cam.meta.preprocessing } };
+  const data = datasetTrainData({ recipe, dataset, train: trainRecs, val: valRecs, cacheDir: o.cacheDir, skipBadImages: o.skipBadImages });
   await writeFileAtomic(path.join(runDir, RECIPE_JSON), JSON.stringify(recipe, null, 2) + '\n');
   try {
     const sinks = o.tensorboard === false ? [] : [await TensorBoardSink.create({ runDir, cam, headLayers,

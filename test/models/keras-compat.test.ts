@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
-import { useEngine, makeTempDir } from '../helpers.js';
+import { useEngine, makeTempDir, kerasPython } from '../helpers.js';
 import { projectRoot } from '../../src/paths.js';
 import { readNpy } from '../../src/util/npy.js';
 import { loadKerasWeights, readKerasH5, saveKerasH5 } from '../../src/models/keras-h5.js';
@@ -38,11 +38,6 @@ function predict(m: tf.LayersModel, x: Float32Array): Float32Array {
 function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
   expect(a.length).to.equal(b.length);
   for (let i = 0; i < a.length; i++) expect(a[i], `element ${i}`).to.be.closeTo(b[i], tol);
-}
-
-function kerasPython(): string | undefined {
-  const cands = [process.env.GAPCAM_KERAS_PYTHON, path.join(projectRoot, 'bench', '.venv', 'bin', 'python')];
-  return cands.find((c): c is string => !!c && fs.existsSync(c));
 }
 
 describe('models/keras-compat (files written and read by real Keras)', () => {
