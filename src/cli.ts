@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { commands } from './commands/index.js';
 import type { GapcamCommand } from './commands/common.js';
 import { UserError } from './errors.js';
+import { userErrorFromFs } from './util/fs-errors.js';
 
 /** A command-line usage error: one line, exit 2. */
 class UsageError extends UserError {
@@ -69,10 +70,13 @@ function rejectNaN(args: Record<string, unknown>): void {
   }
 }
 
-function reportError(err: unknown, verbose: boolean): number {
+function reportError(thrown: unknown, verbose: boolean): number {
+  // A full disk, no permission, a read-only mount… on a user's path is the user's to fix: one line, exit 2.
+  const err = userErrorFromFs(thrown) ?? thrown;
   if (err instanceof UserError) {
     process.stderr.write(`gapcam: ${oneLine(err.message)}\n`);
-    if (verbose && err.stack) process.stderr.write(err.stack + '\n');
+    const stack = err !== thrown && thrown instanceof Error ? thrown.stack : err.stack;
+    if (verbose && stack) process.stderr.write(stack + '\n');
     return err.exitCode;
   }
   const e = err instanceof Error ? err : new Error(String(err));

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { readNpy, encodeNpy } from '../util/npy.js';
-import { resolveAtomicDir, writeFileAtomic } from '../util/atomic.js';
+import { resolveAtomicDir, writeFilesAtomic } from '../util/atomic.js';
 import { jsonHas, prepareOutFolder, type OutputOwner } from '../util/out-folder.js';
 import { UserError } from '../errors.js';
 import { csvField } from '../util/csv.js';
@@ -105,11 +105,14 @@ export async function writeFeatureFiles(dir: string, set: FeatureFiles): Promise
   if (data.length !== meta.count * meta.dimension || rows.length !== meta.count) {
     throw new Error(`writeFeatureSet: ${rows.length} index rows and ${data.length} values for ${meta.count}×${meta.dimension}`);
   }
-  await writeFileAtomic(path.join(dir, FEATURES_FILE), encodeNpy(data, [meta.count, meta.dimension]));
-  await writeFileAtomic(path.join(dir, INDEX_FILE), encodeIndexCsv(rows));
-  for (const [name, text] of Object.entries(set.extraFiles ?? {})) await writeFileAtomic(path.join(dir, name), text);
-  await writeFileAtomic(path.join(dir, META_FILE), JSON.stringify(meta, null, 2) + '\n');
-  return [FEATURES_FILE, INDEX_FILE, ...Object.keys(set.extraFiles ?? {}), META_FILE];
+  const files: [string, string | Uint8Array][] = [
+    [FEATURES_FILE, encodeNpy(data, [meta.count, meta.dimension])],
+    [INDEX_FILE, encodeIndexCsv(rows)],
+    ...Object.entries(set.extraFiles ?? {}),
+    [META_FILE, JSON.stringify(meta, null, 2) + '\n'],
+  ];
+  await writeFilesAtomic(dir, files);
+  return files.map(([name]) => name);
 }
 
 /** Writes a feature set into the --out folder `dir` (see FEATURES_OUTPUT): each file atomically, nothing else there

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { writeFileAtomicSync, resolveAtomicDir } from '../util/atomic.js';
+import { writeFilesAtomic, resolveAtomicDir } from '../util/atomic.js';
 
 export const MODEL_JSON = 'model.json';
 /** Shard size of saved weights: the tfjs converter's 4 MiB, friendly to browsers and http caches. */
@@ -199,19 +199,21 @@ function listedShards(dir: string): string[] {
 }
 
 /** Writes `model` in the tfjs Layers format into `dir` (which must exist): model.json + 4 MiB shards named like the
- *  tfjs converter's (group1-shardXofN.bin). Loadable with tf.loadLayersModel in a browser. Each file is replaced
- *  atomically, model.json last; shards of a previous model there that the new one does not use are removed, and
- *  nothing else in `dir` is touched. */
-export async function writeLayersModelFiles(dir: string, model: tf.LayersModel): Promise<void> {
+ *  tfjs converter's (group1-shardXofN.bin), plus `extraFiles` (name → text, e.g. meta.json). Loadable with
+ *  tf.loadLayersModel in a browser. All files are staged under temporary names, then renamed into place with
+ *  model.json and the extras last (util/atomic.ts writeFilesAtomic: a full disk leaves the previous model intact);
+ *  shards of a previous model there that the new one does not use are removed; nothing else in `dir` is touched. */
+export async function writeLayersModelFiles(dir: string, model: tf.LayersModel, extraFiles: [string, string][] = []): Promise<void> {
   const previousShards = listedShards(dir);
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0)));
       const n = Math.max(1, Math.ceil(data.byteLength / SHARD_BYTES));
       const paths: string[] = [];
+      const files: [string, string | Uint8Array][] = [];
       for (let i = 0; i < n; i++) {
         const name = `group1-shard${i + 1}of${n}.bin`;
-        writeFileAtomicSync(path.join(dir, name), data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES)));
+        files.push([name, data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES))]);
         paths.push(name);
       }
       const json: tf.io.ModelJSON = {
@@ -222,7 +224,7 @@ export async function writeLayersModelFiles(dir: string, model: tf.LayersModel):
         weightsManifest: [{ paths, weights: artifacts.weightSpecs ?? [] }],
       };
       if (artifacts.trainingConfig) json.trainingConfig = artifacts.trainingConfig;
-      writeFileAtomicSync(path.join(dir, MODEL_JSON), JSON.stringify(json));
+      await writeFilesAtomic(dir, [...files, [MODEL_JSON, JSON.stringify(json)], ...extraFiles]);
       for (const old of previousShards) if (!paths.includes(old)) fs.rmSync(path.join(dir, old), { force: true });
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: data.byteLength } };
     }),

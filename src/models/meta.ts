@@ -4,7 +4,6 @@ import type * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { writeFileAtomicSync } from '../util/atomic.js';
 import type { CamModel, ModelMeta, HeadKind } from './types.js';
 import { PREPROCESS_MODES, preprocessingProblem } from '../data/preprocess-modes.js';
 import { assumedPreprocessing } from './keras-apps.js';
@@ -19,9 +18,10 @@ export const CLASSES_TXT = 'classes.txt';
 export async function saveCamModel(dir: string, cam: CamModel): Promise<void> {
   validateMeta(cam.meta, 'saveCamModel meta');
   fs.mkdirSync(dir, { recursive: true });
-  await writeLayersModelFiles(dir, cam.model);
-  writeFileAtomicSync(path.join(dir, META_JSON), JSON.stringify(cam.meta, null, 2) + '\n');
-  writeFileAtomicSync(path.join(dir, CLASSES_TXT), cam.meta.classNames.join('\n') + '\n');
+  await writeLayersModelFiles(dir, cam.model, [
+    [META_JSON, JSON.stringify(cam.meta, null, 2) + '\n'],
+    [CLASSES_TXT, cam.meta.classNames.join('\n') + '\n'],
+  ]);
 }
 
 const HEAD_KINDS: readonly HeadKind[] = ['gap-dense', 'conv-gap'];

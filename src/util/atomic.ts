@@ -16,6 +16,14 @@ export function targetOfTemp(file: string): string {
   return m ? path.join(path.dirname(file), m[1]) : file;
 }
 
+/** Gives an fs error the file it concerns when the system call recorded none (Node's write() errors carry no path),
+ *  so util/fs-errors.ts can name it. */
+export function withPath(err: unknown, file: string): unknown {
+  const e = err as { code?: unknown; path?: unknown } | null;
+  if (e && typeof e === 'object' && typeof e.code === 'string' && e.path === undefined) e.path = file;
+  return err;
+}
+
 /** Writes `data` to a temporary file beside `target` and renames it into place; on any failure (a full disk, no
  *  permission) the temporary file is removed and `target` keeps its previous content. */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
@@ -26,6 +34,26 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     await fs.promises.rename(tmp, target);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+    throw withPath(err, tmp);
+  }
+}
+
+/** Writes several files of `dir` as one step as far as a file system allows: every file goes to its temporary name
+ *  first (where a full disk or a permission error strikes; then all temporaries are removed and every previous file
+ *  is intact), then each is renamed into place, in the given order (put a marker file last). */
+export async function writeFilesAtomic(dir: string, files: readonly (readonly [string, string | Uint8Array])[]): Promise<void> {
+  await fs.promises.mkdir(dir, { recursive: true });
+  const staged: [string, string][] = [];
+  try {
+    for (const [name, data] of files) {
+      const target = path.join(dir, name);
+      const tmp = tempName(target);
+      staged.push([tmp, target]);
+      await fs.promises.writeFile(tmp, data).catch((err) => { throw withPath(err, tmp); });
+    }
+    for (const [tmp, target] of staged) await fs.promises.rename(tmp, target).catch((err) => { throw withPath(err, tmp); });
+  } catch (err) {
+    await Promise.all(staged.map(([tmp]) => fs.promises.rm(tmp, { force: true }).catch(() => undefined)));
     throw err;
   }
 }
@@ -38,7 +66,7 @@ export function writeFileAtomicSync(target: string, data: string | Uint8Array): 
     fs.renameSync(tmp, target);
   } catch (err) {
     try { fs.rmSync(tmp, { force: true }); } catch { /* the original error matters */ }
-    throw err;
+    throw withPath(err, tmp);
   }
 }
 

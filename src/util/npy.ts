@@ -2,7 +2,7 @@
 // Written here because the format is a 10-line header plus raw little-endian data; no npm package does just this
 // for Node buffers without pulling in a whole ndarray stack.
 import fs from 'node:fs';
-import { writeFileAtomic } from './atomic.js';
+import { withPath, writeFileAtomic } from './atomic.js';
 import { UserError } from '../errors.js';
 
 export function encodeNpy(data: Float32Array, shape: number[]): Buffer {
@@ -27,7 +27,12 @@ export async function writeNpy(file: string, data: Float32Array, shape: number[]
 
 export function readNpy(file: string): { data: Float32Array; shape: number[] } {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such .npy file`);
-  const buf = fs.readFileSync(file);
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (err) {
+    throw withPath(err, file); // a read() error carries no path; util/fs-errors.ts names it
+  }
   if (buf.length < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw new UserError(`${file}: not a .npy file (bad magic)`);
   const major = buf[6];
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFilesAtomic } from './atomic.js';
 
 /** What a command writes into its --out folder. */
 export interface OutputOwner {
@@ -94,11 +94,12 @@ export function jsonHas(key: string, value: unknown): (text: string) => boolean 
   };
 }
 
-/** Writes `files` (name → content) into `dir`, each atomically, in the given order (put the marker last); then
+/** Writes `files` (name → content) into `dir` with writeFilesAtomic (all staged first, then renamed in the given
+ *  order: put the marker last); then
  *  removes the owner's files this run did not write (e.g. predictions.csv of a previous run with a test set), but
  *  only when the folder held a previous result of the same command. */
 export async function writeOwnFiles(prepared: PreparedOutFolder, owner: OutputOwner, files: [string, string | Uint8Array][]): Promise<void> {
-  for (const [name, data] of files) await writeFileAtomic(path.join(prepared.dir, name), data);
+  await writeFilesAtomic(prepared.dir, files);
   if (!prepared.rerun) return;
   const written = new Set(files.map(([n]) => n));
   for (const f of owner.files) if (!written.has(f) && f !== owner.marker) await fs.promises.rm(path.join(prepared.dir, f), { force: true });
