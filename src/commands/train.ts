@@ -24,6 +24,7 @@ interface TrainArgs {
   eval: boolean;
   skipBadImages?: boolean;
   cache: boolean;
+  selectOnTest: boolean;
 }
 
 /** The recipe overrides given on the command line (unset flags stay undefined and change nothing). */
@@ -39,6 +40,8 @@ export function overridesOf(args: Args<TrainArgs>): RecipeOverrides {
 export function printSummary(res: TrainAndEvaluateResult): void {
   const t = res.train;
   const lines: string[] = [];
+  if (t.notice) lines.push(t.notice);
+  if (res.evaluation) lines.push(`checkpoint ${path.basename(res.evaluation.checkpoint)}/ selected on: ${res.evaluation.selectedOn}; evaluated on: ${t.recipe.evaluation.split}`);
   if (res.evaluation?.run) lines.push('', res.evaluation.run.markdown.trim(), '');
   if (res.evaluation?.cams) lines.push(`CAM images: ${res.evaluation.cams.out} (${res.evaluation.cams.images}; gallery ${res.evaluation.cams.gallery})`);
   lines.push(`report: ${path.join(t.runDir, 'report.html')}`);
@@ -73,6 +76,7 @@ export const trainCommand: GapcamCommand = {
       .option('max-steps', { type: 'number', describe: 'stop after this many steps (smoke tests); a checkpoint is written' })
       .option('eval', { type: 'boolean', default: true, describe: "run the recipe's final evaluation (--no-eval skips it)" })
       .option('skip-bad-images', { type: 'boolean', describe: 'leave out images that fail to decode (counted) instead of stopping' })
+      .option('select-on-test', { type: 'boolean', default: false, describe: "allow a recipe whose data.valSplit is 'test' (model selection on the test split; every report says so first)" })
       .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images (GAPCAM_CACHE_DIR overrides .cache; --no-cache: decode every epoch)' })
       .example('$0 train vgg-gap-tiny', 'train the tiny recipe on the embedded digits-loc set (minutes on a CPU)')
       .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
@@ -89,7 +93,10 @@ export const trainCommand: GapcamCommand = {
     const overrides = overridesOf(args);
     // The recipe and the flags that override it are checked before the engine starts (a resumed run's recipe is
     // read from its folder by the service).
-    if (!args.resume) (await import('../recipes/loader.js')).loadRecipe(args.recipe!, overrides);
+    if (!args.resume) {
+      const { checkSelection } = await import('../train/selection.js');
+      checkSelection((await import('../recipes/loader.js')).loadRecipe(args.recipe!, overrides), args.selectOnTest);
+    }
     const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
     const engine = await startCommandEngine(args);
     const progress = consoleProgress();
@@ -99,7 +106,7 @@ export const trainCommand: GapcamCommand = {
       res = await trainAndEvaluate({
         recipe: args.recipe, overrides, dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args), runName: args.runName,
         resume: args.resume, maxSteps: args.maxSteps, signal: intr.signal, progress, engine: describeEngineShort(engine),
-        noEvaluation: !args.eval, cacheDir: args.cache ? undefined : null, skipBadImages: args.skipBadImages,
+        noEvaluation: !args.eval, cacheDir: args.cache ? undefined : null, skipBadImages: args.skipBadImages, selectOnTest: args.selectOnTest,
       });
     } finally {
       intr.dispose();

@@ -61,3 +61,38 @@ export function splitCounts(dataset: Pick<Dataset, 'records'>): Partial<Record<S
   for (const r of dataset.records) counts[r.split] = (counts[r.split] ?? 0) + 1;
   return counts;
 }
+
+export interface CarveOptions {
+  /** Fraction of each class's training images held out (ignored when perClass is given). */
+  fraction: number;
+  /** Exactly this many images per class (fewer when a class has fewer than perClass + 1 images: one always trains). */
+  perClass?: number;
+  /** Seeds the per-class order (independent of the training seed, so that --seed does not move the split). */
+  seed: number;
+}
+
+/**
+ * A validation set carved out of training records: per class, records sorted by id, shuffled with a generator
+ * seeded by `carve/<seed>/<class name>`, and the first round(n × fraction) (at least 1 when n ≥ 2; or exactly
+ * perClass) held out. Stratified, and a function of the ids, the class names and the options only. Returns the ids of
+ * the held-out records, in class then shuffled order.
+ */
+export function carveValidation(records: readonly ImageRecord[], classNames: readonly string[], o: CarveOptions): string[] {
+  if (o.perClass === undefined && !(o.fraction > 0 && o.fraction < 1)) throw new UserError(`validation fraction must be in (0, 1), found ${o.fraction}`);
+  const byClass = new Map<number, ImageRecord[]>();
+  for (const r of records) {
+    const list = byClass.get(r.label) ?? [];
+    list.push(r);
+    byClass.set(r.label, list);
+  }
+  const held: string[] = [];
+  for (const label of [...byClass.keys()].sort((a, b) => a - b)) {
+    const list = byClass.get(label)!.slice().sort((a, b) => naturalCompare(a.id, b.id));
+    shuffleInPlace(list, makeRng(`carve/${o.seed}/${classNames[label]}`));
+    let n = o.perClass ?? Math.round(list.length * o.fraction);
+    if (o.perClass === undefined && n === 0 && list.length >= 2) n = 1;
+    n = Math.min(n, list.length - 1); // a class keeps at least one training image
+    for (let i = 0; i < n; i++) held.push(list[i].id);
+  }
+  return held;
+}

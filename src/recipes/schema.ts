@@ -89,8 +89,22 @@ export const DataSectionSchema = z.strictObject({
   trainTransforms: z.array(TransformSchema).default([{ op: 'resize', mode: 'exact' }, { op: 'flip', p: 0.5 }]),
   evalTransforms: z.array(TransformSchema).default([{ op: 'resize', mode: 'exact' }]),
   trainSplit: z.enum(['train', 'val', 'test']).default('train'),
-  /** The held-out split scored (top-1) after every epoch; 'none' skips validation. */
-  valSplit: z.enum(['train', 'val', 'test', 'none']).default('test'),
+  /** The held-out split scored (top-1) after every epoch, which selects the best checkpoint; 'none' skips
+   *  validation (the best checkpoint is then the lowest training loss). 'val' on a dataset without val images carves
+   *  one out of the training split (valCarve). 'test' is refused unless the run is started with --select-on-test:
+   *  choosing a checkpoint on the test split inflates every number measured on it (Choe et al., CVPR 2020). */
+  valSplit: z.enum(['val', 'test', 'none']).default('val'),
+  /** How 'val' is carved from the training split when the dataset has none: seeded, stratified by class. */
+  valCarve: z
+    .strictObject({
+      /** Fraction of each class's training images held out. */
+      fraction: z.number().gt(0).lt(1).default(0.1),
+      /** Instead of a fraction: this many images per class (wsolevaluation's train-fullsup uses 5 per class on CUB). */
+      perClass: positiveInt.nullable().default(null),
+      /** Seeds the carve; independent of the training seed, so --seed does not move images between the splits. */
+      seed: z.number().int().nonnegative().default(0),
+    })
+    .prefault({}),
 });
 
 export const OptimizerSchema = z.strictObject({

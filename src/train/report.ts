@@ -102,6 +102,8 @@ export interface ReportInput {
   final?: Record<string, string | number>;
   status: string;
   engine?: string;
+  /** Shown as the report's first line (e.g. a model selected on the test split). */
+  notice?: string;
 }
 
 export function renderReport(input: ReportInput): string {
@@ -133,7 +135,7 @@ export function renderReport(input: ReportInput): string {
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}pre{background:#f7f7f7;padding:12px;font-size:12px;overflow:auto}
 .charts{display:flex;flex-wrap:wrap;gap:16px}</style></head>
 <body>
-<h1>gapcam run <code>${escapeHtml(input.runName)}</code></h1>
+${input.notice ? `<p style="color:#b00;font-weight:bold">${escapeHtml(input.notice)}</p>\n` : ''}<h1>gapcam run <code>${escapeHtml(input.runName)}</code></h1>
 <p>${escapeHtml(input.status)}${input.engine ? ' · ' + escapeHtml(input.engine) : ''} · folder <code>${escapeHtml(path.resolve(input.runDir))}</code> · updated ${new Date().toISOString()}</p>
 <h2>Final metrics</h2>
 ${finalHtml}

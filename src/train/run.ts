@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset } from '../data/datasets.js';
-import type { Dataset, ImageRecord, PreprocessMode, Split } from '../data/types.js';
+import type { Dataset, PreprocessMode } from '../data/types.js';
+import { defaultDataRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 import { buildBackbone, getBackbone } from '../models/registry.js';
 import { loadModelRef } from '../models/refs.js';
@@ -24,11 +25,40 @@ import type { Progress } from './progress.js';
 import { writeReport } from './report.js';
 import { createRandom, withRandom, type SeededRandom } from './rng.js';
 import { train, type TrainResult } from './trainer.js';
+import { checkSelection, describeSelection, resolveSplits, selectionNotice, type ValidationRecord } from './selection.js';
 import { pickCamRecords, TensorBoardSink } from './tensorboard.js';
 
 export const RECIPE_JSON = 'recipe.json';
 /** Facts about the run that are not recipe settings: the head layers the surgery added, the dataset's size. */
 export const RUN_JSON = 'run.json';
+
+/** run.json: facts about a run that are not recipe settings. */
+export interface RunJson {
+  runName: string;
+  createdAt: string;
+  headLayers: string[];
+  /** The dataset trained on: `spec` is what loads it again (a registered name, or an absolute path) with `dataRoot`;
+   *  `root` is where its files are. */
+  dataset: { name: string; spec?: string; dataRoot?: string; root: string; classes: number; train: number; val: number };
+  /** Which images selected the best checkpoint (runs before gapcam recorded it have none). */
+  validation?: ValidationRecord;
+}
+
+/** A dataset reference that loads the same dataset from any folder: a path that exists becomes absolute. */
+function datasetSpec(ref: string): string {
+  const bare = ref.replace(/^[a-z]+:/, '');
+  return bare !== ref || !fs.existsSync(ref) ? ref : path.resolve(ref);
+}
+
+/** Reads <runDir>/run.json (a broken file is one line naming it). */
+export function readRunJson(runDir: string): RunJson {
+  const file = path.join(runDir, RUN_JSON);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as RunJson;
+  } catch (err) {
+    throw new UserError(`${file}: expected the run's JSON facts, ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'found no file' : `found invalid JSON (${(err as Error).message.split('\n')[0]})`}`);
+  }
+}
 
 export interface TrainRunOptions {
   /** Recipe name (recipes/<name>.json) or path; not needed with `resume`. */
@@ -50,6 +80,8 @@ export interface TrainRunOptions {
   skipBadImages?: boolean;
   /** Write TensorBoard event files into the run folder (default true). */
   tensorboard?: boolean;
+  /** Allow recipe data.valSplit 'test' (selection on the test split); every report then says so first. */
+  selectOnTest?: boolean;
 }
 
 export interface TrainRunResult extends TrainResult {
@@ -59,6 +91,10 @@ export interface TrainRunResult extends TrainResult {
   classNames: string[];
   numTrain: number;
   numVal: number;
+  /** Which images selected the best checkpoint (also in run.json). */
+  validation: ValidationRecord;
+  /** The line every report of this run starts with (selection on the test split), if any. */
+  notice?: string;
 }
 
 function timestamp(d = new Date()): string {
@@ -71,14 +107,6 @@ export function resolveRunDir(ref: string, checkpointRoot: string): string {
   const candidates = path.isAbsolute(ref) || ref.startsWith('.') ? [path.resolve(ref)] : [path.join(checkpointRoot, ref), path.resolve(ref)];
   for (const c of candidates) if (fs.existsSync(path.join(c, RECIPE_JSON))) return c;
   throw new UserError(`--resume: no run '${ref}' (looked for ${candidates.map((c) => path.join(c, RECIPE_JSON)).join(' and ')})`);
-}
-
-/** Records of a split; an empty split is an error for training, and skips validation. */
-function splitRecords(dataset: Dataset, which: Split | 'none', required: boolean): ImageRecord[] {
-  if (which === 'none') return [];
-  const recs = dataset.records.filter((r) => r.split === which);
-  if (required && recs.length === 0) throw new UserError(`dataset '${dataset.name}' (${dataset.root}) has no ${which} images to train on`);
-  return recs;
 }
 
 /** The recipe's backbone before surgery: a registered backbone built (with its weights) for the input size, or a
@@ -208,9 +236,13 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     }
   }
   const runName = path.basename(runDir);
+  const runFile = path.join(runDir, RUN_JSON);
+  const recorded = o.resume && fs.existsSync(runFile) ? readRunJson(runDir) : undefined;
+  // a run started with --select-on-test resumes without the flag
+  const selectOnTest = o.selectOnTest || recorded?.validation?.source === 'test';
+  checkSelection(recipe, selectOnTest);
   const dataset = await loadDataset(recipe.data.dataset, { dataRoot: o.dataRoot, skipBadImages: o.skipBadImages });
-  const trainRecs = splitRecords(dataset, recipe.data.trainSplit, true);
-  const valRecs = splitRecords(dataset, recipe.data.valSplit, false);
+  const { train: trainRecs, val: valRecs, validation } = resolveSplits(dataset, recipe, { selectOnTest, recorded: recorded?.validation });
 
   let cam: CamModel;
   let headLayers: string[];
@@ -223,15 +255,17 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     if (cam.meta.classNames.join('\n') !== dataset.classNames.join('\n')) {
       throw new UserError(`--resume: the checkpoint's ${cam.meta.classNames.length} classes differ from dataset '${dataset.name}' (${dataset.classNames.length} classes)`);
     }
-    const runFile = path.join(runDir, RUN_JSON);
-    headLayers = fs.existsSync(runFile) ? ((JSON.parse(fs.readFileSync(runFile, 'utf8')) as { headLayers?: string[] }).headLayers ?? []) : [];
+    headLayers = recorded?.headLayers ?? [];
   } else {
     rng = createRandom(recipe.seed);
     ({ cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, rng));
-    await writeFileAtomic(path.join(runDir, RUN_JSON), JSON.stringify({
-      runName, createdAt: new Date().toISOString(), headLayers, dataset: { name: dataset.name, root: dataset.root, classes: dataset.classNames.length,
-        train: trainRecs.length, val: valRecs.length },
-    }, null, 2) + '\n');
+    const run: RunJson = {
+      runName, createdAt: new Date().toISOString(), headLayers,
+      dataset: { name: dataset.name, spec: datasetSpec(recipe.data.dataset), dataRoot: path.resolve(o.dataRoot ?? defaultDataRoot), root: dataset.root,
+        classes: dataset.classNames.length, train: trainRecs.length, val: valRecs.length },
+      validation,
+    };
+    await writeFileAtomic(runFile, JSON.stringify(run, null, 2) + '\n');
   }
   // The run's preprocessing is the model's (the recipe's when it set one, else the backbone's): recipe.json records it.
   recipe = { ...recipe, data: { ...recipe.data, preprocessing: cam.meta.preprocessing } };
@@ -243,7 +277,8 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     const result = await train({
       recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine, sinks,
     });
-    return { ...result, runName, recipe, dataset, classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length };
+    return { ...result, runName, recipe, dataset, classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length, validation,
+      notice: selectionNotice(recipe) };
   } finally {
     cam.model.dispose();
     data.dispose?.();
@@ -252,7 +287,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
 
 /** Rewrites report.html with extra headline numbers (e.g. the final evaluation). */
 export async function finishReport(runDir: string, recipe: Recipe, status: string, final: Record<string, string | number>, engine?: string): Promise<void> {
-  await writeReport({ runName: path.basename(runDir), runDir, rows: readMetrics(runDir), recipe, status, final, engine });
+  await writeReport({ runName: path.basename(runDir), runDir, rows: readMetrics(runDir), recipe, status, final, engine, notice: selectionNotice(recipe) });
 }
 
 export interface TrainAndEvaluateOptions extends TrainRunOptions {
@@ -263,7 +298,8 @@ export interface TrainAndEvaluateOptions extends TrainRunOptions {
 
 export interface TrainAndEvaluateResult {
   train: TrainRunResult;
-  evaluation?: FinalEvaluation;
+  /** `selectedOn` says which images chose the evaluated checkpoint. */
+  evaluation?: FinalEvaluation & { selectedOn: string };
 }
 
 /** Training, then (when it completed) the recipe's final evaluation; report.html gets the headline numbers. */
@@ -272,14 +308,17 @@ export async function trainAndEvaluate(o: TrainAndEvaluateOptions): Promise<Trai
   if (train.status !== 'completed' || o.noEvaluation) return { train };
   const evaluation = await evaluateRun({ runDir: train.runDir, recipe: train.recipe, dataset: train.dataset, dataRoot: o.dataRoot,
     onProgress: o.onEvalProgress });
+  const selectedOn = describeSelection(train.validation);
   const final: Record<string, string | number> = {
+    'checkpoint selected on': selectedOn,
     'epochs done': train.epochsDone,
     'training seconds': Number(train.seconds.toFixed(1)),
     'images/s (this session)': Number(train.imagesPerSec.toFixed(1)),
   };
-  if (train.best?.valAcc !== undefined) final['best validation top-1'] = `${(train.best.valAcc * 100).toFixed(2)}% (epoch ${train.best.epoch})`;
-  for (const [k, v] of Object.entries(evaluation.headline)) final[`${k} (${train.recipe.evaluation.split}, ${path.basename(evaluation.checkpoint)})`] = `${v.toFixed(2)}%`;
+  if (train.best?.valAcc !== undefined) final[`best validation top-1 (${train.validation.split})`] = `${(train.best.valAcc * 100).toFixed(2)}% (epoch ${train.best.epoch})`;
+  const which = `${train.recipe.evaluation.split}, ${path.basename(evaluation.checkpoint)} selected on ${train.validation.split}`;
+  for (const [k, v] of Object.entries(evaluation.headline)) final[`${k} (${which})`] = `${v.toFixed(2)}%`;
   if (evaluation.cams) final['CAM images'] = `${path.relative(train.runDir, evaluation.cams.gallery)} (${evaluation.cams.images} images)`;
   await finishReport(train.runDir, train.recipe, `finished ${train.epochsDone} epochs; evaluated ${path.basename(evaluation.checkpoint)}`, final, o.engine);
-  return { train, evaluation };
+  return { train, evaluation: { ...evaluation, selectedOn } };
 }

@@ -16,6 +16,7 @@ import { MetricsLog, type EpochRow, type MetricsRow, type MetricsSink } from './
 import { TrainOptimizer, type OptimizerState, type Param } from './optimizer.js';
 import { SilentProgress, type Progress } from './progress.js';
 import { writeReport } from './report.js';
+import { selectionNotice } from './selection.js';
 import { createRandom, installRandom, type SeededRandom } from './rng.js';
 import { learningRateAt } from './schedule.js';
 import { FusedGradients, fusedStepUnsupported } from '../perf/sequential-step.js';
@@ -205,7 +206,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const snapshot = (): TrainState => ({ ...state, rng: rng.state(), elapsedSeconds: elapsed(), savedAt: new Date().toISOString() });
   const saveLast = async () => saveCheckpoint(lastDir, cam, snapshot(), await optimizer.getState());
   const report = (statusLine: string) => writeReport({
-    runName: path.basename(runDir), runDir, rows: metrics.rows, recipe, status: statusLine, engine: opts.engine,
+    runName: path.basename(runDir), runDir, rows: metrics.rows, recipe, status: statusLine, engine: opts.engine, notice: selectionNotice(recipe),
     final: finalNumbers(snapshot(), lastEpoch),
   });
 

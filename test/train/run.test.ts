@@ -36,7 +36,7 @@ describe('train: the run service', function () {
     const b = await runTraining({ recipe: recipeFile, checkpointRoot: out, runName: 'b', cacheDir: null });
     const c = await runTraining({ recipe: recipeFile, overrides: { seed: 6 }, checkpointRoot: out, runName: 'c', cacheDir: null });
     expect(a.status).to.equal('completed');
-    expect(a.globalStep).to.equal(6); // 8 train images, batch 3 → 3 steps × 2 epochs
+    expect(a.globalStep).to.equal(4); // 8 train images − 2 carved for validation, batch 3 → 2 steps × 2 epochs
     const [ca, cb, cc] = await Promise.all(['a', 'b', 'c'].map((r) => loadLastCheckpoint(path.join(out, r))));
     const [wa, wb, wc] = await Promise.all([ca, cb, cc].map((x) => weightsOf(x.cam.model)));
     let differs = false;
@@ -70,7 +70,7 @@ describe('train: the run service', function () {
     expect((err as Error).message).to.match(/^--resume: no run 'nope'/);
     const r = await runTraining({ resume: 'x', checkpointRoot: out, cacheDir: null });
     expect(r.status).to.equal('completed');
-    expect(r.globalStep).to.equal(6);
+    expect(r.globalStep).to.equal(4);
   });
 
   it('after training, evaluates the best checkpoint and writes CAM images and the headline numbers into report.html', async () => {
@@ -88,7 +88,70 @@ describe('train: the run service', function () {
     expect(ev.cams!.images).to.equal(2);
     expect(fs.existsSync(path.join(out, 'e', 'evaluation', 'evaluation.json'))).to.equal(true);
     const html = fs.readFileSync(path.join(out, 'e', 'report.html'), 'utf8');
-    expect(html).to.contain('top-1 accuracy (test, best)').and.to.contain('CAM images');
+    expect(html).to.contain('top-1 accuracy (test, best selected on val)').and.to.contain('CAM images');
+    expect(html).to.contain('checkpoint selected on').and.to.contain('val carved from train (2 images, 10 % per class, seed 0)');
+    expect(html).to.not.contain('WARNING');
+  });
+
+  it('carves a seeded, stratified validation split out of train, records it in run.json, and reads no test image before the final evaluation', async () => {
+    const root = path.join(work, 'cub-carve');
+    const dir = await writeMiniCub(root, { classes: 2, perClass: 12, size: 16, seed: 3 });
+    // image sizes given, so loading the dataset reads no image header either
+    const ids = fs.readFileSync(path.join(dir, 'images.txt'), 'utf8').trim().split('\n').map((l) => l.split(' '));
+    fs.writeFileSync(path.join(dir, 'image_sizes.txt'), ids.map(([id]) => `${id} 16 16`).join('\n') + '\n');
+    const isTrain = new Map(fs.readFileSync(path.join(dir, 'train_test_split.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([id, t]) => [id, t === '1']));
+    const testFiles = ids.filter(([id]) => !isTrain.get(id)).map(([, rel]) => path.join(dir, 'images', rel));
+    const file = path.join(work, 'carve.json');
+    const r = JSON.parse(fs.readFileSync(recipeFile, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...r, data: { ...r.data, dataset: dir, valCarve: { fraction: 0.34, seed: 7 } }, epochs: 1, evaluation: { split: 'test' } }));
+    // while training runs the test images are not images: decoding any of them fails the run
+    const saved = testFiles.map((f) => fs.readFileSync(f));
+    for (const f of testFiles) fs.writeFileSync(f, 'not an image: training must not read the test split');
+    const out = path.join(work, 'ck-carve');
+    let res;
+    try {
+      res = await runTraining({ recipe: file, checkpointRoot: out, runName: 'c', cacheDir: null });
+    } finally {
+      testFiles.forEach((f, i) => fs.writeFileSync(f, saved[i]));
+    }
+    expect(res.status).to.equal('completed');
+    const run = JSON.parse(fs.readFileSync(path.join(out, 'c', 'run.json'), 'utf8'));
+    expect(run.validation).to.include({ split: 'val', source: 'carved', images: 4, fraction: 0.34, seed: 7 });
+    expect(run.dataset).to.include({ train: 8, val: 4, spec: dir });
+    const labelOf = (id: string) => Number(fs.readFileSync(path.join(dir, 'image_class_labels.txt'), 'utf8').split('\n').find((l) => l.startsWith(`${id} `))!.split(' ')[1]);
+    for (const id of run.validation.ids) expect(isTrain.get(id), `validation image ${id} comes from train`).to.equal(true);
+    expect(run.validation.ids.map(labelOf).sort()).to.deep.equal([1, 1, 2, 2]); // round(6 × 0.34) = 2 per class
+    // seeded: the same recipe carves the same images; another carve seed others
+    const { loadDataset } = await import('../../src/data/datasets.js');
+    const { resolveSplits } = await import('../../src/train/selection.js');
+    const ds = await loadDataset(dir);
+    const again = resolveSplits(ds, parseRecipe({ ...r, data: { ...r.data, valCarve: { fraction: 0.34, seed: 7 } } }, 'x'));
+    expect(again.validation.ids).to.deep.equal(run.validation.ids);
+    const other = resolveSplits(ds, parseRecipe({ ...r, data: { ...r.data, valCarve: { fraction: 0.34, seed: 8 } } }, 'x'));
+    expect(other.validation.ids).to.not.deep.equal(run.validation.ids);
+    expect(resolveSplits(ds, parseRecipe({ ...r, data: { ...r.data, valCarve: { perClass: 1 } } }, 'x')).val.map((x) => x.label).sort()).to.deep.equal([0, 1]);
+    // the final evaluation then scores best/ on test and says which split selected it
+    const { evaluateRun } = await import('../../src/train/final.js');
+    const ev = await evaluateRun({ runDir: path.join(out, 'c'), recipe: res.recipe, dataset: res.dataset });
+    expect(ev.run!.report.dataset).to.include({ split: 'test', images: 12 });
+    expect(ev.checkpoint).to.equal(path.join(out, 'c', 'best'));
+  });
+
+  it("refuses valSplit 'test' unless selectOnTest, and then the report's first line says so", async () => {
+    const file = path.join(work, 'ontest.json');
+    const r = JSON.parse(fs.readFileSync(recipeFile, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...r, data: { ...r.data, valSplit: 'test' }, epochs: 1 }));
+    const out = path.join(work, 'ck-ontest');
+    let err: unknown;
+    try { await runTraining({ recipe: file, checkpointRoot: out, runName: 't', cacheDir: null }); } catch (e) { err = e; }
+    expect(err).to.be.instanceOf(UserError);
+    expect((err as Error).message).to.match(/^recipe data.valSplit: 'test' selects the checkpoint on the test split.*--select-on-test/);
+    expect(fs.existsSync(path.join(out, 't'))).to.equal(false);
+    const res = await runTraining({ recipe: file, checkpointRoot: out, runName: 't', cacheDir: null, selectOnTest: true });
+    expect(res.validation).to.include({ split: 'test', source: 'test', images: 8 });
+    expect(res.notice).to.match(/^WARNING: this model was selected on the TEST split/);
+    const html = fs.readFileSync(path.join(out, 't', 'report.html'), 'utf8');
+    expect(html.slice(html.indexOf('<body>') + 6).trim()).to.match(/^<p[^>]*>WARNING: this model was selected on the TEST split/);
   });
 
   it('builds backbone + GAP head per the recipe; classifierInit zeros starts every logit at 0', async () => {
