@@ -8,8 +8,10 @@ import { UserError } from '../errors.js';
 
 interface EvaluateArgs {
   checkpoint: string;
-  dataset: string;
+  dataset?: string;
   split: string;
+  protocol: string;
+  masks?: string;
   camThreshold: number;
   boxes: string;
   flip: boolean;
@@ -29,7 +31,9 @@ export const evaluateCommand: GapcamCommand = {
   builder: (y) =>
     withShardOptions(y)
       .positional('checkpoint', { type: 'string', describe: 'model folder, checkpoint run (uses best/, else last/), run name under checkpoints/, or URL', demandOption: true })
-      .option('dataset', { type: 'string', describe: 'dataset name (digits-loc, cub200, wild2), folder or CSV', demandOption: true })
+      .option('dataset', { type: 'string', describe: "dataset name (digits-loc, cub200, wild2), folder or CSV (default: the training run's own dataset and data root, from its run.json)" })
+      .option('protocol', { type: 'string', choices: ['gapcam', 'wsolevaluation'], default: 'gapcam', describe: "localization geometry: gapcam's exact boxes in original pixels, or clovaai/wsolevaluation's BoxEvaluator bit for bit (resized boxes, cv2 contours, x+w boxes, [0,0,0,0] fallback)" })
+      .option('masks', { type: 'string', describe: 'folder of ground-truth masks mirroring the images (<rel>.png, optional <rel>.ignore.png) for PxAP (default: <dataset root>/masks when present)' })
       .option('split', { type: 'string', choices: ['test', 'train', 'val'], default: 'test', describe: 'which split to evaluate' })
       .option('cam-threshold', { type: 'number', default: 0.2, describe: "paper rule: keep pixels ≥ this fraction of the map's max" })
       .option('boxes', { type: 'string', choices: ['largest', 'all'], default: 'largest', describe: 'boxes for top-1/top-5/GT-known loc: largest component (paper) or every component' })
@@ -43,7 +47,8 @@ export const evaluateCommand: GapcamCommand = {
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… when the model was trained on other classes' })
       .option('limit', { type: 'number', describe: 'evaluate only the first N images of the split' })
       .epilogue('--out is a folder (default: <run>/eval-<dataset>-<split>): evaluation.json, evaluation.md, per-image.csv and confusion.csv are written into it, each replaced atomically when it holds a previous evaluation; nothing else there is touched.')
-      .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200', 'CUB test split, paper rule at 20 %, MaxBoxAccV2')
+      .example('$0 evaluate checkpoints/vgg-gap-cub', 'the test split of the dataset the run was trained on (run.json)')
+      .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200 --protocol wsolevaluation', "CUB test split scored exactly as wsolevaluation's BoxEvaluator (MaxBoxAccV2 and its per-IoU values)")
       .example('$0 evaluate checkpoints/darknet-gap --dataset wild2 --data-root ../shared/datasets', 'kangaroo vs raccoon photos')
       .example('$0 evaluate ../shared/models/darknet-tiny --dataset wild2 --data-root ../shared/datasets --class-map "kangaroo=wallaby,raccoon=lesser panda"', 'an ImageNet model, its nearest classes standing in')
       .example('$0 evaluate my-run --dataset digits-loc --flip --boxes all --out /tmp/eval', 'flip averaging, all components, custom folder')
@@ -62,6 +67,7 @@ export const evaluateCommand: GapcamCommand = {
     const run = await evaluate({
       checkpoint: args.checkpoint,
       dataset: args.dataset,
+      masks: args.masks,
       split: args.split as Split,
       dataRoot: dataRootOf(args),
       out: args.out,
@@ -69,6 +75,7 @@ export const evaluateCommand: GapcamCommand = {
       limit: args.limit,
       classMap: args.classMap,
       settings: {
+        protocol: args.protocol as 'gapcam' | 'wsolevaluation',
         camThreshold: args.camThreshold,
         boxes: args.boxes as 'largest' | 'all',
         flip: args.flip,

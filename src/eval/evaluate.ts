@@ -57,6 +57,8 @@ import {
   ruleIou,
   sweepBoxes,
 } from './localization.js';
+import { resolveMasksDir, withMasks } from './masks.js';
+import { PxapEvaluator, type PxapState, identityMapping, wsolBoxes, wsolResizeBox } from './wsolevaluation.js';
 
 function gather(values: Float32Array, n: number, h: number, w: number, k: number, i: number, j: number): ScoreMap {
   const data = new Float32Array(h * w);
@@ -77,6 +79,8 @@ export interface EvaluatorState {
   classification: ClassificationState;
   localization: LocalizationState;
   centerBaseline: LocalizationState;
+  /** PxAP histograms (CAM, center baseline), when masks were given. */
+  pxap?: { cam: PxapState; center: PxapState };
 }
 
 /**
@@ -96,6 +100,9 @@ export class Evaluator {
   private readonly center: { largest: Box[][]; all: Box[][]; rule: Box[] };
   private readonly inputSize: [number, number];
   private images = 0;
+  private readonly pxap: PxapEvaluator;
+  private readonly centerPxap: PxapEvaluator;
+  private readonly centerNormalized: ScoreMap;
 
   constructor(readonly camModel: CamModel, readonly labelToModel: readonly number[], settings: Partial<EvaluationSettings> = {}) {
     this.settings = { ...DEFAULT_EVALUATION_SETTINGS, ...settings };
@@ -117,11 +124,26 @@ export class Evaluator {
     this.inputSize = camModel.meta.inputSize;
     const [h, w] = this.inputSize;
     const g = normalizeScoremap(centerGaussianMap(w, h, s.centerSigma));
-    this.center = {
-      largest: sweepBoxes(g, { thresholds: this.thresholds, boxes: 'largest', thresholding: s.thresholding }),
-      all: sweepBoxes(g, { thresholds: this.thresholds, boxes: 'all', thresholding: s.thresholding }),
-      rule: ruleBoxes(g, { fraction: s.camThreshold, boxes: s.boxes, normalization: s.normalization }),
-    };
+    this.centerNormalized = g;
+    this.pxap = new PxapEvaluator(this.thresholds);
+    this.centerPxap = new PxapEvaluator(this.thresholds);
+    if (s.protocol === 'wsolevaluation') {
+      const swept = wsolBoxes(g, this.thresholds);
+      this.center = { largest: swept.largest, all: swept.all, rule: this.wsolRuleBoxes(g) };
+    } else {
+      this.center = {
+        largest: sweepBoxes(g, { thresholds: this.thresholds, boxes: 'largest', thresholding: s.thresholding }),
+        all: sweepBoxes(g, { thresholds: this.thresholds, boxes: 'all', thresholding: s.thresholding }),
+        rule: ruleBoxes(g, { fraction: s.camThreshold, boxes: s.boxes, normalization: s.normalization }),
+      };
+    }
+  }
+
+  /** The fixed-threshold boxes under the wsolevaluation protocol: its contour boxes at τ = camThreshold of the
+   *  normalised map (eval-size pixels). */
+  private wsolRuleBoxes(normalized: ScoreMap): Box[] {
+    const b = wsolBoxes(normalized, [this.settings.camThreshold]);
+    return this.settings.boxes === 'all' ? b.all[0] : b.largest[0];
   }
 
   /** Evaluates one batch; returns one result per image (for the per-image CSV). */
@@ -171,6 +193,13 @@ export class Evaluator {
       const rec = records[i];
       this.cls.accumulateRanked(ranked[i], modelLabels[i]);
       this.images++;
+      const mask = batch.masks?.[i];
+      if (mask) {
+        // PxAP is wsolevaluation's MaskEvaluator whatever the box protocol: the true class's normalised map at the
+        // evaluation size against the mask resized to it
+        this.pxap.accumulate(normalizeScoremap(gather(values, n, H, W, K, i, 0)), mask);
+        this.centerPxap.accumulate(this.centerNormalized, mask);
+      }
       const result: ImageResult = {
         id: rec.id, label: rec.label, modelClass: modelLabels[i], ranked: ranked[i], correct: ranked[i][0] === modelLabels[i],
         iouTrue: null, iouTop1: null, boxesTrue: [], iouCenter: null,
@@ -178,6 +207,11 @@ export class Evaluator {
       if (rec.boxes.length > 0) {
         checkBoxConvention(rec.boxes, 'x0y0x1y1', `GT box of image ${rec.id}`);
         const mapping = batch.mappings?.[i] ?? resizeMapping(rec, W, H);
+        if (s.protocol === 'wsolevaluation') {
+          this.addWsolImage(result, values, [n, H, W, K], i, modelLabels[i], ranked[i], rec, mapping);
+          out.push(result);
+          continue;
+        }
         const ruleOpts = { fraction: s.camThreshold, boxes: s.boxes, normalization: s.normalization };
         const trueMap = gather(values, n, H, W, K, i, 0);
         const iouCache = new Map<number, number>();
@@ -220,6 +254,7 @@ export class Evaluator {
       classification: this.cls.state(),
       localization: loc(this.loc, this.maxBoxAcc, this.maxBoxAccV2),
       centerBaseline: loc(this.centerLoc, this.centerMaxBoxAcc, this.centerMaxBoxAccV2),
+      ...(this.pxap.images > 0 ? { pxap: { cam: this.pxap.state(), center: this.centerPxap.state() } } : {}),
     };
   }
 
@@ -233,12 +268,50 @@ export class Evaluator {
     this.centerLoc.merge(state.centerBaseline.rule);
     this.centerMaxBoxAcc.merge(state.centerBaseline.maxBoxAcc);
     this.centerMaxBoxAccV2.merge(state.centerBaseline.maxBoxAccV2);
+    if (state.pxap) {
+      this.pxap.merge(state.pxap.cam);
+      this.centerPxap.merge(state.pxap.center);
+    }
   }
 
   /** An Evaluator that only merges states and computes (it runs no model). */
   static forMerging(meta: Pick<CamModel['meta'], 'classNames' | 'inputSize'>, labelToModel: readonly number[], settings: Partial<EvaluationSettings>): Evaluator {
     const noModel = { meta, get model(): never { throw new Error('an Evaluator made for merging runs no model'); } };
     return new Evaluator(noModel as unknown as CamModel, labelToModel, settings);
+  }
+
+  /** One image under the wsolevaluation protocol: everything at the evaluation size (the input size the image was
+   *  resized to), GT boxes resized and truncated as resize_bbox does, boxes from OpenCV-style contours. */
+  private addWsolImage(result: ImageResult, values: Float32Array, [n, H, W, K]: number[], i: number, label: number, ranked: number[],
+    rec: ImageRecord, mapping: GridMapping): void {
+    if (mapping.offsetX !== 0 || mapping.offsetY !== 0) throw new Error('the wsolevaluation protocol scores a plain resize of the whole image');
+    const gt = rec.boxes.map((b) => wsolResizeBox(b, [rec.width, rec.height], [W, H]));
+    const identity = identityMapping(W, H);
+    const trueMap = normalizeScoremap(gather(values, n, H, W, K, i, 0));
+    const iouCache = new Map<number, number>();
+    const iouOf = (c: number): number => {
+      let v = iouCache.get(c);
+      if (v === undefined) {
+        const j = c === label ? 0 : 1 + ranked.indexOf(c);
+        if (j === 0 && c !== label) return 0;
+        const boxes = this.wsolRuleBoxes(j === 0 ? trueMap : normalizeScoremap(gather(values, n, H, W, K, i, j)));
+        if (j === 0) result.boxesTrue = boxes.map((b) => mapBoxToOriginal(b, mapping));
+        v = maxIou(boxes, gt);
+        iouCache.set(c, v);
+      }
+      return v;
+    };
+    result.iouTrue = iouOf(label);
+    result.iouTop1 = iouOf(ranked[0]);
+    this.loc.accumulate({ label, ranked, iouOf });
+    const swept = wsolBoxes(trueMap, this.thresholds);
+    this.maxBoxAcc.accumulateBoxes(swept.largest, gt, identity);
+    this.maxBoxAccV2.accumulateBoxes(swept.all, gt, identity);
+    const iouCenter = maxIou(this.center.rule, gt);
+    result.iouCenter = iouCenter;
+    this.centerLoc.accumulate({ label, ranked, iouOf: () => iouCenter });
+    this.centerMaxBoxAcc.accumulateBoxes(this.center.largest, gt, identity);
+    this.centerMaxBoxAccV2.accumulateBoxes(this.center.all, gt, identity);
   }
 
   result(): EvaluationMetrics {
@@ -251,6 +324,7 @@ export class Evaluator {
       classification: this.cls.compute(),
       localization: loc(this.loc, this.maxBoxAcc, this.maxBoxAccV2),
       centerBaseline: loc(this.centerLoc, this.centerMaxBoxAcc, this.centerMaxBoxAccV2),
+      ...(this.pxap.images > 0 ? { pxap: { images: this.pxap.images, value: this.pxap.compute(), center: this.centerPxap.compute() } } : {}),
     };
   }
 }
@@ -489,8 +563,11 @@ export const pipelineBatchSource: BatchSource = (records, { inputSize, preproces
 export interface EvaluateOptions {
   /** Model folder, checkpoint run (best/, else last/), run name under the checkpoint root, or URL. */
   checkpoint: string;
-  dataset: string;
+  /** Dataset name, folder or CSV; default: the dataset (and data root) recorded in the training run's run.json. */
+  dataset?: string;
   split?: Split;
+  /** Folder of ground-truth masks for PxAP (default: <dataset root>/masks when it exists); see masks.ts. */
+  masks?: string;
   dataRoot?: string;
   checkpointRoot?: string;
   /** Output folder; default: <run>/eval-<dataset>-<split> for a checkpoint run, else
@@ -503,6 +580,25 @@ export interface EvaluateOptions {
   classMap?: string;
   onProgress?: (done: number, total: number) => void;
   shard?: ShardSpec;
+}
+
+/** The dataset a training run was trained on (run.json: spec and data root; older runs: recipe.json's dataset). */
+export function runDataset(modelSource: string, ref: string): { spec: string; dataRoot?: string } {
+  for (const dir of [path.dirname(modelSource), modelSource]) {
+    const runFile = path.join(dir, 'run.json');
+    if (!fs.existsSync(runFile)) continue;
+    let run: { dataset?: { spec?: string; dataRoot?: string } };
+    let recipe: { data?: { dataset?: string } } = {};
+    try {
+      run = JSON.parse(fs.readFileSync(runFile, 'utf8'));
+      if (fs.existsSync(path.join(dir, 'recipe.json'))) recipe = JSON.parse(fs.readFileSync(path.join(dir, 'recipe.json'), 'utf8'));
+    } catch (err) {
+      throw new UserError(`${runFile}: expected the run's JSON facts, found invalid JSON (${(err as Error).message.split('\n')[0]})`);
+    }
+    const spec = run.dataset?.spec ?? recipe.data?.dataset;
+    if (spec) return { spec, dataRoot: run.dataset?.dataRoot };
+  }
+  throw new UserError(`evaluate: no --dataset given, and '${ref}' is not a training run that records its dataset (no run.json beside ${modelSource}); pass --dataset`);
 }
 
 function sha256File(file: string): string | undefined {
@@ -522,7 +618,9 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
   }
   const camModel: CamModel = { model: ref.model, meta: ref.meta };
   try {
-    const dataset = await loadDataset(o.dataset, { dataRoot: o.dataRoot });
+    const from = o.dataset === undefined ? runDataset(ref.source, o.checkpoint) : { spec: o.dataset, dataRoot: o.dataRoot };
+    const dataset = await loadDataset(from.spec, { dataRoot: from.dataRoot });
+    const masks = resolveMasksDir(dataset, o.masks);
     const base = path.basename(ref.source.replace(/[\\/]+$/, '')) || 'model';
     const outDir = path.resolve(o.out ?? (ref.kind === 'checkpoint'
       ? path.join(path.dirname(ref.source), `eval-${dataset.name}-${split}`)
@@ -538,7 +636,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
       },
       dataset,
       split,
-      batches: pipelineBatchSource,
+      batches: masks ? withMasks(pipelineBatchSource, dataset, masks) : pipelineBatchSource,
       outDir,
       batchSize: o.batchSize,
       limit: o.limit,

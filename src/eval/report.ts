@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Box } from '../data/types.js';
 import { jsonHas, prepareOutFolder, writeOwnFiles, type OutputOwner } from '../util/out-folder.js';
 import { csvRow } from '../util/csv.js';
+import { PROTOCOL_DESCRIPTIONS } from './wsolevaluation.js';
 import type { EvaluationMetrics, EvaluationSettings, ImageResult, LocalizationMetrics } from './types.js';
 
 export interface ModelIdentity {
@@ -96,25 +97,29 @@ const f1 = (v: number): string => v.toFixed(2);
 export function markdownSummary(report: EvaluationReport): string {
   const { metrics: m, settings: s } = report;
   const c = m.classification;
-  const locRow = (label: string, get: (l: LocalizationMetrics) => string): string => `| ${label} | ${get(m.localization)} | ${get(m.centerBaseline)} |\n`;
   const best = (r: LocalizationMetrics['maxBoxAcc'], d: number): string => `${f1(r.perIou[d].maxBoxAcc)} (τ=${r.perIou[d].bestThreshold.toFixed(2)})`;
-  const thr = s.normalization === 'max' ? `map ≥ ${s.camThreshold}·max` : `min-max map ≥ ${s.camThreshold}`;
-  const rule = `IoU ≥ ${s.iouThreshold}, ${thr}, ${s.boxes === 'largest' ? 'largest component' : 'all components'}`;
+  const protocol = s.protocol ?? 'gapcam';
+  const wsol = protocol === 'wsolevaluation';
+  const thr = wsol ? `τ = ${s.camThreshold}` : s.normalization === 'max' ? `map ≥ ${s.camThreshold}·max` : `min-max map ≥ ${s.camThreshold}`;
+  const rule = `IoU ≥ ${s.iouThreshold}, ${thr}, ${s.boxes === 'largest' ? `largest ${wsol ? 'contour' : 'component'}` : `all ${wsol ? 'contours' : 'components'}`}`;
+  const locRow = (label: string, get: (l: LocalizationMetrics) => string): string => `| ${label} | ${protocol} | ${get(m.localization)} | ${get(m.centerBaseline)} |\n`;
   let md = `## ${report.model.name} on ${report.dataset.name}/${report.dataset.split}\n\n`;
   md += `${m.images} images (${m.localization.count} with boxes), ${report.model.numClasses} model classes, input ${report.model.inputSize[0]}×${report.model.inputSize[1]}${s.flip ? ', flip-averaged' : ''}.\n\n`;
-  md += '| metric | CAM | center baseline |\n|---|---:|---:|\n';
-  md += `| top-1 accuracy | ${f1(c.top1)} | |\n`;
-  md += `| top-${c.k} accuracy | ${f1(c.topK)} | |\n`;
-  md += `| mean per-class accuracy | ${f1(c.meanPerClass)} | |\n`;
+  md += `Localization protocol: ${PROTOCOL_DESCRIPTIONS[protocol]}.\n\n`;
+  md += '| metric | protocol | CAM | center baseline |\n|---|---|---:|---:|\n';
+  md += `| top-1 accuracy | classification | ${f1(c.top1)} | |\n`;
+  md += `| top-${c.k} accuracy | classification | ${f1(c.topK)} | |\n`;
+  md += `| mean per-class accuracy | classification | ${f1(c.meanPerClass)} | |\n`;
   md += locRow(`top-1 loc (${rule})`, (l) => f1(l.rule.top1Loc));
   md += locRow(`top-${c.k} loc`, (l) => f1(l.rule.top5Loc));
   md += locRow('GT-known loc', (l) => f1(l.rule.gtKnownLoc));
-  md += locRow('MaxBoxAcc (IoU 0.5, largest, best τ)', (l) => best(l.maxBoxAcc, 0));
-  md += locRow('MaxBoxAccV2 (mean of IoU 0.3/0.5/0.7, all)', (l) => f1(l.maxBoxAccV2.mean));
+  md += locRow(`MaxBoxAcc (IoU 0.5, largest ${wsol ? 'contour' : 'component'}, best τ)`, (l) => best(l.maxBoxAcc, 0));
+  md += locRow(`MaxBoxAccV2 (mean of IoU 0.3/0.5/0.7, all ${wsol ? 'contours' : 'components'})`, (l) => f1(l.maxBoxAccV2.mean));
   for (let d = 0; d < m.localization.maxBoxAccV2.perIou.length; d++) {
     md += locRow(`&nbsp;&nbsp;V2 at IoU ${m.localization.maxBoxAccV2.perIou[d].iouThreshold}`, (l) => best(l.maxBoxAccV2, d));
   }
-  md += `\nτ grid: step ${s.sweepStep} (${s.thresholding}); accuracies in percent.\n`;
+  if (m.pxap !== undefined) md += `| PxAP (${m.pxap.images} masks) | wsolevaluation | ${f1(m.pxap.value)} | ${f1(m.pxap.center)} |\n`;
+  md += `\nτ grid: step ${s.sweepStep} (${wsol ? 'wsolevaluation uint8' : s.thresholding}); accuracies in percent.\n`;
   return md;
 }
 

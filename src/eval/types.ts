@@ -4,9 +4,13 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Box, ImageRecord } from '../data/types.js';
 import type { BoxSelection, GridMapping } from './boxes.js';
 import type { ClassificationResult } from './classification.js';
+import type { PixelMask, Protocol } from './wsolevaluation.js';
 import type { LocalizationAccuracyResult, MaxBoxAccResult, RuleNormalization, Thresholding } from './localization.js';
 
 export interface EvaluationSettings {
+  /** Which geometry produces the localization numbers: gapcam's exact one (default) or wsolevaluation's, bit for bit
+   *  (src/eval/wsolevaluation.ts). */
+  protocol: Protocol;
   /** Paper rule: keep pixels ≥ camThreshold of the (min-max normalised) map. */
   camThreshold: number;
   /** Boxes for the fixed-rule metrics (top-1/top-5/GT-known loc): the largest component (paper) or all of them. */
@@ -25,6 +29,7 @@ export interface EvaluationSettings {
 }
 
 export const DEFAULT_EVALUATION_SETTINGS: EvaluationSettings = {
+  protocol: 'gapcam',
   camThreshold: 0.2,
   boxes: 'largest',
   normalization: 'max',
@@ -43,6 +48,9 @@ export interface EvalBatch {
   /** Where each image's input grid sits on the original image; default: a plain resize of the record's
    *  width × height to the input size. */
   mappings?: GridMapping[];
+  /** Ground-truth masks at the input size (1 foreground, 0 background, other values ignored) for PxAP; an image
+   *  without one is left out of PxAP. */
+  masks?: (PixelMask | undefined)[];
 }
 
 /** One line of the per-image CSV. */
@@ -76,4 +84,7 @@ export interface EvaluationMetrics {
   classification: ClassificationResult;
   localization: LocalizationMetrics;
   centerBaseline: LocalizationMetrics;
+  /** Pixel average precision (percent) of the true class's map, and of the center baseline, on the images that have
+   *  a mask (absent when none has). */
+  pxap?: { images: number; value: number; center: number };
 }

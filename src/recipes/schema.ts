@@ -141,6 +141,9 @@ export const EvaluationSchema = z.strictObject({
   split: z.enum(['train', 'val', 'test', 'none']).default('test'),
   classification: z.boolean().default(true),
   localization: z.boolean().default(true),
+  /** Localization geometry: 'gapcam' (exact boxes in original pixels) or 'wsolevaluation' (its BoxEvaluator, bit
+   *  for bit); see src/eval/wsolevaluation.ts. */
+  protocol: z.enum(['gapcam', 'wsolevaluation']).default('gapcam'),
   /** CAM overlay images written into the run folder at the end. */
   camImages: z.number().int().nonnegative().default(0),
 });

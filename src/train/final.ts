@@ -43,7 +43,7 @@ export async function evaluateRun(o: FinalEvaluationOptions): Promise<FinalEvalu
   if (ev.classification || ev.localization) {
     out.run = await evaluate({
       checkpoint, dataset: recipe.data.dataset, split: ev.split, dataRoot: o.dataRoot, out: path.join(runDir, 'evaluation'),
-      batchSize: recipe.batchSize, onProgress: o.onProgress,
+      batchSize: recipe.batchSize, onProgress: o.onProgress, settings: { protocol: ev.protocol },
     });
     const m = out.run.report.metrics;
     out.headline['top-1 accuracy'] = m.classification.top1;

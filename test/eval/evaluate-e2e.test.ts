@@ -56,5 +56,49 @@ describe('eval/evaluate (end to end from disk)', () => {
     const boxA = rows[0].split(',')[7].split(' ').map(Number);
     expect(boxA).to.deep.equal([4, 2, 9, 7]);
     expect(fs.readdirSync(out).sort()).to.deep.equal(['confusion.csv', 'evaluation.json', 'evaluation.md', 'per-image.csv']);
+
+    // --protocol wsolevaluation: GT boxes resized to the 8×8 input and truncated (a: [2, 1, 4, 3]), contour boxes
+    // x, y, x + w, y + h (a: [2, 1, 5, 4], IoU 9/16 = 0.5625; b: [0, 0, 2, 2] vs [0, 0, 1, 1], IoU 4/9; c: the blue
+    // pixel [0, 6, 1, 7] vs [0, 6, 0, 6], IoU 1/4; d: disjoint). A mask beside the images gives PxAP.
+    fs.mkdirSync(path.join(data, 'masks'));
+    fs.writeFileSync(path.join(data, 'masks', 'a.png'), await png([[0, [4, 2, 9, 7]], [1, [4, 2, 9, 7]], [2, [4, 2, 9, 7]]]));
+    const w = await evaluate({ checkpoint: modelDir, dataset: path.join(data, 'manifest.csv'), out: path.join(dir, 'eval-w'), batchSize: 3,
+      settings: { protocol: 'wsolevaluation' } });
+    const wm = w.report.metrics;
+    expect(w.report.settings.protocol).to.equal('wsolevaluation');
+    expect(wm.localization.rule).to.include({ top1Loc: 25, top5Loc: 25, gtKnownLoc: 25 });
+    // (sharp's resampling leaves faint values around the squares, so compare at τ = 0.2 rather than at the best τ)
+    expect(wm.localization.maxBoxAcc.perIou[0].accuracies[20]).to.equal(25);
+    expect(wm.localization.maxBoxAccV2.perIou.map((r) => r.accuracies[20])).to.deep.equal([50, 25, 0]);
+    expect(wm.pxap).to.include({ images: 1, value: 100 });
+    expect(w.markdown).to.contain('Localization protocol: wsolevaluation').and.to.match(/\| GT-known loc \| wsolevaluation \| 25\.00 \|/);
+    expect(w.markdown).to.match(/\| PxAP \(1 masks\) \| wsolevaluation \| 100\.00 \|/);
+    expect(run.markdown).to.match(/\| GT-known loc \| gapcam \| 75\.00 \|/);
+  });
+
+  it("without --dataset, evaluates a training run on the dataset recorded in its run.json (test split)", async () => {
+    const dir = makeTempDir();
+    const data = path.join(dir, 'data');
+    fs.mkdirSync(data);
+    fs.writeFileSync(path.join(data, 'a.png'), await png([[0, [4, 2, 9, 7]]]));
+    fs.writeFileSync(path.join(data, 'b.png'), await png([[1, [0, 0, 3, 3]]]));
+    fs.writeFileSync(path.join(data, 'm.csv'), 'path,label,x0,y0,x1,y1,split\na.png,red,4,2,9,7,test\nb.png,green,0,0,3,3,train\n');
+    const runDir = path.join(dir, 'run');
+    const cam = channelModel(8);
+    await saveCamModel(path.join(runDir, 'best'), cam);
+    cam.model.dispose();
+    fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify({ dataset: { name: 'm', spec: path.join(data, 'm.csv'), dataRoot: dir } }));
+    const r = await evaluate({ checkpoint: runDir, out: path.join(dir, 'e') });
+    expect(r.report.dataset).to.include({ split: 'test', images: 1 });
+    expect(r.report.metrics.localization.rule.gtKnownLoc).to.equal(100);
+    let err: unknown;
+    try { await evaluate({ checkpoint: path.join(runDir, 'best', '..', 'best'), out: path.join(dir, 'e2') }); } catch (e) { err = e; }
+    expect(err, 'best/ inside the run folder finds the run too').to.equal(undefined);
+    const lone = path.join(dir, 'lone');
+    const cam2 = channelModel(8);
+    await saveCamModel(lone, cam2);
+    cam2.model.dispose();
+    try { await evaluate({ checkpoint: lone }); } catch (e) { err = e; }
+    expect((err as Error).message).to.match(/^evaluate: no --dataset given, and .* is not a training run that records its dataset/);
   });
 });

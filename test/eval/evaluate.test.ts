@@ -190,7 +190,7 @@ describe('eval/evaluate (runEvaluation)', () => {
     expect(fs.readFileSync(path.join(out, 'confusion.csv'), 'utf8')).to.equal(
       'true\\predicted,red,green,blue\nred,2,0,0\ngreen,0,1,0\nblue,1,0,0\n',
     );
-    expect(result.markdown).to.match(/\| GT-known loc \| 75\.00 \| [0-9.]+ \|/);
+    expect(result.markdown).to.match(/\| GT-known loc \| gapcam \| 75\.00 \| [0-9.]+ \|/);
     expect(fs.readFileSync(path.join(out, 'evaluation.md'), 'utf8')).to.equal(result.markdown);
   });
 
