@@ -11,6 +11,7 @@ import { transferCommand } from './transfer.js';
 import { evaluateCommand } from './evaluate.js';
 import { camCommand } from './cam.js';
 import { modelCommand } from './model.js';
+import { modelsCommand } from './models.js';
 import { mergeCommand } from './merge.js';
 
 export const commands: GapcamCommand[] = [
@@ -25,5 +26,6 @@ export const commands: GapcamCommand[] = [
   evaluateCommand,
   camCommand,
   modelCommand,
+  modelsCommand,
   mergeCommand,
 ];

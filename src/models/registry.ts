@@ -22,12 +22,14 @@ export interface BackboneSpec {
   /** Channels of the feature map at the default cut. */
   featureChannels: number;
   preprocessing: PreprocessMode;
+  /** Where pretrained weights come from (shown by `gapcam models`). */
+  weightSource: string;
   /** The build reads its weights from a folder given as `weights` (it cannot be built from scratch). */
   needsWeights?: boolean;
   build(opts?: BackboneBuildOptions): Promise<tf.LayersModel>;
 }
 
-function vggSpec(name: VggName, description: string, preprocessing: PreprocessMode = 'caffe'): BackboneSpec {
+function vggSpec(name: VggName, description: string, preprocessing: PreprocessMode = 'caffe', weightSource = 'none (random initialisation)'): BackboneSpec {
   const cfg = VGG_ARCHS[name].cfg;
   const lastChannels = [...cfg].reverse().find((c) => c !== 'M') as number;
   const defaultInputShape: [number, number, number] = name === 'vgg-tiny' ? [112, 112, 3] : name === 'vgg-tiny-bn' ? [64, 64, 3] : [224, 224, 3];
@@ -38,6 +40,7 @@ function vggSpec(name: VggName, description: string, preprocessing: PreprocessMo
     featureStride: 2 ** vggPoolsBeforeLastConv(cfg),
     featureChannels: lastChannels,
     preprocessing,
+    weightSource,
     build: async (opts = {}) => {
       if (opts.weights === 'imagenet' && (opts.includeTop ?? true) && (opts.classes ?? 1000) !== 1000) {
         throw new UserError(`${name}: --weights imagenet with the classifier top needs classes = 1000; got ${opts.classes} (build without the top, or cut it with surgery)`);
@@ -56,13 +59,15 @@ function vggSpec(name: VggName, description: string, preprocessing: PreprocessMo
   };
 }
 
+const KERAS_IMAGENET_SOURCE = "--weights imagenet: Keras' official ImageNet file (md5-checked; reused from Keras' cache)";
+
 export const BACKBONES = {
   vgg11: vggSpec('vgg11', 'VGG11 (configuration A), Keras layer names'),
   vgg13: vggSpec('vgg13', 'VGG13 (configuration B), Keras layer names'),
-  vgg16: vggSpec('vgg16', 'VGG16 (configuration D), Keras layer names; ImageNet weights from the Keras file'),
-  vgg19: vggSpec('vgg19', 'VGG19 (configuration E), Keras layer names; ImageNet weights from the Keras file'),
-  'vgg-tiny': vggSpec('vgg-tiny', 'narrow VGG (16-32-64-128 channels, 3 pools) for fast recipes and tests', 'unit'),
-  'vgg-tiny-bn': vggSpec('vgg-tiny-bn', 'narrow VGG with batch norm (conv-BN-ReLU, 16-32-64-128 channels, 2 pools: 16×16 map at 64×64) trained from scratch', 'unit'),
+  vgg16: vggSpec('vgg16', 'VGG16 (configuration D), Keras layer names; ImageNet weights from the Keras file', 'caffe', KERAS_IMAGENET_SOURCE),
+  vgg19: vggSpec('vgg19', 'VGG19 (configuration E), Keras layer names; ImageNet weights from the Keras file', 'caffe', KERAS_IMAGENET_SOURCE),
+  'vgg-tiny': vggSpec('vgg-tiny', 'narrow VGG (16-32-64-128 channels, 3 pools) for fast recipes and tests', 'unit', 'none (trained from scratch)'),
+  'vgg-tiny-bn': vggSpec('vgg-tiny-bn', 'narrow VGG with batch norm (conv-BN-ReLU, 16-32-64-128 channels, 2 pools: 16×16 map at 64×64) trained from scratch', 'unit', 'none (trained from scratch)'),
   'darknet-tiny': {
     description: 'Darknet reference tiny ImageNet model (tfjs folder given as weights); conv → GAP head',
     defaultInputShape: [224, 224, 3],
@@ -70,6 +75,7 @@ export const BACKBONES = {
     featureStride: 16,
     featureChannels: 128,
     preprocessing: 'unit',
+    weightSource: 'its tfjs model folder, given as --weights (e.g. ../shared/models/darknet-tiny)',
     needsWeights: true,
     build: (opts = {}) => buildDarknetTiny(opts),
   },
