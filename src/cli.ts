@@ -6,12 +6,14 @@
 // (UserError) print one line and exit 2; anything else is an internal error (exit 1). --verbose adds stack traces.
 import yargs, { type Argv, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commands } from './commands/index.js';
 import type { GapcamCommand } from './commands/common.js';
 import { UserError } from './errors.js';
 import { userErrorFromFs } from './util/fs-errors.js';
+import { projectRoot } from './paths.js';
 
 /** A command-line usage error: one line, exit 2. */
 class UsageError extends UserError {
@@ -43,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     .strictCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version('version', 'show the gapcam version', packageVersion())
     .exitProcess(false)
     .wrap(Math.min(110, process.stdout.columns || 110))
     // yargs carries on into the handler when a custom fail callback returns, so it must throw.
@@ -58,6 +60,11 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(err, verbose);
   }
   return process.exitCode === undefined ? 0 : Number(process.exitCode);
+}
+
+/** gapcam's version, from its package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** yargs turns `--seed abc` into NaN without complaint; no gapcam option takes NaN. */

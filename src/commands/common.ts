@@ -44,11 +44,11 @@ export function shardOf(args: ShardArgs): ShardSpec | undefined {
 }
 
 export function dataRootOf(args: GlobalOptions): string {
-  return args.dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot;
+  return args.dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot();
 }
 
 export function checkpointRootOf(args: GlobalOptions): string {
-  return args.out ?? defaultCheckpointRoot;
+  return args.out ?? defaultCheckpointRoot();
 }
 
 /** Before the engine starts: throws the model loader's own one-line UserError when `ref` names no model (no folder,

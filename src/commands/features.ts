@@ -48,7 +48,7 @@ export const featuresCommand: GapcamCommand = {
   handler: async (argv) => {
     const args = argv as Args<FeaturesArgs & ShardArgs>;
     const shard = shardOf(args);
-    await checkModelRef(args.checkpoint, defaultCheckpointRoot);
+    await checkModelRef(args.checkpoint, defaultCheckpointRoot());
     const { runFeatures } = await import('../features/service.js');
     await startCommandEngine(args, shard);
     const r = await runFeatures({
@@ -65,7 +65,7 @@ export const featuresCommand: GapcamCommand = {
       limit: args.limit,
       shard,
       out: args.out,
-      checkpointRoot: defaultCheckpointRoot,
+      checkpointRoot: defaultCheckpointRoot(),
       onProgress: progressPrinter('features'),
     });
     const m = r.meta;

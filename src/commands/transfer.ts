@@ -30,7 +30,7 @@ export const transferCommand: GapcamCommand = {
     const r = await runTransfer(args.experiment, {
       dataRoot: dataRootOf(args),
       out: args.out,
-      checkpointRoot: defaultCheckpointRoot,
+      checkpointRoot: defaultCheckpointRoot(),
       force: args.force,
       onlySources: args.source,
       onlyDatasets: args.only,

@@ -94,7 +94,7 @@ export function isDatasetName(name: string): name is DatasetName {
 }
 
 export function resolveDataRoot(dataRoot?: string): string {
-  return path.resolve(dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot);
+  return path.resolve(dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot());
 }
 
 /** Loads a dataset by registered name, `layout:path`, path, or folder name under the data root. Default: digits-loc. */

@@ -1,11 +1,11 @@
 // Original image sizes without decoding pixels: sharp reads the header only (EXIF orientation applied), with bounded
 // concurrency, an in-process memo keyed by path, file size and mtime, and a small on-disk cache per dataset folder
-// (<cache>/sizes/<sha1 of the folder>.json; cache = GAPCAM_CACHE_DIR or <project>/.cache) so that loading a large
+// (<cache>/sizes/<sha1 of the folder>.json; cache = GAPCAM_CACHE_DIR or .cache under the work root, paths.ts) so that loading a large
 // dataset again costs one stat per image instead of one header read.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from '../paths.js';
+import { defaultCacheRoot } from '../paths.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { imageSize } from './image.js';
 import { mapConcurrent, type BadInput } from './util.js';
@@ -19,7 +19,7 @@ export function clearSizeMemo(): void {
 }
 
 export function cacheRoot(): string {
-  return process.env.GAPCAM_CACHE_DIR ?? path.join(projectRoot, '.cache');
+  return defaultCacheRoot();
 }
 
 type SizeTable = Record<string, [string, number, number]>;

@@ -624,7 +624,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
     const base = path.basename(ref.source.replace(/[\\/]+$/, '')) || 'model';
     const outDir = path.resolve(o.out ?? (ref.kind === 'checkpoint'
       ? path.join(path.dirname(ref.source), `eval-${dataset.name}-${split}`)
-      : path.join(o.checkpointRoot ?? defaultCheckpointRoot, 'evaluations', `${base}-${dataset.name}-${split}`)));
+      : path.join(o.checkpointRoot ?? defaultCheckpointRoot(), 'evaluations', `${base}-${dataset.name}-${split}`)));
     return await runEvaluation({
       camModel,
       model: {

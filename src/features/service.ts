@@ -251,7 +251,7 @@ export async function runFeatures(options: RunFeaturesOptions): Promise<FeatureJ
     if (!Number.isInteger(options.limit) || options.limit < 1) throw new UserError(`--limit: expected a positive integer, found ${options.limit}`);
     records = records.slice(0, options.limit);
   }
-  const out = options.out ?? defaultFeatureDir(options.checkpointRoot ?? defaultCheckpointRoot, model.name, dataset.name, split, options.layer ?? DEFAULT_LAYER, options.crop ?? 'full');
+  const out = options.out ?? defaultFeatureDir(options.checkpointRoot ?? defaultCheckpointRoot(), model.name, dataset.name, split, options.layer ?? DEFAULT_LAYER, options.crop ?? 'full');
   const result = await ensureFeatures({
     model, dataset, records, split, out, force: options.force, rerun: options.out ? 'refuse' : 'replace', extract: options, onStart: options.onStart, shard: options.shard,
   });

@@ -42,7 +42,7 @@ export interface PretrainedOptions {
 }
 
 export function pretrainedCacheDir(opts: PretrainedOptions = {}): string {
-  return opts.cacheDir ?? process.env.GAPCAM_PRETRAINED_DIR ?? path.join(defaultCheckpointRoot, 'pretrained');
+  return opts.cacheDir ?? process.env.GAPCAM_PRETRAINED_DIR ?? path.join(defaultCheckpointRoot(), 'pretrained');
 }
 
 export async function md5OfFile(file: string): Promise<string> {

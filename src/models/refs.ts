@@ -33,7 +33,7 @@ export interface LoadedModelRef {
 }
 
 /** `checkpoints/<run>` → `<run>/best` (else `<run>/last`); a model folder as is. */
-export function resolveModelFolder(ref: string, checkpointRoot = defaultCheckpointRoot): { dir: string; kind: ModelRefKind } | undefined {
+export function resolveModelFolder(ref: string, checkpointRoot = defaultCheckpointRoot()): { dir: string; kind: ModelRefKind } | undefined {
   const candidates = [ref];
   if (!path.isAbsolute(ref) && !ref.startsWith('.')) candidates.push(path.join(checkpointRoot, ref));
   for (const c of candidates) {
@@ -132,5 +132,5 @@ export async function loadModelRef(ref: string, opts: LoadModelRefOptions = {}):
     return { model, meta, kind: 'backbone', source: ref, backbone: ref, preprocessing: getBackbone(ref).preprocessing };
   }
   throw new UserError(`model '${ref}': not a model folder (with ${MODEL_JSON}), a checkpoint run (with best/ or last/), ` +
-    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot}, an http(s) URL, a Keras .keras or .h5 model, or a backbone name (${Object.keys(BACKBONES).join(', ')})`);
+    `a run under ${opts.checkpointRoot ?? defaultCheckpointRoot()}, an http(s) URL, a Keras .keras or .h5 model, or a backbone name (${Object.keys(BACKBONES).join(', ')})`);
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { UserError } from '../errors.js';
-import { recipesDir, projectRoot } from '../paths.js';
+import { recipesDir, workRoot } from '../paths.js';
 import { RecipeSchema, type Recipe } from './schema.js';
 import { isHttpUrl, isModelFileRef } from '../models/model-files.js';
 import type { PreprocessMode } from '../data/types.js';
@@ -145,11 +145,11 @@ export function loadRecipeFile(file: string): Recipe {
   const kind = recipeKind(raw);
   if (kind !== 'train') throw new UserError(`recipe ${file} is a '${kind}' recipe, not a training recipe (gapcam recipes lists them)`);
   const recipe = parseRecipe(raw, file, path.basename(file, '.json'));
-  return resolveRecipePaths(recipe, path.dirname(file) === recipesDir ? projectRoot : path.dirname(file));
+  return resolveRecipePaths(recipe, path.dirname(file) === recipesDir ? workRoot() : path.dirname(file));
 }
 
-/** Relative weight and model-file paths in a recipe are resolved against `base` (the project root for shipped
- *  recipes, the recipe's folder otherwise). */
+/** Relative weight and model-file paths in a recipe are resolved against `base` (the work root, paths.ts, for
+ *  shipped recipes; the recipe's folder otherwise). */
 function resolveRecipePaths(recipe: Recipe, base: string): Recipe {
   const w = recipe.model.weights;
   const b = recipe.model.backbone;
@@ -231,8 +231,8 @@ export function listRecipes(dir = recipesDir): RecipeListing[] {
 /** One line describing a recipe (for `gapcam recipes`). */
 export function summarizeRecipe(r: Recipe): string {
   const [h, w] = typeof r.data.inputSize === 'number' ? [r.data.inputSize, r.data.inputSize] : r.data.inputSize;
-  const weights = ['imagenet', 'none'].includes(r.model.weights) ? r.model.weights : path.relative(projectRoot, r.model.weights) || r.model.weights;
-  const backbone = isModelFileRef(r.model.backbone) && !isHttpUrl(r.model.backbone) ? path.relative(projectRoot, r.model.backbone) : r.model.backbone;
+  const weights = ['imagenet', 'none'].includes(r.model.weights) ? r.model.weights : path.relative(workRoot(), r.model.weights) || r.model.weights;
+  const backbone = isModelFileRef(r.model.backbone) && !isHttpUrl(r.model.backbone) ? path.relative(workRoot(), r.model.backbone) : r.model.backbone;
   const opt = r.optimizer.type === 'sgd' ? `sgd${r.optimizer.momentum ? ` m=${r.optimizer.momentum}` : ''}` : 'adam';
   return `${backbone} (${weights}) cut ${r.model.cutAt ?? 'default'} + conv ${r.model.head.kernelSize}×${r.model.head.kernelSize}/${r.model.head.convFilters} + GAP, ${h}×${w}, ` +
     `${opt} lr ${r.lr} ${r.schedule.type}, ${r.epochs} epochs × batch ${r.batchSize}, dataset ${r.data.dataset}`;

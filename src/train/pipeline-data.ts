@@ -12,7 +12,7 @@ import { sizeHW, type Recipe, type Transform } from '../recipes/schema.js';
 import type { TrainData } from './data.js';
 
 /** Decoded-image cache shared by runs (raw RGB after each recipe's deterministic transforms), under the data
- *  module's cache root (GAPCAM_CACHE_DIR, else <project>/.cache). */
+ *  module's cache root (GAPCAM_CACHE_DIR, else .cache under the work root). */
 export function defaultImageCacheDir(): string {
   return path.join(cacheRoot(), 'images');
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CROP_MODES, DEFAULT_CAM_THRESHOLD, DEFAULT_LAYER } from '../features/extract.js';
 import { SCALE_MODES } from '../svm/scale.js';
-import { projectRoot, recipesDir } from '../paths.js';
+import { recipesDir, workRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 
 const positiveInt = z.number().int().positive();
@@ -92,9 +92,10 @@ export function experimentPath(ref: string): string {
   return found;
 }
 
-/** Resolves a path written in an experiment file: relative paths are relative to the project root. */
+/** Resolves a path written in an experiment file: relative paths are relative to the work root (paths.ts: GAPCAM_HOME,
+ *  else the working directory), where datasets/ and checkpoints/ are. */
 export function resolveProjectPath(p: string): string {
-  return path.isAbsolute(p) ? p : path.resolve(projectRoot, p);
+  return path.isAbsolute(p) ? p : path.resolve(workRoot(), p);
 }
 
 /** Whether a dataset reference is a path (rather than a registered name or a folder name under the data root). */

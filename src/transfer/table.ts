@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { TransferDataset } from './experiment.js';
 import type { CellResult, TransferResult } from './types.js';
-import { projectRoot } from '../paths.js';
+import { workRoot } from '../paths.js';
 import { csvField } from '../util/csv.js';
 
 export function protocolText(d: TransferDataset, defaultSplits: number): string {
@@ -23,7 +23,7 @@ function cellText(c: CellResult | undefined): string {
 
 
 function rel(p: string): string {
-  const r = path.relative(projectRoot, p);
+  const r = path.relative(workRoot(), p);
   return r && !r.startsWith('..' + path.sep + '..') ? r : p;
 }
 
