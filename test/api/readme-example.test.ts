@@ -51,3 +51,20 @@ describe('README: Use as a library', function () {
     expect(Object.keys(pkg.exports)).to.include.members(['.', './internal/*']);
   });
 });
+
+describe('README: environment variables', () => {
+  it('documents every GAPCAM_* variable that src/, scripts/, bench/ and test/ read', () => {
+    const read = new Set<string>();
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.(ts|mjs|js|sh)$/.test(e.name)) for (const m of fs.readFileSync(p, 'utf8').matchAll(/GAPCAM_[A-Z_]*[A-Z]/g)) read.add(m[0]);
+      }
+    };
+    for (const d of ['src', 'scripts', 'bench', 'test']) walk(path.join(projectRoot, d));
+    const readme = fs.readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('### Environment variables'));
+    expect([...read].filter((v) => !table.includes('`' + v + '`')).sort(), 'missing from the README table').to.deep.equal([]);
+  });
+});
