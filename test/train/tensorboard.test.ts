@@ -158,7 +158,7 @@ describe('train: TensorBoard event files', function () {
 
     // Histograms of the head's weights per epoch, equal to the final weights at the last epoch.
     expect(r.tags.histograms.sort()).to.deep.equal(['head/gap_classifier/bias', 'head/gap_classifier/kernel', 'head/gap_conv/bias', 'head/gap_conv/kernel']);
-    const { loadCamModel } = await import('../../src/models/io.js');
+    const { loadCamModel } = await import('../../src/models/meta.js');
     const saved = await loadCamModel(path.join(res.runDir, 'last'));
     const kernel = await saved.model.getLayer('gap_conv').getWeights()[0].data();
     saved.model.dispose();
