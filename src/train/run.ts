@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
-import { loadDataset } from '../data/datasets.js';
+import { loadDataset, resolveDataRoot } from '../data/datasets.js';
 import type { Dataset, PreprocessMode } from '../data/types.js';
-import { defaultDataRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 import { buildBackbone, getBackbone } from '../models/registry.js';
 import { loadModelRef } from '../models/refs.js';
@@ -261,7 +260,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     ({ cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, rng));
     const run: RunJson = {
       runName, createdAt: new Date().toISOString(), headLayers,
-      dataset: { name: dataset.name, spec: datasetSpec(recipe.data.dataset), dataRoot: path.resolve(o.dataRoot ?? defaultDataRoot), root: dataset.root,
+      dataset: { name: dataset.name, spec: datasetSpec(recipe.data.dataset), dataRoot: resolveDataRoot(o.dataRoot), root: dataset.root,
         classes: dataset.classNames.length, train: trainRecs.length, val: valRecs.length },
       validation,
     };
