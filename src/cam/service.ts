@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Box, ImageRecord, Split } from '../data/types.js';
+import type { Box, ImageRecord, Skip, Split } from '../data/types.js';
 import type { ModelMeta } from '../models/types.js';
 import type { PreprocessMode } from '../data/types.js';
 import { loadModelRef, type LoadedModelRef } from '../models/refs.js';
@@ -159,12 +159,13 @@ export function parseClassTokens(tokens: readonly string[], classNames: readonly
   });
 }
 
-async function collectItems(o: CamRunOptions): Promise<{ items: Item[]; datasetClasses?: string[] }> {
+async function collectItems(o: CamRunOptions): Promise<{ items: Item[]; datasetClasses?: string[]; loaderSkips?: Skip[] }> {
   if (o.dataset) {
     if (o.images) throw new UserError('give either an image/folder or --dataset, not both');
-    const ds = await loadDataset(o.dataset, { dataRoot: o.dataRoot });
+    // cam skips unreadable images (listed in cam.json), so the loader leaves out missing and empty files too
+    const ds = await loadDataset(o.dataset, { dataRoot: o.dataRoot, minClasses: 1, skipBadImages: true });
     const recs = splitRecords(ds, o.split ?? 'test');
-    return { items: recs.map((r) => ({ id: r.id, file: r.path, record: r })), datasetClasses: ds.classNames };
+    return { items: recs.map((r) => ({ id: r.id, file: r.path, record: r })), datasetClasses: ds.classNames, loaderSkips: ds.skipped };
   }
   if (!o.images) throw new UserError('name an image file, a folder of images, or --dataset NAME');
   if (!fs.existsSync(o.images)) throw new UserError(`image or folder not found: ${o.images}`);
@@ -220,7 +221,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
     }
   }
 
-  const { items: allItems, datasetClasses } = await collectItems(o);
+  const { items: allItems, datasetClasses, loaderSkips } = await collectItems(o);
   const items = o.limit !== undefined ? allItems.slice(0, Math.max(0, o.limit)) : allItems;
   const tokens = parseClassTokens(o.classes ?? [], classNames);
   const needsGt = tokens.some((t) => t.kind === 'gt');
@@ -245,7 +246,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
   const [H, W] = inputSize;
   const results: CamImageResult[] = [];
   const cards: GalleryCard[] = [];
-  const skipped: { file: string; reason: string }[] = [];
+  const skipped: { file: string; reason: string }[] = [...(loaderSkips ?? [])];
+  for (const k of loaderSkips ?? []) note(`skipped ${k.file}: ${k.reason}`);
   const faith = o.metrics ? methods.map((m) => new FaithfulnessAccumulator((x) => m.probabilities(x), { steps: o.metricSteps })) : undefined;
   const iouSums: Record<string, { sum: number; hits: number; n: number }> = {};
   const usedIds = new Set<string>();

@@ -54,7 +54,7 @@ export const datasetsCommand: GapcamCommand = {
       return;
     }
     const name = (args.name as string | undefined) ?? 'digits-loc';
-    const ds = await loadDataset(name, { dataRoot, skipBadImages: true });
+    const ds = await loadDataset(name, { dataRoot, skipBadImages: true, minClasses: 1 });
     const interactive = process.stderr.isTTY;
     const report = await checkDataset(ds, {
       onProgress: interactive ? (d, n) => { if (d % 50 === 0 || d === n) process.stderr.write(`\rchecking ${d}/${n}`); } : undefined,

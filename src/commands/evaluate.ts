@@ -1,5 +1,7 @@
 // gapcam evaluate: classification accuracy and CAM-based weakly-supervised localization (paper rule + wsolevaluation
 // MaxBoxAcc / MaxBoxAccV2, with the center baseline) of a CAM-ready model on a dataset split.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { GapcamCommand, Args } from './common.js';
 import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOptions } from './common.js';
 import type { ShardArgs } from '../shard/spec.js';
@@ -23,6 +25,7 @@ interface EvaluateArgs {
   centerSigma: number;
   classMap?: string;
   limit?: number;
+  skipBadImages: boolean;
 }
 
 export const evaluateCommand: GapcamCommand = {
@@ -46,6 +49,7 @@ export const evaluateCommand: GapcamCommand = {
       .option('center-sigma', { type: 'number', default: 0.5, describe: 'σ of the center-gaussian baseline (the image spans [-1, 1])' })
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… when the model was trained on other classes' })
       .option('limit', { type: 'number', describe: 'evaluate only the first N images of the split' })
+      .option('skip-bad-images', { type: 'boolean', default: false, describe: 'leave out missing, empty and undecodable images (listed in skipped.txt in the --out folder) instead of stopping' })
       .epilogue('--out is a folder (default: <run>/eval-<dataset>-<split>): evaluation.json, evaluation.md, per-image.csv and confusion.csv are written into it, each replaced atomically when it holds a previous evaluation; nothing else there is touched.')
       .example('$0 evaluate checkpoints/vgg-gap-cub', 'the test split of the dataset the run was trained on (run.json)')
       .example('$0 evaluate checkpoints/vgg-gap-cub --dataset cub200 --protocol wsolevaluation', "CUB test split scored exactly as wsolevaluation's BoxEvaluator (MaxBoxAccV2 and its per-IoU values)")
@@ -74,6 +78,7 @@ export const evaluateCommand: GapcamCommand = {
       batchSize: args.batchSize,
       limit: args.limit,
       classMap: args.classMap,
+      skipBadImages: args.skipBadImages,
       settings: {
         protocol: args.protocol as 'gapcam' | 'wsolevaluation',
         camThreshold: args.camThreshold,
@@ -100,6 +105,7 @@ export const evaluateCommand: GapcamCommand = {
       return;
     }
     process.stdout.write(run.markdown + '\n');
-    process.stdout.write(`written: ${run.outDir} (evaluation.json, evaluation.md, per-image.csv, confusion.csv)\n`);
+    const skipped = fs.existsSync(path.join(run.outDir, 'skipped.txt')) && args.skipBadImages ? ', skipped.txt' : '';
+    process.stdout.write(`written: ${run.outDir} (evaluation.json, evaluation.md, per-image.csv, confusion.csv${skipped})\n`);
   },
 };

@@ -18,6 +18,10 @@ export interface LoadDatasetOptions extends Omit<LayoutOptions, 'name' | 'extraF
   dataRoot?: string;
   /** digits-loc only: build it when missing (default true). */
   build?: boolean;
+  /** Fewest classes (with at least one image) the caller can use: 2 by default, since training a classifier or an
+   *  SVM on one class is meaningless (and fails deep inside TensorFlow); 1 for commands that classify with a model's
+   *  own classes (evaluate and cam with --class-map, features). */
+  minClasses?: number;
 }
 
 export interface NamedDataset {
@@ -97,8 +101,26 @@ export function resolveDataRoot(dataRoot?: string): string {
   return path.resolve(dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot());
 }
 
-/** Loads a dataset by registered name, `layout:path`, path, or folder name under the data root. Default: digits-loc. */
+/** Loads a dataset by registered name, `layout:path`, path, or folder name under the data root (default: digits-loc)
+ *  and checks it has images of at least `options.minClasses` (default 2) classes. */
 export async function loadDataset(name: string = DEFAULT_DATASET, options: LoadDatasetOptions = {}): Promise<Dataset> {
+  const dataset = await loadDatasetAnyClasses(name, options);
+  checkClassCount(dataset, options.minClasses ?? 2);
+  return dataset;
+}
+
+/** A UserError when `dataset` has images of fewer than `min` classes (a one-class folder, or every image of the other
+ *  classes skipped or missing). */
+export function checkClassCount(dataset: Dataset, min: number): void {
+  if (min <= 1) return;
+  const present = [...new Set(dataset.records.map((r) => r.label))].sort((a, b) => a - b).map((k) => dataset.classNames[k]);
+  if (present.length >= min) return;
+  const found = present.length === 0 ? 'no image at all' : `images of only ${present.length} class (${present.join(', ')})`;
+  const listed = dataset.classNames.length > present.length ? ` of the ${dataset.classNames.length} it lists` : '';
+  throw new UserError(`dataset '${dataset.name}' (${dataset.root}) has ${found}${listed}; training a classifier needs at least ${min} classes (a folder per class, or a class column)`);
+}
+
+async function loadDatasetAnyClasses(name: string, options: LoadDatasetOptions): Promise<Dataset> {
   const dataRoot = resolveDataRoot(options.dataRoot);
   const layoutOptions: LayoutOptions = {
     skipBadImages: options.skipBadImages, testFraction: options.testFraction, splitSeed: options.splitSeed, classFrom: options.classFrom,
@@ -164,7 +186,7 @@ export async function listDatasets(dataRootOption?: string): Promise<DatasetList
       if (!layout) continue;
       const entry: DatasetListing = { name: e.name, describe: layouts[layout].describe, location: p, present: true };
       try {
-        const ds = await loadDataset(e.name, { dataRoot, skipBadImages: true });
+        const ds = await loadDataset(e.name, { dataRoot, skipBadImages: true, minClasses: 1 });
         entry.counts = splitCounts(ds);
         entry.classes = ds.classNames.length;
       } catch (err) {

@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Box, Dataset, ImageRecord, Split } from '../data/types.js';
+import type { Box, Dataset, ImageRecord, Skip, Split } from '../data/types.js';
 import type { CamModel } from '../models/types.js';
 import { loadModelRef } from '../models/refs.js';
 import { describePreprocessing } from '../data/preprocess-modes.js';
@@ -373,7 +373,14 @@ export function parseClassMap(spec: string | undefined): Record<string, string> 
 // The service: a CAM model + dataset records + a batch source → metrics, per-image CSV, report folder.
 
 /** Turns records into preprocessed input batches (the data module's pipeline in production, synthetic in tests). */
-export type BatchSource = (records: readonly ImageRecord[], options: { inputSize: [number, number]; preprocessing: CamModel['meta']['preprocessing']; batchSize: number }) => AsyncIterable<EvalBatch>;
+export type BatchSource = (records: readonly ImageRecord[], options: {
+  inputSize: [number, number];
+  preprocessing: CamModel['meta']['preprocessing'];
+  batchSize: number;
+  /** Leave out images that fail to decode, pushing each to `skipped`, instead of throwing. */
+  skipBadImages?: boolean;
+  skipped?: Skip[];
+}) => AsyncIterable<EvalBatch>;
 
 export interface RunEvaluationOptions {
   camModel: CamModel;
@@ -391,6 +398,8 @@ export interface RunEvaluationOptions {
   onProgress?: (done: number, total: number) => void;
   /** Evaluate only this shard of the selection and write its part under outDir (src/shard/). */
   shard?: ShardSpec;
+  /** Leave out images that fail to decode (listed in skipped.txt with those the dataset loader left out). */
+  skipBadImages?: boolean;
 }
 
 export interface EvaluationRun {
@@ -432,8 +441,9 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
   // The per-image rows are kept in memory (a few hundred bytes per image) and written with the other files at the
   // end, so a failed run leaves no partial file and the previous result intact.
   const csv: string[] = [csvRow(PER_IMAGE_HEADER)];
+  const decodeSkips: Skip[] = [];
   let done = 0;
-  for await (const batch of o.batches(evaluated, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize })) {
+  for await (const batch of o.batches(evaluated, { inputSize: meta.inputSize, preprocessing: meta.preprocessing, batchSize, skipBadImages: o.skipBadImages, skipped: decodeSkips })) {
     try {
       const rows = await evaluator.addBatch(batch);
       for (const r of rows) csv.push(perImageRow(r, dataset.classNames, meta.classNames, settings.iouThreshold));
@@ -441,10 +451,12 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
       batch.images.dispose();
     }
     done += batch.records.length;
-    o.onProgress?.(done, evaluated.length);
+    o.onProgress?.(done + decodeSkips.length, evaluated.length);
   }
   const metrics = evaluator.result();
-  if (metrics.images !== evaluated.length) throw new Error(`evaluation: ${evaluated.length} records but ${metrics.images} images evaluated`);
+  if (metrics.images !== evaluated.length - decodeSkips.length) throw new Error(`evaluation: ${evaluated.length} records (${decodeSkips.length} skipped) but ${metrics.images} images evaluated`);
+  if (metrics.images === 0) throw new UserError(`dataset ${dataset.name}: every image of the ${o.split} split failed to decode (${decodeSkips.length} skipped; first: ${decodeSkips[0]?.reason})`);
+  const skipped = [...(dataset.skipped ?? []), ...decodeSkips];
   const context: EvaluationContext = {
     tool: 'gapcam',
     kind: 'evaluation',
@@ -483,11 +495,11 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<Evaluation
     if (names[m] !== c) names[m] = `${c} (${meta.classNames[m]})`;
   });
   if (o.shard) {
-    const data: EvaluationPartData = { context, confusionNames: names, state: evaluator.state(), skipped: dataset.skipped ?? [] };
+    const data: EvaluationPartData = { context, confusionNames: names, state: evaluator.state(), skipped };
     const part = await writeEvaluationPart(o, o.shard, data, csv.join(''), records, evaluated);
     return { report, markdown, outDir: o.outDir, part };
   }
-  await writeEvaluation(o.outDir, report, csv.join(''), names, metrics.classification.confusion, dataset.skipped ?? []);
+  await writeEvaluation(o.outDir, report, csv.join(''), names, metrics.classification.confusion, skipped);
   return { report, markdown, outDir: o.outDir };
 }
 
@@ -511,7 +523,8 @@ export interface EvaluationPartData {
   context: EvaluationContext;
   confusionNames: string[];
   state: EvaluatorState;
-  /** Images left out while loading the dataset (--skip-bad-images): the same for every shard. */
+  /** Images left out (--skip-bad-images) while loading the dataset (the same for every shard) and while decoding
+   *  this shard's images. */
   skipped: { file: string; reason: string }[];
 }
 
@@ -549,14 +562,21 @@ export function gridMappingFromGeometry(g: Geometry): GridMapping {
 
 /** The data pipeline as a batch source: decode, resize exactly to the input size (no crop: the whole image is
  *  scored, as wsolevaluation does), preprocess with the model's mode, keep each image's geometry. */
-export const pipelineBatchSource: BatchSource = (records, { inputSize, preprocessing, batchSize }) => {
+export const pipelineBatchSource: BatchSource = (records, { inputSize, preprocessing, batchSize, skipBadImages, skipped }) => {
   const stream = pipelineBatches([...records], {
     batchSize,
     transforms: [{ op: 'resize', size: inputSize, mode: 'exact' }],
     preprocess: preprocessing,
+    skipBadImages,
   });
   return (async function* () {
-    for await (const b of stream) yield { images: b.images, records: b.records, mappings: b.geometry.map(gridMappingFromGeometry) };
+    let reported = 0;
+    const report = () => { for (; reported < stream.stats.skipped.length; reported++) skipped?.push(stream.stats.skipped[reported]); };
+    for await (const b of stream) {
+      report();
+      yield { images: b.images, records: b.records, mappings: b.geometry.map(gridMappingFromGeometry) };
+    }
+    report();
   })();
 };
 
@@ -578,6 +598,8 @@ export interface EvaluateOptions {
   settings?: Partial<EvaluationSettings>;
   /** "datasetClass=modelClass,…" for models trained on other classes. */
   classMap?: string;
+  /** Leave out missing, empty and undecodable images (listed in skipped.txt) instead of stopping. */
+  skipBadImages?: boolean;
   onProgress?: (done: number, total: number) => void;
   shard?: ShardSpec;
 }
@@ -619,7 +641,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
   const camModel: CamModel = { model: ref.model, meta: ref.meta };
   try {
     const from = o.dataset === undefined ? runDataset(ref.source, o.checkpoint) : { spec: o.dataset, dataRoot: o.dataRoot };
-    const dataset = await loadDataset(from.spec, { dataRoot: from.dataRoot });
+    const dataset = await loadDataset(from.spec, { dataRoot: from.dataRoot, minClasses: 1, skipBadImages: o.skipBadImages });
     const masks = resolveMasksDir(dataset, o.masks);
     const base = path.basename(ref.source.replace(/[\\/]+$/, '')) || 'model';
     const outDir = path.resolve(o.out ?? (ref.kind === 'checkpoint'
@@ -644,6 +666,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
       classMap: parseClassMap(o.classMap),
       onProgress: o.onProgress,
       shard: o.shard,
+      skipBadImages: o.skipBadImages,
     });
   } finally {
     camModel.model.dispose();

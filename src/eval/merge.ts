@@ -26,6 +26,8 @@ export async function mergeEvaluationParts(parts: readonly Part[], out: string):
     const text = fs.readFileSync(path.join(p.dir, 'per-image.csv'), 'utf8');
     return i === 0 ? text : text.slice(text.indexOf('\n') + 1);
   });
-  await writeEvaluation(out, report, csv.join(''), first.confusionNames, metrics.classification.confusion, first.skipped);
+  // every shard lists the loader's skips; each adds its own decode failures
+  const skipped = [...new Map(data.flatMap((d) => d.skipped).map((k) => [k.file, k])).values()];
+  await writeEvaluation(out, report, csv.join(''), first.confusionNames, metrics.classification.confusion, skipped);
   return { images: metrics.images, lines: ['evaluation.json, evaluation.md, per-image.csv, confusion.csv', '', ...markdownSummary(report).trimEnd().split('\n')] };
 }

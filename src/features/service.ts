@@ -165,6 +165,13 @@ async function extractFeatureFiles(job: FeatureJob, records: ImageRecord[], sour
   const res = await extractFeatures(job.model.fm, records, job.extract);
   const classNames = job.dataset.classNames;
   const kept = res.kept.map((i) => records[i]);
+  // missing, empty or unreadable files the dataset loader left out (--skip-bad-images), listed once (by shard 0),
+  // then the images that failed to decode
+  const loaderSkips = !job.shard || job.shard.index === 0 ? job.dataset.skipped ?? [] : [];
+  const skipped = [
+    ...loaderSkips.map((k) => ({ id: null, path: k.file, reason: k.reason })),
+    ...res.skipped.map(({ id, path: p, reason }) => ({ id, path: p, reason })),
+  ];
   const rows: FeatureIndexRow[] = kept.map((r, i) => ({ row: i, imageId: r.id, path: r.path, classId: r.label, className: classNames[r.label], split: r.split }));
   const meta: FeaturesMeta = {
     format: 'gapcam-features',
@@ -179,7 +186,7 @@ async function extractFeatureFiles(job: FeatureJob, records: ImageRecord[], sour
     imagesPerSecond: res.imagesPerSecond,
     extra: {
       ...(res.crop === 'full' ? {} : { wholeImageFallbacks: res.fallbacks, crops: 'crops.csv' }),
-      ...(res.skipped.length ? { skippedImages: res.skipped.map(({ id, path: p, reason }) => ({ id, path: p, reason })) } : {}),
+      ...(skipped.length ? { skippedImages: skipped } : {}),
     },
   };
   return { data: res.data, rows, meta, extraFiles: res.crop === 'full' ? undefined : { [CROPS_FILE]: cropsCsv(kept, res.regions, res.camClasses) } };
@@ -244,7 +251,7 @@ export function defaultFeatureDir(checkpointRoot: string, modelName: string, dat
 /** `gapcam features`: loads the model and the dataset, then ensureFeatures. */
 export async function runFeatures(options: RunFeaturesOptions): Promise<FeatureJobResult & { model: LoadedFeatureModel }> {
   const model = await loadFeatureModel(options.checkpoint, { checkpointRoot: options.checkpointRoot });
-  const dataset = await loadDataset(options.dataset, { dataRoot: resolveDataRoot(options.dataRoot) });
+  const dataset = await loadDataset(options.dataset, { dataRoot: resolveDataRoot(options.dataRoot), minClasses: 1, skipBadImages: options.skipBadImages });
   const split = options.split ?? 'all';
   let records = selectSplit(dataset, split);
   if (options.limit !== undefined) {
