@@ -21,7 +21,7 @@ describe('cam: the library short path (loadCam, explain, camBox)', function () {
     if (!fs.existsSync(darknetTinyDir)) this.skip();
     await useEngine();
     explainer = await loadCam(darknetTinyDir);
-    const ds = await loadDataset('kangaroo', { dataRoot: sharedDatasetsDir });
+    const ds = await loadDataset('kangaroo', { dataRoot: sharedDatasetsDir, minClasses: 1 });
     k1 = ds.records.find((r) => r.id.endsWith('00001'))!;
   });
   after(() => explainer?.dispose());
