@@ -5,7 +5,9 @@
 // the logits and the CAMs of [true class, top-1 … top-k] (classActivationMaps, src/cam/class-maps.ts). The maps are
 // upsampled bilinearly to the model input size (half-pixel centres, as cv2.resize / MATLAB imresize), turned into
 // boxes on that grid, and the boxes are mapped exactly onto the ORIGINAL image (mapBoxToOriginal: the grid box's
-// continuous extent, inverted through the data pipeline's resize), where they are scored against the annotated boxes. Only counters,
+// continuous extent, inverted through the data pipeline's resize), where they are scored against the annotated boxes.
+// Under `protocol: 'wsolevaluation'` the maps are instead cubic-resized to the input size and scored there against
+// resized GT boxes, exactly as clovaai/wsolevaluation does (see wsolevaluation.ts). Only counters,
 // one CSV line per image (streamed to disk by the caller) and the confusion matrix are kept: memory does not grow
 // with the dataset.
 //
@@ -58,7 +60,7 @@ import {
   sweepBoxes,
 } from './localization.js';
 import { resolveMasksDir, withMasks } from './masks.js';
-import { PxapEvaluator, type PxapState, identityMapping, wsolBoxes, wsolResizeBox } from './wsolevaluation.js';
+import { PxapEvaluator, type PxapState, type ScoreGrid, identityMapping, wsolBoxes, wsolResizeBox, wsolScoremap } from './wsolevaluation.js';
 
 function gather(values: Float32Array, n: number, h: number, w: number, k: number, i: number, j: number): ScoreMap {
   const data = new Float32Array(h * w);
@@ -141,7 +143,7 @@ export class Evaluator {
 
   /** The fixed-threshold boxes under the wsolevaluation protocol: its contour boxes at τ = camThreshold of the
    *  normalised map (eval-size pixels). */
-  private wsolRuleBoxes(normalized: ScoreMap): Box[] {
+  private wsolRuleBoxes(normalized: ScoreGrid): Box[] {
     const b = wsolBoxes(normalized, [this.settings.camThreshold]);
     return this.settings.boxes === 'all' ? b.all[0] : b.largest[0];
   }
@@ -179,14 +181,19 @@ export class Evaluator {
     if (input !== images) input.dispose();
     res.logits.dispose();
     const K = k + 1;
+    // gapcam: maps upsampled bilinearly on the engine; wsolevaluation: maps at the feature resolution, resized here
+    // exactly as inference.py does (cv2.resize INTER_CUBIC in float64, normalize_scoremap)
+    const wsol = s.protocol === 'wsolevaluation';
     const up = tf.tidy(() => {
       let maps = res.maps;
       if (s.flip) maps = maps.slice([0, 0, 0, 0], [n, -1, -1, -1]).add(tf.reverse(maps.slice([n, 0, 0, 0], [n, -1, -1, -1]), 2)).div(2) as tf.Tensor4D;
-      return upsampleMaps(maps, [H, W]);
+      return wsol ? tf.clone(maps) : upsampleMaps(maps, [H, W]);
     });
     res.maps.dispose();
+    const [mh, mw] = [up.shape[1], up.shape[2]];
     const values = (await up.data()) as Float32Array;
     up.dispose();
+    const wsolMap = (i: number, j: number): ScoreGrid => wsolScoremap(gather(values, n, mh, mw, K, i, j), W, H);
 
     const out: ImageResult[] = [];
     for (let i = 0; i < n; i++) {
@@ -197,7 +204,7 @@ export class Evaluator {
       if (mask) {
         // PxAP is wsolevaluation's MaskEvaluator whatever the box protocol: the true class's normalised map at the
         // evaluation size against the mask resized to it
-        this.pxap.accumulate(normalizeScoremap(gather(values, n, H, W, K, i, 0)), mask);
+        this.pxap.accumulate(wsol ? wsolMap(i, 0) : normalizeScoremap(gather(values, n, H, W, K, i, 0)), mask);
         this.centerPxap.accumulate(this.centerNormalized, mask);
       }
       const result: ImageResult = {
@@ -208,7 +215,7 @@ export class Evaluator {
         checkBoxConvention(rec.boxes, 'x0y0x1y1', `GT box of image ${rec.id}`);
         const mapping = batch.mappings?.[i] ?? resizeMapping(rec, W, H);
         if (s.protocol === 'wsolevaluation') {
-          this.addWsolImage(result, values, [n, H, W, K], i, modelLabels[i], ranked[i], rec, mapping);
+          this.addWsolImage(result, (j) => wsolMap(i, j), [W, H], modelLabels[i], ranked[i], rec, mapping);
           out.push(result);
           continue;
         }
@@ -282,19 +289,19 @@ export class Evaluator {
 
   /** One image under the wsolevaluation protocol: everything at the evaluation size (the input size the image was
    *  resized to), GT boxes resized and truncated as resize_bbox does, boxes from OpenCV-style contours. */
-  private addWsolImage(result: ImageResult, values: Float32Array, [n, H, W, K]: number[], i: number, label: number, ranked: number[],
+  private addWsolImage(result: ImageResult, mapOf: (j: number) => ScoreGrid, [W, H]: [number, number], label: number, ranked: number[],
     rec: ImageRecord, mapping: GridMapping): void {
     if (mapping.offsetX !== 0 || mapping.offsetY !== 0) throw new Error('the wsolevaluation protocol scores a plain resize of the whole image');
     const gt = rec.boxes.map((b) => wsolResizeBox(b, [rec.width, rec.height], [W, H]));
     const identity = identityMapping(W, H);
-    const trueMap = normalizeScoremap(gather(values, n, H, W, K, i, 0));
+    const trueMap = mapOf(0);
     const iouCache = new Map<number, number>();
     const iouOf = (c: number): number => {
       let v = iouCache.get(c);
       if (v === undefined) {
         const j = c === label ? 0 : 1 + ranked.indexOf(c);
         if (j === 0 && c !== label) return 0;
-        const boxes = this.wsolRuleBoxes(j === 0 ? trueMap : normalizeScoremap(gather(values, n, H, W, K, i, j)));
+        const boxes = this.wsolRuleBoxes(j === 0 ? trueMap : mapOf(j));
         if (j === 0) result.boxesTrue = boxes.map((b) => mapBoxToOriginal(b, mapping));
         v = maxIou(boxes, gt);
         iouCache.set(c, v);

@@ -16,7 +16,8 @@
 //    u8 = ⌊255·v⌋ and a pixel is kept iff u8 > ⌊τ · max(u8)⌋ (cv2.threshold, THRESH_BINARY). 'float' keeps v ≥ τ.
 //
 // Deliberate, documented differences from wsolevaluation's code (all of them make gapcam exact, none change the
-// definition of the metrics):
+// definition of the metrics); this is the default 'gapcam' protocol. `--protocol wsolevaluation` (wsolevaluation.ts,
+// contours.ts) reproduces wsolevaluation's code instead, bit for bit, deviations included:
 //  1. A box is the TIGHT inclusive box of a component's pixels. wsolevaluation builds x1 = x + w from
 //     cv2.boundingRect, one pixel past the component (then clips to the image), i.e. its boxes are 1 px too wide
 //     and too tall except at the right/bottom border.

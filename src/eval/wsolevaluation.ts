@@ -15,9 +15,104 @@
 //    mean over δ = 0.3, 0.5, 0.7 with every contour.
 // PxAP (MaskEvaluator, for mask datasets) lives here too: pixel precision/recall over the same τ grid.
 import type { Box } from '../data/types.js';
-import { type GridMapping, type ScoreMap } from './boxes.js';
+import type { GridMapping } from './boxes.js';
 import { findContours } from './contours.js';
-import { checkScoremapValidity } from './localization.js';
+import { UserError } from '../errors.js';
+
+/** A score map in float32 (gapcam's maps) or float64 (wsolevaluation's, after cv2.resize and normalisation). */
+export interface ScoreGrid {
+  data: Float32Array | Float64Array;
+  width: number;
+  height: number;
+}
+
+/** wsolevaluation's check_scoremap_validity: width × height finite values in [0, 1]. */
+export function checkScoreGrid(map: ScoreGrid, where = 'score map'): void {
+  if (map.data.length !== map.width * map.height) throw new UserError(`${where}: expected ${map.width}×${map.height} values, found ${map.data.length}`);
+  for (const v of map.data) if (!(v >= 0 && v <= 1)) throw new UserError(`${where}: values must be in [0, 1] (normalise it first), found ${v}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The score map: inference.py's cv2.resize(cam, (W, H), interpolation=cv2.INTER_CUBIC), then normalize_scoremap
+
+/** OpenCV's bicubic weights (interpolateCubic, A = −0.75, computed in float32 as OpenCV does). */
+function cubicWeights(x: number): [number, number, number, number] {
+  const f = Math.fround;
+  const A = -0.75;
+  const x1 = f(x + 1);
+  const c0 = f(f(f(f(f(f(A * x1) - f(5 * A)) * x1) + f(8 * A)) * x1) - f(4 * A));
+  const c1 = f(f(f(f(f((A + 2) * x) - (A + 3)) * x) * x) + 1);
+  const ox = f(1 - x);
+  const c2 = f(f(f(f(f((A + 2) * ox) - (A + 3)) * ox) * ox) + 1);
+  const c3 = f(f(f(1 - c0) - c1) - c2);
+  return [c0, c1, c2, c3];
+}
+
+/** Source indices and weights of one axis (half-pixel centres, border replicated). */
+function cubicAxis(src: number, dst: number): { index: Int32Array; weight: Float64Array } {
+  const scale = 1 / (dst / src); // OpenCV: scale_x = 1 / inv_scale_x, inv_scale_x = dsize / ssize
+  const index = new Int32Array(dst * 4);
+  const weight = new Float64Array(dst * 4);
+  for (let d = 0; d < dst; d++) {
+    const fx = Math.fround((d + 0.5) * scale - 0.5);
+    const sx = Math.floor(fx);
+    const w = cubicWeights(Math.fround(fx - sx));
+    for (let k = 0; k < 4; k++) {
+      index[d * 4 + k] = Math.min(src - 1, Math.max(0, sx + k - 1));
+      weight[d * 4 + k] = w[k];
+    }
+  }
+  return { index, weight };
+}
+
+/** cv2.resize(src, (dstWidth, dstHeight), interpolation=INTER_CUBIC) of a float64 map: horizontal pass then vertical
+ *  pass, in double precision with OpenCV's float32 weights. */
+export function resizeCubic(map: ScoreGrid, dstWidth: number, dstHeight: number): Float64Array {
+  const { data, width: sw, height: sh } = map;
+  const hx = cubicAxis(sw, dstWidth);
+  const vy = cubicAxis(sh, dstHeight);
+  const rows = new Float64Array(sh * dstWidth);
+  for (let y = 0; y < sh; y++) {
+    const row = y * sw;
+    for (let x = 0; x < dstWidth; x++) {
+      const k = x * 4;
+      rows[y * dstWidth + x] = data[row + hx.index[k]] * hx.weight[k] + data[row + hx.index[k + 1]] * hx.weight[k + 1] +
+        data[row + hx.index[k + 2]] * hx.weight[k + 2] + data[row + hx.index[k + 3]] * hx.weight[k + 3];
+    }
+  }
+  const out = new Float64Array(dstWidth * dstHeight);
+  for (let y = 0; y < dstHeight; y++) {
+    const k = y * 4;
+    const r0 = vy.index[k] * dstWidth, r1 = vy.index[k + 1] * dstWidth, r2 = vy.index[k + 2] * dstWidth, r3 = vy.index[k + 3] * dstWidth;
+    const b0 = vy.weight[k], b1 = vy.weight[k + 1], b2 = vy.weight[k + 2], b3 = vy.weight[k + 3];
+    for (let x = 0; x < dstWidth; x++) out[y * dstWidth + x] = rows[r0 + x] * b0 + rows[r1 + x] * b1 + rows[r2 + x] * b2 + rows[r3 + x] * b3;
+  }
+  return out;
+}
+
+/** inference.py's normalize_scoremap in float64: cam −= min; cam /= max; NaN or constant → zeros. */
+export function wsolNormalize(data: Float64Array): Float64Array {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of data) {
+    if (v !== v) return new Float64Array(data.length);
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (min === max) return new Float64Array(data.length);
+  const out = new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i] - min;
+  let m = -Infinity;
+  for (const v of out) if (v > m) m = v;
+  for (let i = 0; i < out.length; i++) out[i] /= m;
+  return out;
+}
+
+/** The score map wsolevaluation evaluates: a CAM at any resolution, cubic-resized to the evaluation size and
+ *  normalised, all in float64. */
+export function wsolScoremap(cam: ScoreGrid, width: number, height: number): ScoreGrid {
+  return { data: wsolNormalize(resizeCubic(cam, width, height)), width, height };
+}
 
 /** The two protocols every localization number is computed under. */
 export const PROTOCOLS = ['gapcam', 'wsolevaluation'] as const;
@@ -49,13 +144,13 @@ export interface WsolBoxes {
 }
 
 /** wsolevaluation's `compute_bboxes_from_scoremaps` for both contour modes at once (the contours are shared). */
-export function wsolBoxes(normalized: ScoreMap, thresholds: readonly number[]): WsolBoxes {
-  checkScoremapValidity(normalized);
+export function wsolBoxes(normalized: ScoreGrid, thresholds: readonly number[]): WsolBoxes {
+  checkScoreGrid(normalized);
   const { width, height, data } = normalized;
   const u8 = new Uint8Array(data.length);
   let maxU8 = 0;
   for (let i = 0; i < data.length; i++) {
-    // (scoremap * 255).astype(np.uint8): the float32 value promoted to double, times 255, truncated
+    // (scoremap * 255).astype(np.uint8): the value in double precision, times 255, truncated
     const u = Math.trunc(data[i] * 255);
     u8[i] = u;
     if (u > maxU8) maxU8 = u;
@@ -146,8 +241,8 @@ export class PxapEvaluator {
   }
 
   /** Adds one normalised score map (values in [0, 1]) and its mask, both at the same size. */
-  accumulate(normalized: ScoreMap, mask: PixelMask): void {
-    checkScoremapValidity(normalized);
+  accumulate(normalized: ScoreGrid, mask: PixelMask): void {
+    checkScoreGrid(normalized);
     if (mask.width !== normalized.width || mask.height !== normalized.height) {
       throw new Error(`PxAP: mask is ${mask.width}×${mask.height}, score map ${normalized.width}×${normalized.height}`);
     }

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import type { Box } from '../../src/data/types.js';
 import { findContours } from '../../src/eval/contours.js';
 import { MaxBoxAccEvaluator, camThresholds } from '../../src/eval/localization.js';
-import { PxapEvaluator, identityMapping, wsolBoxes, wsolResizeBox } from '../../src/eval/wsolevaluation.js';
+import { PxapEvaluator, identityMapping, resizeCubic, wsolBoxes, wsolResizeBox, wsolScoremap } from '../../src/eval/wsolevaluation.js';
 
 interface Fixture {
   opencv: string;
@@ -131,4 +131,22 @@ describe('eval: PxAP (wsolevaluation MaskEvaluator) on hand-made masks', () => {
     none.accumulate({ data: Float32Array.from([1, 0]), width: 2, height: 1 }, { data: Uint8Array.from([0, 0]), width: 2, height: 1 });
     expect(Number.isNaN(none.compute())).to.equal(true);
   });
+});
+
+describe(`eval: the wsolevaluation score map (cv2.resize INTER_CUBIC + normalize_scoremap, OpenCV ${fx.opencv})`, () => {
+  const f64 = (b64: string): Float64Array => {
+    const b = bytes(b64);
+    return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  for (const r of (fx as unknown as { resize: { width: number; height: number; dstWidth: number; dstHeight: number; cam: string; resized: string; normalized: string }[] }).resize) {
+    it(`${r.width}×${r.height} → ${r.dstWidth}×${r.dstHeight}: bit for bit`, () => {
+      const cam = { data: f32(r.cam), width: r.width, height: r.height };
+      const mine = resizeCubic(cam, r.dstWidth, r.dstHeight);
+      const want = f64(r.resized);
+      let maxDiff = 0;
+      for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(mine[i] - want[i]));
+      expect(maxDiff).to.equal(0);
+      expect(Array.from(wsolScoremap(cam, r.dstWidth, r.dstHeight).data)).to.deep.equal(Array.from(f64(r.normalized)));
+    });
+  }
 });
