@@ -1,8 +1,11 @@
 // `--weights imagenet`: the official Keras VGG16/VGG19 weight files, downloaded once from their published address,
-// checked against Keras' md5 and cached (written atomically) under checkpoints/pretrained/.
+// checked against Keras' md5 and cached (written atomically) under checkpoints/pretrained/. A copy already in Keras'
+// own cache ($KERAS_HOME/models, else ~/.keras/models — where keras.utils.get_file puts it) is used in place when its
+// md5 matches, so nothing is downloaded twice; a Keras file that does not match is left alone.
 import type * as tf from '@tensorflow/tfjs';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { UserError } from '../errors.js';
@@ -39,6 +42,13 @@ export interface PretrainedOptions {
   onProgress?: (received: number, total: number | undefined) => void;
   /** Where the one-line "downloading … → …" notice goes (default stderr; pass () => {} to silence). */
   log?: (line: string) => void;
+  /** Keras' cache folders searched before downloading (default: kerasCacheDirs()). */
+  kerasCacheDirs?: string[];
+}
+
+/** Where Keras' get_file caches model files: $KERAS_HOME/models, else ~/.keras/models. */
+export function kerasCacheDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [path.join(env.KERAS_HOME || path.join(os.homedir(), '.keras'), 'models')];
 }
 
 export function pretrainedCacheDir(opts: PretrainedOptions = {}): string {
@@ -103,6 +113,10 @@ export async function fetchPretrained(spec: PretrainedFile, opts: PretrainedOpti
   if (fs.existsSync(target)) {
     if ((await md5OfFile(target)) === spec.md5) return target;
     await fs.promises.rm(target, { force: true });
+  }
+  for (const dir of opts.kerasCacheDirs ?? kerasCacheDirs()) {
+    const keras = path.join(dir, spec.file);
+    if (fs.existsSync(keras) && fs.statSync(keras).isFile() && (await md5OfFile(keras)) === spec.md5) return keras;
   }
   const base = (opts.weightsBaseUrl ?? process.env.GAPCAM_WEIGHTS_BASE_URL ?? KERAS_WEIGHTS_BASE_URL).replace(/\/?$/, '/');
   (opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(`gapcam: downloading ${base + spec.urlPath} → ${target} (once; md5 ${spec.md5})`);

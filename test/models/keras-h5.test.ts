@@ -10,7 +10,7 @@ import h5wasm from 'h5wasm/node';
 import { useEngine, makeTempDir, expectNoTensorLeak, expectUserError } from '../helpers.js';
 import { buildVggFromArch, type VggArch } from '../../src/models/backbones/vgg.js';
 import { loadKerasWeights, readKerasH5, saveKerasH5, kerasSnakeCase } from '../../src/models/keras-h5.js';
-import { downloadVerified, fetchImagenetWeights, fetchPretrained } from '../../src/models/pretrained.js';
+import { downloadVerified, fetchImagenetWeights, fetchPretrained, kerasCacheDirs } from '../../src/models/pretrained.js';
 import { buildBackbone } from '../../src/models/registry.js';
 import { UserError } from '../../src/errors.js';
 
@@ -310,6 +310,29 @@ describe('models/keras-h5', () => {
       const model = mini();
       await loadKerasWeights(model, p2);
       model.dispose();
+    });
+
+    it("reuses a file in Keras' cache ($KERAS_HOME/models) when its md5 matches; a mismatching one is left alone", async () => {
+      const cacheDir = makeTempDir();
+      const kerasHome = makeTempDir();
+      fs.mkdirSync(path.join(kerasHome, 'models'));
+      const md5 = crypto.createHash('md5').update(body).digest('hex');
+      const spec = { urlPath: 'mini/mini.h5', file: 'mini.h5', md5 };
+      const inKeras = path.join(kerasHome, 'models', 'mini.h5');
+      fs.writeFileSync(inKeras, body);
+      expect(kerasCacheDirs({ KERAS_HOME: kerasHome })).to.deep.equal([path.join(kerasHome, 'models')]);
+      const logged: string[] = [];
+      const p = await fetchPretrained(spec, { cacheDir, weightsBaseUrl: base, kerasCacheDirs: kerasCacheDirs({ KERAS_HOME: kerasHome }), log: (l) => logged.push(l) });
+      expect(p).to.equal(inKeras);
+      expect(hits).to.deep.equal([]); // nothing downloaded
+      expect(logged).to.deep.equal([]);
+      expect(fs.readdirSync(cacheDir)).to.deep.equal([]);
+      // a corrupt copy in Keras' cache is not used and not touched: gapcam downloads into its own cache
+      fs.writeFileSync(inKeras, Buffer.concat([body, Buffer.from('x')]));
+      const p2 = await fetchPretrained(spec, { cacheDir, weightsBaseUrl: base, kerasCacheDirs: kerasCacheDirs({ KERAS_HOME: kerasHome }), log: () => {} });
+      expect(p2).to.equal(path.join(cacheDir, 'mini.h5'));
+      expect(hits).to.deep.equal(['/mini/mini.h5']);
+      expect(fs.readFileSync(inKeras).length).to.equal(body.length + 1);
     });
 
     it('a checksum failure caches nothing (the official md5 does not match the served file)', async () => {
