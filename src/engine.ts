@@ -176,13 +176,14 @@ export function currentEngine(): EngineInfo | undefined {
   return current;
 }
 
-/** One line for the start of every command. */
-export function describeEngine(info: EngineInfo): string {
+/** One line for the start of every command; `verbose` adds why each better engine is not used (long: it names
+ *  missing packages and libraries, which `gapcam engine` lists line by line). */
+export function describeEngine(info: EngineInfo, verbose = false): string {
   const tfv = info.tensorflowVersion ? `, TensorFlow ${info.tensorflowVersion}` : '';
   const skipped = Object.entries(info.notUsed).map(([n, why]) => `${n}: ${why}`);
   const dist = info.distributed ? `, distributed: worker ${info.distributed.task} of ${info.distributed.workers} (${info.distributed.protocol})` : '';
   return `engine ${info.name} (tfjs ${info.tfjsVersion}${tfv}, ${info.threads} thread${info.threads === 1 ? '' : 's'}${dist})` +
-    (skipped.length ? ` — not used: ${skipped.join('; ')}` : '');
+    (verbose && skipped.length ? ` — not used: ${skipped.join('; ')}` : '');
 }
 
 /** Parses --backend / GAPCAM_BACKEND. */

@@ -27,7 +27,7 @@ export type GapcamCommand = CommandModule<GlobalOptions, any>;
 export async function startCommandEngine(args: GlobalOptions, shard?: ShardSpec): Promise<EngineInfo> {
   const { describeEngine, parseEngineRequest, startEngine } = await import('../engine.js');
   const info = await startEngine(parseEngineRequest(args.backend));
-  process.stderr.write(describeEngine(info) + (shard ? ` — ${describeShard(shard)}` : '') + '\n');
+  process.stderr.write(describeEngine(info, args.verbose) + (shard ? ` — ${describeShard(shard)}` : '') + '\n');
   return info;
 }
 

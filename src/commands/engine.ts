@@ -1,12 +1,13 @@
 import type { Args, GapcamCommand } from './common.js';
 import type { EngineInfo } from '../engine.js';
+import type { GpuProbe } from '../engine/gpu-probe.js';
 
 interface EngineArgs {
   json?: boolean;
 }
 
 /** The report printed by `gapcam engine` (one summary line, then one line per fact). */
-export async function engineReport(info: EngineInfo, explicit: boolean): Promise<string[]> {
+export async function engineReport(info: EngineInfo, explicit: boolean, gpu: GpuProbe): Promise<string[]> {
   const { describeEngine, ENGINE_NAMES } = await import('../engine.js');
   const lines = [
     describeEngine(info),
@@ -20,12 +21,14 @@ export async function engineReport(info: EngineInfo, explicit: boolean): Promise
     if (name === info.name) break;
     lines.push(`  not ${name}: ${info.notUsed[name] ?? (explicit ? 'not tried (explicit --backend)' : 'not tried')}`);
   }
+  const { describeGpuProbe } = await import('../engine/gpu-probe.js');
+  lines.push(...describeGpuProbe(gpu));
   return lines;
 }
 
 export const engineCommand: GapcamCommand = {
   command: 'engine',
-  describe: 'Show which tfjs engine runs, its TensorFlow version and threads, and why better engines are not used',
+  describe: 'Show which tfjs engine runs, its TensorFlow version and threads, why better engines are not used, and the GPU seen or the CUDA libraries missing',
   builder: (y) =>
     y
       .option('json', { type: 'boolean', describe: 'print the engine facts as one JSON object' })
@@ -36,10 +39,13 @@ export const engineCommand: GapcamCommand = {
     const { parseEngineRequest, startEngine } = await import('../engine.js');
     const request = parseEngineRequest(args.backend);
     const info = await startEngine(request);
+    // The GPU: seen, or the missing libraries by name, from TensorFlow's own load log (src/engine/gpu-probe.ts).
+    const { probeGpu } = await import('../engine/gpu-probe.js');
+    const gpu = probeGpu();
     if (args.json) {
-      console.log(JSON.stringify(info));
+      console.log(JSON.stringify({ ...info, gpu }));
       return;
     }
-    for (const line of await engineReport(info, request !== 'auto')) console.log(line);
+    for (const line of await engineReport(info, request !== 'auto', gpu)) console.log(line);
   },
 };
