@@ -319,7 +319,7 @@ function chainOf(model: tf.LayersModel): AnyLayer[] {
   const chain: AnyLayer[] = [];
   let t = model.outputs[0];
   while (t !== model.inputs[0]) {
-    if (t.inputs.length !== 1) throw new Unsupported(`layer '${t.sourceLayer.name}' has ${t.inputs.length} inputs`);
+    if (t.inputs.length !== 1) throw new Unsupported(`the fused step covers chain-shaped models only; layer '${t.sourceLayer.name}' (${t.sourceLayer.getClassName()}) has ${t.inputs.length} inputs`);
     chain.unshift(t.sourceLayer as AnyLayer);
     t = t.inputs[0];
   }

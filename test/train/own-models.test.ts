@@ -11,6 +11,7 @@ import { loadRecipe } from '../../src/recipes/loader.js';
 import { loadCamModel } from '../../src/models/meta.js';
 import { classActivationMaps } from '../../src/cam/class-maps.js';
 import { UserError } from '../../src/errors.js';
+import { SilentProgress } from '../../src/train/progress.js';
 import { writeMiniCub } from './mini-cub.js';
 import { residualNet, depthwiseNet, saveAs } from '../models/own-nets.js';
 
@@ -47,7 +48,11 @@ describe('train: a recipe whose backbone is a model file (.h5, .keras)', functio
         const recipe = writeRecipe(`${net}-${ext.slice(1)}`, path.basename(file));
         expect(loadRecipe(recipe).model.backbone).to.equal(file);
         const out = path.join(work, 'ck');
-        const res = await runTraining({ recipe, checkpointRoot: out, runName: `${net}${ext}`, cacheDir: null });
+        const logs: string[] = [];
+        const progress = Object.assign(new SilentProgress(), { log: (l: string) => logs.push(l) });
+        const res = await runTraining({ recipe, checkpointRoot: out, runName: `${net}${ext}`, cacheDir: null, progress });
+        // the generic step, and the log line says why
+        expect(logs.find((l) => l.startsWith('training step:'))).to.match(/generic .*chain-shaped models only; layer '(res_add|features)' \((Add|Concatenate)\) has 2 inputs/);
         expect(res.status).to.equal('completed');
         expect(res.globalStep).to.equal(2); // 6 train images, batch 3
         const cam = await loadCamModel(path.join(res.runDir, 'last'));
