@@ -136,18 +136,43 @@ export class FaithfulnessAccumulator {
     return { drop, deletionAuc: curveAuc(del), insertionAuc: curveAuc(ins) };
   }
 
-  result(): FaithfulnessResult {
-    const n = Math.max(1, this.n);
-    const deletionCurve = this.deletion.map((v) => v / n);
-    const insertionCurve = this.insertion.map((v) => v / n);
-    return {
-      images: this.n,
-      averageDrop: (100 * this.drop) / n,
-      increaseInConfidence: (100 * this.increase) / n,
-      deletionAuc: curveAuc(deletionCurve),
-      insertionAuc: curveAuc(insertionCurve),
-      deletionCurve,
-      insertionCurve,
-    };
+  /** The sums so far (shards of a sharded `gapcam cam` run merge by adding them). */
+  state(): FaithfulnessState {
+    return { n: this.n, drop: this.drop, increase: this.increase, deletion: this.deletion.slice(), insertion: this.insertion.slice() };
   }
+
+  result(): FaithfulnessResult {
+    return faithfulnessResult(this.state());
+  }
+}
+
+/** The sums of a FaithfulnessAccumulator: images, confidence drop and increase, deletion and insertion curves. */
+export interface FaithfulnessState {
+  n: number;
+  drop: number;
+  increase: number;
+  deletion: number[];
+  insertion: number[];
+}
+
+/** Adds the sums of several accumulators (same number of steps). */
+export function sumFaithfulness(states: readonly FaithfulnessState[]): FaithfulnessState {
+  const add = (a: number[], b: number[]): number[] => a.map((v, i) => v + b[i]);
+  return states.slice(1).reduce((t, s) => ({ n: t.n + s.n, drop: t.drop + s.drop, increase: t.increase + s.increase, deletion: add(t.deletion, s.deletion), insertion: add(t.insertion, s.insertion) }), states[0]);
+}
+
+/** The metrics of accumulated sums. */
+export function faithfulnessResult(state: FaithfulnessState): FaithfulnessResult {
+  const n = Math.max(1, state.n);
+  const deletionCurve = state.deletion.map((v) => v / n);
+  const insertionCurve = state.insertion.map((v) => v / n);
+  return {
+    images: state.n,
+    averageDrop: (100 * state.drop) / n,
+    increaseInConfidence: (100 * state.increase) / n,
+    deletionAuc: curveAuc(deletionCurve),
+    insertionAuc: curveAuc(insertionCurve),
+    deletionCurve,
+    insertionCurve,
+  };
 }

@@ -24,10 +24,13 @@ import type { CamMethod } from './methods/base.js';
 import { layerTensorsIn } from './split.js';
 import { loadCamInput, batchOf, type CamInput } from './input.js';
 import { normalizeMaps, upsampleMaps } from './class-maps.js';
-import { FaithfulnessAccumulator, type FaithfulnessResult } from './faithfulness.js';
+import { FaithfulnessAccumulator, type FaithfulnessResult, type FaithfulnessState } from './faithfulness.js';
 import { CAM_BOX_COLOR, GT_BOX_COLOR, mapToSize, renderOverlay, renderStrip, type DrawnBox, type StripPanel } from '../render/overlay.js';
 import type { ColormapName } from '../render/colormap.js';
-import { writeGallery, type GalleryCard } from '../render/gallery.js';
+import { writeGallery, type GalleryCard, type GalleryInfo } from '../render/gallery.js';
+import { shardRange, type ShardSpec } from '../shard/spec.js';
+import { writePart } from '../shard/part.js';
+import { idsFingerprint, modelFingerprint, optionsFingerprint } from '../shard/fingerprint.js';
 import sharp from 'sharp';
 
 export type NpyMode = 'normalized' | 'raw';
@@ -61,6 +64,8 @@ export interface CamRunOptions {
   out: string;
   /** Write into a folder holding a previous `gapcam cam` result (cam.json). */
   force?: boolean;
+  /** Run only this shard of the images and write its part under `out` (src/shard/). */
+  shard?: ShardSpec;
   batchSize?: number;
   limit?: number;
   /** Preprocessing for models without meta.json (default 'unit'). */
@@ -191,6 +196,8 @@ export const CAM_OUTPUT: OutputOwner = {
 /** Runs CAM emission end to end (see CamRunOptions); writes into `out`. */
 export async function runCam(o: CamRunOptions): Promise<CamRunSummary> {
   const started = Date.now();
+  // a shard writes only its own part folder under --out (`gapcam merge` writes the gallery there later)
+  if (o.shard) return runCamShard(o, o.shard, started);
   prepareOutFolder(o.out, CAM_OUTPUT, { force: o.force });
   const loaded = await loadModelRef(o.model, { preprocessing: o.preprocessing });
   try {
@@ -200,7 +207,7 @@ export async function runCam(o: CamRunOptions): Promise<CamRunSummary> {
   }
 }
 
-async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: number): Promise<CamRunSummary> {
+async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: number, selected?: Awaited<ReturnType<typeof collectItems>>): Promise<CamRunSummary> {
   const note = o.onNote ?? (() => undefined);
   const model = loaded.model;
   const inputSize: [number, number] = loaded.meta?.inputSize ?? inputSizeOf(model);
@@ -221,8 +228,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
     }
   }
 
-  const { items: allItems, datasetClasses, loaderSkips } = await collectItems(o);
-  const items = o.limit !== undefined ? allItems.slice(0, Math.max(0, o.limit)) : allItems;
+  const { items: allItems, datasetClasses, loaderSkips } = selected ?? await collectItems(o);
+  const items = o.limit !== undefined && !selected ? allItems.slice(0, Math.max(0, o.limit)) : allItems;
   const tokens = parseClassTokens(o.classes ?? [], classNames);
   const needsGt = tokens.some((t) => t.kind === 'gt');
   let labelToModel: number[] | undefined;
@@ -411,14 +418,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
   const meanIou = Object.keys(iouSums).length ? Object.fromEntries(Object.entries(iouSums).map(([k, v]) => [k, v.sum / v.n])) : undefined;
   const locAccuracy = Object.keys(iouSums).length ? Object.fromEntries(Object.entries(iouSums).map(([k, v]) => [k, v.hits / v.n])) : undefined;
   const methodInfo = methods.map((m) => ({ name: m.name as MethodName, layer: m.layer, layerChoice: m.layerChoice, relu: m.relu }));
-  const notes: string[] = [];
-  if (meanIou) for (const m of methodInfo) notes.push(`${m.name}: mean IoU ${meanIou[m.name].toFixed(3)}, IoU ≥ 0.5 for ${(100 * (locAccuracy as Record<string, number>)[m.name]).toFixed(1)} % of images`);
-  if (metrics) {
-    for (const [name, r] of Object.entries(metrics)) {
-      notes.push(`${name}: average drop ${r.averageDrop.toFixed(2)} %, increase in confidence ${r.increaseInConfidence.toFixed(1)} %, deletion AUC ${r.deletionAuc.toFixed(4)} (lower is better), insertion AUC ${r.insertionAuc.toFixed(4)} (higher is better)`);
-    }
-  }
-  const gallery = await writeGallery(out, {
+  const notes = camNotes(methodInfo.map((m) => m.name), meanIou, locAccuracy, metrics);
+  const galleryInfo: GalleryInfo = {
     title: `gapcam CAMs — ${path.basename(loaded.source)}`,
     facts: [
       ['model', loaded.source],
@@ -428,7 +429,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
       ['boxes', drawBoxes ? 'green = CAM box, red = ground truth' : 'off'],
     ],
     notes,
-  }, cards);
+  };
+  const gallery = await writeGallery(out, galleryInfo, cards);
   const summary: CamRunSummary = {
     out, gallery, images: results.length, skipped, methods: methodInfo,
     ...(meanIou ? { meanIou, locAccuracy } : {}),
@@ -445,6 +447,66 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
     },
     summary,
     images: results,
-  }, null, 1) + '\n');
+    // what `gapcam merge` needs to join the parts of a sharded run: the gallery and the faithfulness sums
+    gallery: { info: galleryInfo, cards },
+    ...(faith ? { faithfulness: Object.fromEntries(methods.map((m, i) => [m.name, faith[i].state()])) } : {}),
+  } satisfies CamReport, null, 1) + '\n');
   return summary;
+}
+
+/** The gallery's summary lines: localization against the GT boxes and faithfulness, per method. */
+export function camNotes(methods: readonly string[], meanIou?: Record<string, number>, locAccuracy?: Record<string, number>, metrics?: Record<string, FaithfulnessResult>): string[] {
+  const notes: string[] = [];
+  if (meanIou && locAccuracy) for (const m of methods) notes.push(`${m}: mean IoU ${meanIou[m].toFixed(3)}, IoU ≥ 0.5 for ${(100 * locAccuracy[m]).toFixed(1)} % of images`);
+  if (metrics) {
+    for (const [name, r] of Object.entries(metrics)) {
+      notes.push(`${name}: average drop ${r.averageDrop.toFixed(2)} %, increase in confidence ${r.increaseInConfidence.toFixed(1)} %, deletion AUC ${r.deletionAuc.toFixed(4)} (lower is better), insertion AUC ${r.insertionAuc.toFixed(4)} (higher is better)`);
+    }
+  }
+  return notes;
+}
+
+/** cam.json. */
+export interface CamReport {
+  tool: 'gapcam';
+  kind: 'cam';
+  createdAt: string;
+  model: Record<string, unknown> & { source: string };
+  options: Record<string, unknown>;
+  summary: CamRunSummary;
+  images: CamImageResult[];
+  gallery: { info: GalleryInfo; cards: GalleryCard[] };
+  faithfulness?: Record<string, FaithfulnessState>;
+}
+
+/** One shard of a CAM run (o.shard): its images' overlays, gallery and cam.json, as a part under o.out. */
+async function runCamShard(o: CamRunOptions, spec: ShardSpec, started: number): Promise<CamRunSummary> {
+  const collected = await collectItems(o);
+  const items = o.limit !== undefined ? collected.items.slice(0, Math.max(0, o.limit)) : collected.items;
+  const { start, end } = shardRange(items.length, spec);
+  const mine = items.slice(start, end);
+  if (mine.length === 0) throw new UserError(`shard ${spec.index} of ${spec.count}: no image (${items.length} images in ${spec.count} shards); use fewer shards`);
+  const loaded = await loadModelRef(o.model);
+  try {
+    const ids = mine.map((it) => it.id);
+    const { shard: _s, out: _o, onProgress: _p, onNote: _n, batchSize: _b, force: _f, dataRoot: _d, ...options } = o;
+    let summary: CamRunSummary | undefined;
+    const dir = await writePart(o.out, spec, {
+      kind: 'cam',
+      images: { total: items.length, start, end, count: ids.length, firstId: ids[0] ?? null, lastId: ids[ids.length - 1] ?? null, idsSha256: idsFingerprint(ids) },
+      fingerprint: {
+        model: modelFingerprint(loaded.source),
+        dataset: idsFingerprint(items.map((it) => `${it.id}\t${it.record ? `${it.record.label}\t${it.record.boxes.join(';')}` : path.basename(it.file)}`)),
+        options: optionsFingerprint({ kind: 'cam', ...options, model: undefined, images: undefined, dataset: undefined }),
+      },
+      settings: { ...options },
+    }, async (tmp) => {
+      // images the dataset loader left out are listed once, by shard 0 (every shard loads the whole dataset)
+      summary = await runWithModel({ ...o, out: tmp }, loaded, started, { ...collected, items: mine, loaderSkips: spec.index === 0 ? collected.loaderSkips : [] });
+      return ['cam.json', 'index.html'];
+    });
+    return { ...(summary as CamRunSummary), out: dir, gallery: path.join(dir, 'index.html') };
+  } finally {
+    loaded.model.dispose();
+  }
 }

@@ -2,7 +2,8 @@
 // overlays at the original size, top-k strips, .npy maps, an index.html gallery and faithfulness metrics.
 import fs from 'node:fs';
 import type { GapcamCommand, Args } from './common.js';
-import { startCommandEngine, dataRootOf, checkModelRef } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOptions } from './common.js';
+import type { ShardArgs } from '../shard/spec.js';
 import type { NpyMode } from '../cam/service.js';
 import type { MethodName } from '../cam/registry.js';
 import { COLORMAP_NAMES, parseColormap } from '../render/colormap.js';
@@ -38,7 +39,7 @@ export const camCommand: GapcamCommand = {
   command: 'cam <model> [images]',
   describe: 'Class activation maps (CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, Layer-CAM, Score-CAM): overlays, strips, .npy, gallery, faithfulness',
   builder: (y) =>
-    y
+    withShardOptions(y)
       .positional('model', { type: 'string', describe: 'model folder, checkpoint run (best/, else last/), run name, URL or backbone name', demandOption: true })
       .positional('images', { type: 'string', describe: 'an image file or a folder of images (or use --dataset)' })
       .option('dataset', { type: 'string', describe: 'dataset name (digits-loc, cub200, wild2), folder or CSV, instead of images' })
@@ -65,9 +66,11 @@ export const camCommand: GapcamCommand = {
       .example('$0 cam ../shared/models/darknet-tiny --dataset kangaroo --data-root ../shared/datasets --class wallaby --out /tmp/k', 'a dataset with GT boxes: IoU per image, sortable gallery')
       .example('$0 cam my-run photos/ --method cam gradcam scorecam --metrics --out /tmp/cmp', 'compare methods: overlays side by side and faithfulness metrics')
       .example('$0 cam ../shared/models/darknet-tiny photo.jpg --method gradcam --layer leaky_re_lu_13 --colormap viridis --npy raw --out /tmp/g', 'Grad-CAM at an earlier layer, raw maps as .npy')
+      .example('$0 cam my-run --dataset cub200 --shard 3/10 --out runs/cams && gapcam merge runs/cams', 'shard 3 of 10 into runs/cams/shard-3-of-10/; the merge writes one gallery over all shards')
       .epilog('Methods:\n' + METHOD_NAMES.map((m) => `  ${m.padEnd(10)} ${METHOD_DESCRIPTIONS[m]}`).join('\n')),
   handler: async (argv) => {
-    const args = argv as Args<CamArgs>;
+    const args = argv as Args<CamArgs & ShardArgs>;
+    const shard = shardOf(args);
     const methods = args.method.flatMap((m) => m.split(',')).map((m) => m.trim().toLowerCase()).filter(Boolean);
     for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${m}'`);
     if (!(args.opacity >= 0 && args.opacity <= 1)) throw new UserError(`--opacity: expected a number in [0, 1], found ${args.opacity}`);
@@ -93,7 +96,7 @@ export const camCommand: GapcamCommand = {
     const [{ runCam }, { parseClassMap }, { parsePreprocessMode }] = await Promise.all([
       import('../cam/service.js'), import('../eval/evaluate.js'), import('../data/preprocess-modes.js'),
     ]);
-    await startCommandEngine(args);
+    await startCommandEngine(args, shard);
     let last = 0;
     const summary = await runCam({
       model: args.model,
@@ -118,6 +121,7 @@ export const camCommand: GapcamCommand = {
       preprocessing: args.preprocessing ? parsePreprocessMode(args.preprocessing) : undefined,
       classMap: parseClassMap(args.classMap),
       out: args.out as string,
+      shard,
       force: args.force,
       onNote: (line) => process.stderr.write(line + '\n'),
       onProgress: (done, total) => {
@@ -140,6 +144,7 @@ export const camCommand: GapcamCommand = {
       }
     }
     lines.push(`gallery: ${summary.gallery}`);
+    if (shard) lines.push(`shard ${shard.index} of ${shard.count} written to ${summary.out}; once every shard is done: gapcam merge ${args.out}`);
     process.stdout.write(lines.join('\n') + '\n');
   },
 };

@@ -25,6 +25,7 @@ const MERGERS: Record<PartKind, () => Promise<Merger>> = {
     };
   },
   evaluation: async () => (await import('../eval/merge.js')).mergeEvaluationParts,
+  cam: async () => (await import('../cam/merge.js')).mergeCamParts,
 };
 
 /** Where the merged output goes by default: the folder the parts are in (the --out every shard was given). */

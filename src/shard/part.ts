@@ -16,7 +16,7 @@ import { type Fingerprint, sha256File } from './fingerprint.js';
 import { PART_FOLDER_PATTERN, partFolderName, type ShardSpec } from './spec.js';
 
 export const PART_MANIFEST = 'part.json';
-export const PART_KINDS = ['features', 'evaluation'] as const;
+export const PART_KINDS = ['features', 'evaluation', 'cam'] as const;
 export type PartKind = (typeof PART_KINDS)[number];
 
 export interface PartManifest {
