@@ -20,6 +20,6 @@ export const mergeCommand: GapcamCommand = {
     const { mergeParts } = await import('../shard/merge.js');
     const r = await mergeParts(args.parts, { out: args.out });
     const rel = path.relative(process.cwd(), r.out) || '.';
-    process.stdout.write([`merged ${r.parts} ${r.kind} part${r.parts === 1 ? '' : 's'} (${r.images} images) into ${rel}`, ...r.lines.map((l) => `  ${l}`)].join('\n') + '\n');
+    process.stdout.write([`merged ${r.parts} ${r.kind} part${r.parts === 1 ? '' : 's'} (${r.images} images) into ${rel}`, ...r.lines.map((l) => (l ? `  ${l}` : ""))].join('\n') + '\n');
   },
 };
