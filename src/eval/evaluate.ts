@@ -590,8 +590,9 @@ export const pipelineBatchSource: BatchSource = (records, { inputSize, preproces
 export interface EvaluateOptions {
   /** Model folder, checkpoint run (best/, else last/), run name under the checkpoint root, or URL. */
   checkpoint: string;
-  /** Dataset name, folder or CSV; default: the dataset (and data root) recorded in the training run's run.json. */
-  dataset?: string;
+  /** Dataset name, folder or CSV (or a dataset already loaded); default: the dataset (and data root) recorded in the
+   *  training run's run.json. */
+  dataset?: string | Dataset;
   split?: Split;
   /** Folder of ground-truth masks for PxAP (default: <dataset root>/masks when it exists); see masks.ts. */
   masks?: string;
@@ -647,8 +648,12 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationRun> {
   }
   const camModel: CamModel = { model: ref.model, meta: ref.meta };
   try {
-    const from = o.dataset === undefined ? runDataset(ref.source, o.checkpoint) : { spec: o.dataset, dataRoot: o.dataRoot };
-    const dataset = await loadDataset(from.spec, { dataRoot: from.dataRoot, minClasses: 1, skipBadImages: o.skipBadImages });
+    let dataset: Dataset;
+    if (typeof o.dataset === 'object') dataset = o.dataset;
+    else {
+      const from = o.dataset === undefined ? runDataset(ref.source, o.checkpoint) : { spec: o.dataset, dataRoot: o.dataRoot };
+      dataset = await loadDataset(from.spec, { dataRoot: from.dataRoot, minClasses: 1, skipBadImages: o.skipBadImages });
+    }
     const masks = resolveMasksDir(dataset, o.masks);
     const base = path.basename(ref.source.replace(/[\\/]+$/, '')) || 'model';
     const outDir = path.resolve(o.out ?? (ref.kind === 'checkpoint'

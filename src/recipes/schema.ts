@@ -144,6 +144,10 @@ export const EvaluationSchema = z.strictObject({
   /** Localization geometry: 'gapcam' (exact boxes in original pixels) or 'wsolevaluation' (its BoxEvaluator, bit
    *  for bit); see src/eval/wsolevaluation.ts. */
   protocol: z.enum(['gapcam', 'wsolevaluation']).default('gapcam'),
+  /** The fixed CAM threshold of top-1 / GT-known loc: a fraction, or 'val' — wsolevaluation's train-fullsup idea: the
+   *  best τ of MaxBoxAcc on the run's validation images (they carry boxes; on CUB the recipes hold out 5 per class),
+   *  then applied to the min-max normalised map on test. The test split never chooses it. */
+  camThreshold: z.union([z.number().min(0).max(1), z.literal('val')], { error: "a fraction in [0, 1] or 'val'" }).default(0.2),
   /** CAM overlay images written into the run folder at the end. */
   camImages: z.number().int().nonnegative().default(0),
 });

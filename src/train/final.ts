@@ -2,7 +2,11 @@
 // best checkpoint (classification + CAM localization, exact resize to the input size as wsolevaluation; written to
 // <run>/evaluation/) and the CAM module's runCam() for a few test images (<run>/cams/: overlays with the CAM box
 // and the ground-truth boxes, gallery.html).
+import fs from 'node:fs';
 import path from 'node:path';
+import { UserError } from '../errors.js';
+import type { EvaluationSettings } from '../eval/types.js';
+import type { ValidationRecord } from './selection.js';
 import { runCam, type CamRunSummary } from '../cam/service.js';
 import type { Dataset } from '../data/types.js';
 import { evaluate, type EvaluationRun } from '../eval/evaluate.js';
@@ -21,6 +25,8 @@ export interface FinalEvaluation {
   cams?: CamRunSummary;
   /** Headline numbers (percentages). */
   headline: Record<string, number>;
+  /** recipe evaluation.camThreshold 'val': the τ MaxBoxAcc chose on the validation images, and their evaluation. */
+  camThreshold?: { value: number; images: number; run: EvaluationRun };
 }
 
 export interface FinalEvaluationOptions {
@@ -29,6 +35,23 @@ export interface FinalEvaluationOptions {
   dataset: Dataset;
   dataRoot?: string;
   onProgress?: (done: number, total: number) => void;
+}
+
+/** The run's validation images (with their boxes) as a dataset whose 'val' split they are: the ids run.json
+ *  recorded when they were carved from train, else the dataset's own val split. */
+export function validationDataset(runDir: string, dataset: Dataset): Dataset {
+  const runFile = path.join(runDir, 'run.json');
+  const run = fs.existsSync(runFile) ? (JSON.parse(fs.readFileSync(runFile, 'utf8')) as { validation?: ValidationRecord }) : {};
+  const v = run.validation;
+  let records = dataset.records.filter((r) => r.split === 'val');
+  if (v?.source === 'carved' && v.ids) {
+    const ids = new Set(v.ids);
+    records = dataset.records.filter((r) => ids.has(r.id)).map((r) => ({ ...r, split: 'val' as const }));
+  }
+  if (v?.source === 'test' || records.length === 0 || !records.some((r) => r.boxes.length > 0)) {
+    throw new UserError(`recipe evaluation.camThreshold 'val': run ${path.basename(runDir)} has no validation images with boxes to choose the threshold on (set data.valSplit 'val', or give a number)`);
+  }
+  return { ...dataset, records };
 }
 
 /** Evaluates the run's best checkpoint on recipe.evaluation.split and writes the CAM images. */
@@ -41,9 +64,20 @@ export async function evaluateRun(o: FinalEvaluationOptions): Promise<FinalEvalu
   if (ev.split === 'none' || (!ev.classification && !ev.localization && ev.camImages === 0)) return out;
   if (!dataset.records.some((r) => r.split === ev.split)) return out;
   if (ev.classification || ev.localization) {
+    let settings: Partial<EvaluationSettings> = { protocol: ev.protocol };
+    if (ev.camThreshold === 'val') {
+      // wsolevaluation's train-fullsup: the threshold is chosen on held-out images with boxes, never on test
+      const val = validationDataset(runDir, dataset);
+      const run = await evaluate({
+        checkpoint, dataset: val, split: 'val', out: path.join(runDir, 'evaluation-val'), batchSize: recipe.batchSize, settings,
+      });
+      const value = run.report.metrics.localization.maxBoxAcc.perIou[0].bestThreshold;
+      out.camThreshold = { value, images: run.report.dataset.images, run };
+      settings = { ...settings, camThreshold: value, normalization: 'minmax' };
+    } else settings = { ...settings, camThreshold: ev.camThreshold };
     out.run = await evaluate({
       checkpoint, dataset: recipe.data.dataset, split: ev.split, dataRoot: o.dataRoot, out: path.join(runDir, 'evaluation'),
-      batchSize: recipe.batchSize, onProgress: o.onProgress, settings: { protocol: ev.protocol },
+      batchSize: recipe.batchSize, onProgress: o.onProgress, settings,
     });
     const m = out.run.report.metrics;
     out.headline['top-1 accuracy'] = m.classification.top1;

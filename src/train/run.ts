@@ -316,6 +316,7 @@ export async function trainAndEvaluate(o: TrainAndEvaluateOptions): Promise<Trai
   };
   if (train.best?.valAcc !== undefined) final[`best validation top-1 (${train.validation.split})`] = `${(train.best.valAcc * 100).toFixed(2)}% (epoch ${train.best.epoch})`;
   const which = `${train.recipe.evaluation.split}, ${path.basename(evaluation.checkpoint)} selected on ${train.validation.split}`;
+  if (evaluation.camThreshold) final['CAM threshold τ (chosen on val, MaxBoxAcc)'] = `${evaluation.camThreshold.value.toFixed(2)} (${evaluation.camThreshold.images} images)`;
   for (const [k, v] of Object.entries(evaluation.headline)) final[`${k} (${which})`] = `${v.toFixed(2)}%`;
   if (evaluation.cams) final['CAM images'] = `${path.relative(train.runDir, evaluation.cams.gallery)} (${evaluation.cams.images} images)`;
   await finishReport(train.runDir, train.recipe, `finished ${train.epochsDone} epochs; evaluated ${path.basename(evaluation.checkpoint)}`, final, o.engine);

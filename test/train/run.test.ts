@@ -135,6 +135,15 @@ describe('train: the run service', function () {
     const ev = await evaluateRun({ runDir: path.join(out, 'c'), recipe: res.recipe, dataset: res.dataset });
     expect(ev.run!.report.dataset).to.include({ split: 'test', images: 12 });
     expect(ev.checkpoint).to.equal(path.join(out, 'c', 'best'));
+    // train-fullsup: the CAM threshold chosen by MaxBoxAcc on the carved validation images, then used on test
+    const full = await evaluateRun({ runDir: path.join(out, 'c'), recipe: { ...res.recipe, evaluation: { ...res.recipe.evaluation, camThreshold: 'val' } }, dataset: res.dataset });
+    const tau = full.camThreshold!;
+    expect(tau.images).to.equal(4);
+    expect(tau.value).to.equal(tau.run.report.metrics.localization.maxBoxAcc.perIou[0].bestThreshold);
+    expect(tau.run.report.dataset).to.include({ split: 'val', images: 4 });
+    expect(tau.run.report.dataset.fingerprint).to.not.equal(full.run!.report.dataset.fingerprint);
+    expect(full.run!.report.settings).to.include({ camThreshold: tau.value, normalization: 'minmax' });
+    expect(fs.existsSync(path.join(out, 'c', 'evaluation-val', 'evaluation.json'))).to.equal(true);
   });
 
   it("refuses valSplit 'test' unless selectOnTest, and then the report's first line says so", async () => {
