@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { commands } from './commands/index.js';
 import type { GapcamCommand } from './commands/common.js';
 import { UserError } from './errors.js';
+import { closest } from './util/did-you-mean.js';
 import { userErrorFromFs } from './util/fs-errors.js';
 import { projectRoot } from './paths.js';
 
@@ -129,34 +130,6 @@ function activeCommand(argv: string[]): { cmd: GapcamCommand; name: string; inde
   return undefined;
 }
 
-/** Optimal-string-alignment edit distance (a swap of two neighbours counts 1). */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/** The closest candidate, if it is close enough to be what was meant (or the only one it is a prefix of). */
-function closest(word: string, candidates: string[]): string | undefined {
-  const w = word.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of new Set(candidates)) {
-    const dist = editDistance(w, c.toLowerCase());
-    if (dist < bestDistance) [best, bestDistance] = [c, dist];
-  }
-  if (best !== undefined && bestDistance <= Math.max(1, Math.floor(Math.max(w.length, best.length) / 3))) return best;
-  const prefixed = [...new Set(candidates)].filter((c) => w.length >= 2 && c.toLowerCase().startsWith(w));
-  return prefixed.length === 1 ? prefixed[0] : undefined;
-}
-
 const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);
 
 /** Turns a yargs validation message into gapcam's one-line form with a suggestion. */
@@ -196,6 +169,12 @@ function explainUsage(msg: string, argv: string[]): string {
   if (missing) {
     const names = missing[1].split(', ').map((n) => `'${flag(n)}'`);
     return `'${where}' needs option${names.length > 1 ? 's' : ''} ${names.join(', ')} (${where} --help)`;
+  }
+  const invalid = /^Invalid values:\s*Argument: ([\w-]+), Given: "([^"]*)", Choices: (.+)$/s.exec(msg);
+  if (invalid) {
+    const choices = [...invalid[3].matchAll(/"([^"]*)"/g)].map((m) => m[1]);
+    const guess = closest(invalid[2], choices);
+    return `${flag(invalid[1])}: expected one of ${choices.join(', ')}; got '${invalid[2]}'` + (guess ? `; did you mean '${guess}'?` : '');
   }
   if (/^Not enough arguments following: /.test(msg)) return `${flag(msg.replace(/^Not enough arguments following: /, ''))}: expected a value`;
   return `${oneLine(msg)} (${where} --help${msg.startsWith('name a command') ? ' lists them' : ''})`;

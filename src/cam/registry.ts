@@ -7,6 +7,7 @@ import { XGradCam } from './methods/xgradcam.js';
 import { LayerCam } from './methods/layercam.js';
 import { ScoreCam } from './methods/scorecam.js';
 import { UserError } from '../errors.js';
+import { didYouMean } from '../util/did-you-mean.js';
 
 export const METHOD_NAMES = ['cam', 'gradcam', 'gradcam++', 'xgradcam', 'layercam', 'scorecam'] as const;
 export type MethodName = (typeof METHOD_NAMES)[number];
@@ -26,6 +27,6 @@ export function isMethodName(name: string): name is MethodName {
 
 /** Builds a method by its CLI name; a UserError naming the choices otherwise. */
 export function createCamMethod(name: string, target: CamTarget, options: MethodOptions = {}): CamMethod {
-  if (!isMethodName(name)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${name}'`);
+  if (!isMethodName(name)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${name}'${didYouMean(name, METHOD_NAMES)}`);
   return new camMethods[name](target, options);
 }

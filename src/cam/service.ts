@@ -16,6 +16,7 @@ import { classMapping } from '../eval/evaluate.js';
 import { ruleIou } from '../eval/localization.js';
 import { resizeMapping } from '../eval/boxes.js';
 import { UserError } from '../errors.js';
+import { closest } from '../util/did-you-mean.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { jsonHas, prepareOutFolder, type OutputOwner } from '../util/out-folder.js';
 import { writeNpy } from '../util/npy.js';
@@ -133,6 +134,11 @@ export function safeId(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_');
 }
 
+/** A method's name in file names: '+' spelled 'p', so gradcam++ files ('gradcampp') differ from gradcam's. */
+export function methodFileName(method: string): string {
+  return safeId(method.replace(/\+/g, 'p'));
+}
+
 /** Resolves class names (case-insensitive; '_' and ' ' alike) and ids to model class ids. */
 export function resolveClassToken(token: string, classNames: readonly string[]): number {
   if (/^\d+$/.test(token)) {
@@ -144,8 +150,10 @@ export function resolveClassToken(token: string, classNames: readonly string[]):
   const hits = classNames.flatMap((c, i) => (key(c) === key(token) ? [i] : []));
   if (hits.length === 1) return hits[0];
   if (hits.length > 1) throw new UserError(`--class ${token}: ambiguous, the model has ${hits.length} classes of that name (ids ${hits.join(', ')}); give the id`);
-  const near = classNames.filter((c) => key(c).includes(key(token))).slice(0, 5);
-  throw new UserError(`--class ${token}: not a class of the model (expected top1, top5, gt, a class id or name${near.length ? `; similar: ${near.join(', ')}` : ''})`);
+  const guess = closest(token, classNames);
+  const near = classNames.filter((c) => key(c).includes(key(token)) && c !== guess).slice(0, 5);
+  throw new UserError(`--class ${token}: not a class of the model (expected top1, top5, gt, a class id or name${near.length ? `; similar: ${near.join(', ')}` : ''})` +
+    (guess ? `; did you mean '${guess}'?` : ''));
 }
 
 type ClassToken = { kind: 'top'; k: number } | { kind: 'gt' } | { kind: 'id'; id: number };
@@ -372,12 +380,12 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
               for (const b of gtBoxes) boxes.push({ box: b, color: GT_BOX_COLOR });
               for (const b of camBoxes) boxes.push({ box: b, color: CAM_BOX_COLOR });
             }
-            const rel = path.join('overlays', `${sid}__${safeId(mname)}__${c}_${safeId(classNames[c])}.png`);
+            const rel = path.join('overlays', `${sid}__${methodFileName(mname)}__${c}_${safeId(classNames[c])}.png`);
             await writeFileAtomic(path.join(out, rel), await renderOverlay(img, atImage, { colormap, opacity, boxes }));
             entry.overlays.push(rel);
             if (u === 0) overlaysForCard.push({ label: mname, path: rel });
             if (o.npy) {
-              const npyRel = path.join('maps', `${sid}__${safeId(mname)}__${c}.npy`);
+              const npyRel = path.join('maps', `${sid}__${methodFileName(mname)}__${c}.npy`);
               if (o.npy === 'raw') await writeNpy(path.join(out, npyRel), raw, [h, w]);
               else await writeNpy(path.join(out, npyRel), atInput, [H, W]);
               (entry.npy ??= []).push(npyRel);
@@ -387,7 +395,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
           result.methods[mname] = entry;
           const wantStrip = o.strip ?? uniq.length > 1;
           if (wantStrip && mi === 0) {
-            const stripRel = path.join('strips', `${sid}__${safeId(mname)}.png`);
+            const stripRel = path.join('strips', `${sid}__${methodFileName(mname)}.png`);
             await writeFileAtomic(path.join(out, stripRel), await renderStrip(img, stripPanels.slice(0, 5), { colormap, opacity }));
             result.strip = stripRel;
           }

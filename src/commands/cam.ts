@@ -8,6 +8,7 @@ import type { NpyMode } from '../cam/service.js';
 import type { MethodName } from '../cam/registry.js';
 import { COLORMAP_NAMES, parseColormap } from '../render/colormap.js';
 import { METHOD_DESCRIPTIONS, METHOD_NAMES } from './choices.js';
+import { didYouMean } from '../util/did-you-mean.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
@@ -72,7 +73,7 @@ export const camCommand: GapcamCommand = {
     const args = argv as Args<CamArgs & ShardArgs>;
     const shard = shardOf(args);
     const methods = args.method.flatMap((m) => m.split(',')).map((m) => m.trim().toLowerCase()).filter(Boolean);
-    for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${m}'`);
+    for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UserError(`--method: expected one of ${METHOD_NAMES.join(', ')}; got '${m}'${didYouMean(m, METHOD_NAMES)}`);
     if (!(args.opacity >= 0 && args.opacity <= 1)) throw new UserError(`--opacity: expected a number in [0, 1], found ${args.opacity}`);
     if (!(args.camThreshold >= 0 && args.camThreshold <= 1)) throw new UserError(`--cam-threshold: expected a fraction in [0, 1], found ${args.camThreshold}`);
     if (!Number.isInteger(args.batchSize) || args.batchSize < 1) throw new UserError(`--batch-size: expected a positive integer, found ${args.batchSize}`);

@@ -116,7 +116,7 @@ export function markdownSummary(report: EvaluationReport): string {
   md += locRow(`MaxBoxAcc (IoU 0.5, largest ${wsol ? 'contour' : 'component'}, best τ)`, (l) => best(l.maxBoxAcc, 0));
   md += locRow(`MaxBoxAccV2 (mean of IoU 0.3/0.5/0.7, all ${wsol ? 'contours' : 'components'})`, (l) => f1(l.maxBoxAccV2.mean));
   for (let d = 0; d < m.localization.maxBoxAccV2.perIou.length; d++) {
-    md += locRow(`&nbsp;&nbsp;V2 at IoU ${m.localization.maxBoxAccV2.perIou[d].iouThreshold}`, (l) => best(l.maxBoxAccV2, d));
+    md += locRow(`MaxBoxAccV2 at IoU ${m.localization.maxBoxAccV2.perIou[d].iouThreshold}`, (l) => best(l.maxBoxAccV2, d));
   }
   if (m.pxap !== undefined) md += `| PxAP (${m.pxap.images} masks) | wsolevaluation | ${f1(m.pxap.value)} | ${f1(m.pxap.center)} |\n`;
   md += `\nτ grid: step ${s.sweepStep} (${wsol ? 'wsolevaluation uint8' : s.thresholding}); accuracies in percent.\n`;
