@@ -25,6 +25,8 @@ export { BACKBONE_NAMES, buildBackbone, getBackbone, isBackboneName, type Backbo
 export { buildVgg, VGG_ARCHS, type VggName, type VggOptions } from './models/backbones/vgg.js';
 export { toGap, truncateModel, GAP_LAYER_NAMES, type ToGapOptions } from './models/surgery.js';
 export { summarizeModel, formatModelSummary, runSurgery, exportModel, type ModelSummary } from './models/service.js';
+export { quantizeWeights, WEIGHT_QUANTIZATIONS, type WeightQuantization } from './models/quantize.js';
+export { exportWeb, formatWebExport, type WebExportRequest, type WebExportResult } from './web/export.js';
 export { loadKerasModelH5 } from './models/keras-model.js';
 export { loadKerasWeights, saveKerasH5, type SaveKerasH5Options, type LoadKerasWeightsOptions, type LoadKerasWeightsReport } from './models/keras-h5.js';
 export { fetchPretrained, fetchImagenetWeights, IMAGENET_WEIGHTS, type PretrainedOptions } from './models/pretrained.js';
@@ -34,6 +36,7 @@ export { createCamMethod, camMethods, METHOD_NAMES, isMethodName, type MethodNam
 export { CamMethod, type CamTarget, type CamResult, type MethodOptions } from './cam/methods/base.js';
 export { classActivationMaps, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, resizeBilinearArray, normalizedInputSizeMaps, type ClassSelection, type ClassActivationResult, type UpsampleOptions } from './cam/class-maps.js';
 export { runCam, type CamRunOptions, type CamRunSummary, type CamImageResult, type NpyMode } from './cam/service.js';
+export { computeMaps, mapOf, type ComputedMaps, type OneMap } from './cam/computed-maps.js';
 export { FaithfulnessAccumulator, type FaithfulnessResult, type FaithfulnessOptions } from './cam/faithfulness.js';
 
 // ---- Pictures: overlays, strips, galleries ----
@@ -45,6 +48,7 @@ export { writeGallery, galleryHtml, type GalleryCard, type GalleryInfo } from '.
 export type { Box, Split, ImageRecord, Dataset, PreprocessMode } from './data/types.js';
 export { decodeImage, imageSize, type DecodedImage } from './data/image.js';
 export { preprocessPixels, preprocessTensor, PREPROCESS_MODES } from './data/preprocess.js';
+export { resizeRgbLanczos3 } from './data/resize.js';
 export { loadDataset, datasetNames, listDatasets, resolveDataRoot, type DatasetName, type LoadDatasetOptions, type DatasetListing } from './data/datasets.js';
 export { split, splitCounts } from './data/split.js';
 export { layoutNames, detectLayout, type LayoutName } from './data/adapters/index.js';

@@ -1,9 +1,11 @@
 // Images → model input for CAM: decode once (src/data/image.ts: EXIF-oriented 8-bit RGB), keep the original for the
-// pictures, and resize it to the model's input size with a plain stretching resize (sharp, fit 'fill'; the
-// convention src/eval's resizeMapping assumes), then apply the model's preprocessing (src/data/preprocess.ts).
+// pictures, and resize it to the model's input size with a plain stretching resize (the convention src/eval's
+// resizeMapping assumes), then apply the model's preprocessing (src/data/preprocess.ts). The resize is the
+// plain-JS Lanczos-3 of src/data/resize.ts, not sharp's, so that the page of `gapcam model export --web` computes
+// the very same input in a browser.
 import * as tf from '@tensorflow/tfjs';
-import sharp from 'sharp';
 import { decodeImage, type DecodedImage } from '../data/image.js';
+import { resizeRgbLanczos3 } from '../data/resize.js';
 import { preprocessPixels } from '../data/preprocess.js';
 import type { PreprocessMode } from '../data/types.js';
 
@@ -14,20 +16,15 @@ export interface CamInput {
   pixels: Float32Array;
 }
 
-/** Resizes 8-bit RGB pixels to `width`×`height` (stretching, sharp's default lanczos3 kernel). */
-export async function resizeRgb(img: DecodedImage, width: number, height: number): Promise<Uint8Array> {
-  if (img.width === width && img.height === height) return img.data;
-  const buf = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill' })
-    .raw()
-    .toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+/** Resizes 8-bit RGB pixels to `width`×`height` (stretching, antialiased Lanczos-3; shared with the web page). */
+export function resizeRgb(img: DecodedImage, width: number, height: number): Uint8Array {
+  return resizeRgbLanczos3(img.data, img.width, img.height, width, height);
 }
 
 /** Decodes `file` and prepares it for a model with input [height, width] and the given preprocessing. */
 export async function loadCamInput(file: string, inputSize: [number, number], preprocessing: PreprocessMode): Promise<CamInput> {
   const original = await decodeImage(file);
-  const resized = await resizeRgb(original, inputSize[1], inputSize[0]);
+  const resized = resizeRgb(original, inputSize[1], inputSize[0]);
   return { file, original, pixels: preprocessPixels(resized, preprocessing) };
 }
 

@@ -13,8 +13,7 @@ import { loadDataset } from '../data/datasets.js';
 import { split as splitRecords } from '../data/split.js';
 import { isImageFile, naturalCompare } from '../data/util.js';
 import { classMapping } from '../eval/evaluate.js';
-import { ruleIou } from '../eval/localization.js';
-import { resizeMapping } from '../eval/boxes.js';
+import { maxIou } from '../eval/boxes.js';
 import { UserError } from '../errors.js';
 import { closest } from '../util/did-you-mean.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -24,7 +23,8 @@ import { createCamMethod, type MethodName } from './registry.js';
 import type { CamMethod } from './methods/base.js';
 import { layerTensorsIn } from './split.js';
 import { loadCamInput, batchOf, type CamInput } from './input.js';
-import { normalizeMaps, upsampleMaps } from './class-maps.js';
+import { computeMaps, mapOf } from './computed-maps.js';
+import { camBoxes, DEFAULT_CAM_BOX_FRACTION } from './box.js';
 import { FaithfulnessAccumulator, type FaithfulnessResult, type FaithfulnessState } from './faithfulness.js';
 import { CAM_BOX_COLOR, GT_BOX_COLOR, mapToSize, renderOverlay, renderStrip, type DrawnBox, type StripPanel } from '../render/overlay.js';
 import type { ColormapName } from '../render/colormap.js';
@@ -302,20 +302,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
           });
         });
       };
-      const perMethod = methods.map((m) => {
-        const res = m.compute(x, select);
-        const probs = tf.tidy(() => tf.softmax(res.logits));
-        const p = probs.arraySync();
-        const l = res.logits.arraySync();
-        const [, h, w, k] = res.maps.shape;
-        const rawMaps = res.maps.dataSync() as Float32Array;
-        const upRaw = upsampleMaps(res.maps, [H, W]);
-        const inputMaps = normalizeMaps(upRaw);
-        const inputRawData = upRaw.dataSync() as Float32Array;
-        const inputMapData = inputMaps.dataSync() as Float32Array;
-        tf.dispose([res.logits, res.maps, probs, inputMaps, upRaw]);
-        return { method: m, classIds: res.classIds, probs: p, logits: l, rawMaps, inputMaps: inputMapData, inputRaw: inputRawData, h, w, k };
-      });
+      const perMethod = methods.map((m) => computeMaps(m, x, select, inputSize));
       const first = perMethod[0];
 
       const base = results.length;
@@ -349,20 +336,14 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
           for (let u = 0; u < uniq.length; u++) {
             const c = uniq[u];
             const j = colOf(c);
-            const { h, w, k } = pm;
-            const raw = new Float32Array(h * w);
-            for (let p = 0; p < h * w; p++) raw[p] = pm.rawMaps[(i * h * w + p) * k + j];
-            const atInput = new Float32Array(H * W);
-            const rawAtInput = new Float32Array(H * W);
-            for (let p = 0; p < H * W; p++) {
-              atInput[p] = pm.inputMaps[(i * H * W + p) * k + j];
-              rawAtInput[p] = pm.inputRaw[(i * H * W + p) * k + j];
-            }
+            const { h, w } = pm;
+            const { raw, rawAtInput, atInput } = mapOf(pm, i, j);
             const atImage = mapToSize(raw, h, w, img.width, img.height);
             const boxes: DrawnBox[] = [];
-            const { iou, boxes: camBoxes } = ruleIou({ data: rawAtInput, width: W, height: H }, gtBoxes, resizeMapping(img, W, H), { fraction: o.boxThreshold ?? 0.2, normalization: 'max' });
+            const camBoxList = camBoxes({ data: rawAtInput, width: W, height: H }, inputSize, img, { fraction: o.boxThreshold ?? DEFAULT_CAM_BOX_FRACTION });
+            const iou = maxIou(camBoxList, gtBoxes);
             if (u === 0) {
-              if (camBoxes[0]) entry.camBox = camBoxes[0];
+              if (camBoxList[0]) entry.camBox = camBoxList[0];
               if (gtBoxes.length) {
                 entry.iou = iou;
                 const s = (iouSums[mname] ??= { sum: 0, hits: 0, n: 0 });
@@ -378,7 +359,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
             }
             if (drawBoxes) {
               for (const b of gtBoxes) boxes.push({ box: b, color: GT_BOX_COLOR });
-              for (const b of camBoxes) boxes.push({ box: b, color: CAM_BOX_COLOR });
+              for (const b of camBoxList) boxes.push({ box: b, color: CAM_BOX_COLOR });
             }
             const rel = path.join('overlays', `${sid}__${methodFileName(mname)}__${c}_${safeId(classNames[c])}.png`);
             await writeFileAtomic(path.join(out, rel), await renderOverlay(img, atImage, { colormap, opacity, boxes }));
@@ -450,7 +431,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
     model: { source: loaded.source, kind: loaded.kind, inputSize, preprocessing, numClasses, headKind: meta?.headKind },
     options: {
       images: o.images, dataset: o.dataset, split: o.dataset ? (o.split ?? 'test') : undefined, classes: o.classes ?? ['top1'],
-      colormap, opacity, boxes: drawBoxes, npy: o.npy, metrics: !!o.metrics, limit: o.limit, boxThreshold: o.boxThreshold ?? 0.2, boxRule: 'value ≥ fraction · max of the raw map (paper), largest component',
+      colormap, opacity, boxes: drawBoxes, npy: o.npy, metrics: !!o.metrics, limit: o.limit, boxThreshold: o.boxThreshold ?? DEFAULT_CAM_BOX_FRACTION, boxRule: 'value ≥ fraction · max of the raw map (paper), largest component',
       upsampling: 'bilinear, half-pixel centres', normalisation: 'min-max per map',
     },
     summary,

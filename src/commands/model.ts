@@ -111,23 +111,40 @@ const surgeryCommand: GapcamCommand = {
 
 interface ExportArgs extends BackboneArgs {
   model: string;
-  format: ExportFormat;
+  format?: ExportFormat;
   modelConfig: boolean;
   force: boolean;
+  web?: boolean;
+  quantize?: 'float16' | 'uint8';
 }
 
 const exportCommand: GapcamCommand = {
   command: 'export <model>',
-  describe: 'Write a model as a tfjs Layers folder (browser-loadable) or a Keras .h5 weights file (Keras load_weights)',
+  describe: 'Write a model as a tfjs Layers folder (browser-loadable), a Keras .h5 weights file (Keras load_weights), or a static web page showing its CAMs (--web)',
   builder: (y) =>
     withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
-      .option('format', { choices: EXPORT_FORMATS as readonly ExportFormat[], demandOption: true, describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
+      .option('format', { choices: EXPORT_FORMATS as readonly ExportFormat[], describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
       .option('force', { type: 'boolean', default: false, describe: `${FORCE_MODEL}; keras-h5: replace an existing .h5 file` })
+      .option('web', { type: 'boolean', describe: 'a self-contained static page: drop a photo, see the top-5 classes and their CAMs (tfjs bundled, no CDN)' })
+      .option('quantize', { choices: ['float16', 'uint8'] as const, describe: "--web: store the weights as float16 (half the size) or uint8 (a quarter), the tfjs converter's quantisation" })
       .option('model-config', { type: 'boolean', default: true, describe: 'keras-h5: store the architecture too (keras.models.load_model reads it); --no-model-config writes the plain save_weights layout' })
       .example('$0 model export checkpoints/my-run --format tfjs --out web/model', 'for tf.loadLayersModel in a browser')
-      .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for keras.models.load_model or model.load_weights'),
+      .example('$0 model export checkpoints/my-run --format keras-h5 --out my-run.h5', 'for keras.models.load_model or model.load_weights')
+      .example('$0 model export ../shared/models/darknet-tiny --web --quantize uint8 --out /tmp/cam-page', 'a page that shows CAMs of your own photos, offline'),
   handler: async (argv) => {
     const args = argv as Args<ExportArgs>;
+    if (args.web) {
+      if (args.format) throw new UserError(`--web writes a web page; leave out --format (got --format ${args.format})`);
+      if (!args.out) throw new UserError('--out: name the folder to write the web page to');
+      await checkModelRef(args.model, args.checkpoints);
+      const { exportWeb, formatWebExport } = await import('../web/export.js');
+      await startCommandEngine(args);
+      const r = await exportWeb({ model: args.model, out: args.out, quantization: args.quantize, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
+      process.stdout.write(formatWebExport(r));
+      return;
+    }
+    if (args.quantize) throw new UserError('--quantize: only with --web (tfjs and keras-h5 exports keep float32 weights)');
+    if (!args.format) throw new UserError('--format: name tfjs or keras-h5 (or use --web for a web page)');
     if (!args.out) throw new UserError('--out: name the folder (tfjs) or .h5 file (keras-h5) to write');
     await checkModelRef(args.model, args.checkpoints);
     const { exportModel } = await import('../models/service.js');
@@ -139,7 +156,7 @@ const exportCommand: GapcamCommand = {
 
 export const modelCommand: GapcamCommand = {
   command: 'model <action>',
-  describe: 'Models: summary, FC→GAP surgery, export to tfjs / Keras .h5',
+  describe: 'Models: summary, FC→GAP surgery, export to tfjs / Keras .h5 / a CAM web page',
   builder: (y: Argv<GlobalOptions>) =>
     y
       .command(summaryCommand)

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFilesAtomic, resolveAtomicDir } from '../util/atomic.js';
+import { quantizeWeights, type WeightQuantization } from './quantize.js';
 
 export const MODEL_JSON = 'model.json';
 /** Shard size of saved weights: the tfjs converter's 4 MiB, friendly to browsers and http caches. */
@@ -198,22 +199,21 @@ function listedShards(dir: string): string[] {
   }
 }
 
-/** Writes `model` in the tfjs Layers format into `dir` (which must exist): model.json + 4 MiB shards named like the
- *  tfjs converter's (group1-shardXofN.bin), plus `extraFiles` (name → text, e.g. meta.json). Loadable with
- *  tf.loadLayersModel in a browser. All files are staged under temporary names, then renamed into place with
- *  model.json and the extras last (util/atomic.ts writeFilesAtomic: a full disk leaves the previous model intact);
- *  shards of a previous model there that the new one does not use are removed; nothing else in `dir` is touched. */
-export async function writeLayersModelFiles(dir: string, model: tf.LayersModel, extraFiles: [string, string][] = []): Promise<void> {
-  const previousShards = listedShards(dir);
+/** The files of `model` in the tfjs Layers format, in writing order (shards, then model.json): 4 MiB shards named
+ *  like the tfjs converter's (group1-shardXofN.bin), float32 weights optionally quantised as the converter does
+ *  (quantize.ts). Loadable with tf.loadLayersModel in a browser. */
+export async function layersModelFiles(model: tf.LayersModel, options: { quantization?: WeightQuantization } = {}): Promise<Map<string, string | Uint8Array>> {
+  const files = new Map<string, string | Uint8Array>();
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0)));
+      let data: Uint8Array = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0)));
+      let specs = artifacts.weightSpecs ?? [];
+      if (options.quantization) ({ specs, data } = quantizeWeights(specs, data, options.quantization));
       const n = Math.max(1, Math.ceil(data.byteLength / SHARD_BYTES));
       const paths: string[] = [];
-      const files: [string, string | Uint8Array][] = [];
       for (let i = 0; i < n; i++) {
         const name = `group1-shard${i + 1}of${n}.bin`;
-        files.push([name, data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES))]);
+        files.set(name, data.subarray(i * SHARD_BYTES, Math.min(data.byteLength, (i + 1) * SHARD_BYTES)));
         paths.push(name);
       }
       const json: tf.io.ModelJSON = {
@@ -221,14 +221,25 @@ export async function writeLayersModelFiles(dir: string, model: tf.LayersModel, 
         format: 'layers-model',
         generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
         convertedBy: 'gapcam',
-        weightsManifest: [{ paths, weights: artifacts.weightSpecs ?? [] }],
+        weightsManifest: [{ paths, weights: specs }],
       };
       if (artifacts.trainingConfig) json.trainingConfig = artifacts.trainingConfig;
-      await writeFilesAtomic(dir, [...files, [MODEL_JSON, JSON.stringify(json)], ...extraFiles]);
-      for (const old of previousShards) if (!paths.includes(old)) fs.rmSync(path.join(dir, old), { force: true });
+      files.set(MODEL_JSON, JSON.stringify(json));
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: data.byteLength } };
     }),
   );
+  return files;
+}
+
+/** Writes `model` in the tfjs Layers format (layersModelFiles) into `dir` (which must exist), plus `extraFiles`
+ *  (name → text, e.g. meta.json). All files are staged under temporary names, then renamed into place with
+ *  model.json and the extras last (util/atomic.ts writeFilesAtomic: a full disk leaves the previous model intact);
+ *  shards of a previous model there that the new one does not use are removed; nothing else in `dir` is touched. */
+export async function writeLayersModelFiles(dir: string, model: tf.LayersModel, extraFiles: [string, string][] = []): Promise<void> {
+  const previousShards = listedShards(dir);
+  const files = [...(await layersModelFiles(model))];
+  await writeFilesAtomic(dir, [...files, ...extraFiles]);
+  for (const old of previousShards) if (!files.some(([name]) => name === old)) fs.rmSync(path.join(dir, old), { force: true });
 }
 
 /** Saves a plain Layers model (no meta) into `dir` (created when missing), file by file (see writeLayersModelFiles).

@@ -1,10 +1,9 @@
 // Colormaps for CAM pictures: 256-entry RGB lookup tables, one registry line per map.
 //   jet:     matplotlib's `jet` (its _jet_data segment table, linear between the breakpoints) — the CAM paper's look.
 //   viridis: matplotlib's `viridis`, the exact 256 colours, from the scale-color-perceptual package.
-import { createRequire } from 'node:module';
+// Browser-safe (no Node imports): the page of `gapcam model export --web` bundles this file.
+import viridisHex from 'scale-color-perceptual/hex/viridis.json' with { type: 'json' };
 import { UserError } from '../errors.js';
-
-const require = createRequire(import.meta.url);
 
 export const COLORMAP_NAMES = ['jet', 'viridis'] as const;
 export type ColormapName = (typeof COLORMAP_NAMES)[number];
@@ -50,7 +49,7 @@ const builders: Record<ColormapName, () => Uint8Array> = {
     [[0, 0], [0.125, 0], [0.375, 1], [0.64, 1], [0.91, 0], [1, 0]],
     [[0, 0.5], [0.11, 1], [0.34, 1], [0.65, 0], [1, 0]],
   ),
-  viridis: () => fromHex(require('scale-color-perceptual/hex/viridis.json') as string[]),
+  viridis: () => fromHex(viridisHex as string[]),
 };
 
 const cache = new Map<ColormapName, Uint8Array>();
