@@ -2,7 +2,7 @@
 // unnormalised) upsampled bilinearly to the model input (half-pixel centres, as upsampleMaps), the paper's rule on
 // the upsampled raw values (keep ≥ fraction · max, largest connected component), the box mapped to the original
 // image. Boxing the raw 14×14 grid directly (ruleBoxes/ruleIou on the small map) gives coarser, different boxes:
-// on kangaroo/00001 with darknet-tiny's wallaby CAM, IoU 0.511 on the grid against 0.604 here and in the CLI.
+// on kangaroo/00001 with darknet-tiny's wallaby CAM, IoU 0.511 on the grid against 0.610 here and in the CLI.
 import type { Box } from '../data/types.js';
 import { mapBoxToOriginal, resizeMapping, type GridMapping, type ScoreMap } from '../eval/boxes.js';
 import { ruleBoxes, type RuleOptions } from '../eval/localization.js';

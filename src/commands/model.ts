@@ -137,7 +137,8 @@ const exportCommand: GapcamCommand = {
       if (args.format) throw new UserError(`--web writes a web page; leave out --format (got --format ${args.format})`);
       if (!args.out) throw new UserError('--out: name the folder to write the web page to');
       await checkModelRef(args.model, args.checkpoints);
-      const { exportWeb, formatWebExport } = await import('../web/export.js');
+      const { exportWeb, formatWebExport, checkWebOut } = await import('../web/export.js');
+      checkWebOut(args.out);
       await startCommandEngine(args);
       const r = await exportWeb({ model: args.model, out: args.out, quantization: args.quantize, checkpointRoot: args.checkpoints, backbone: backboneOptions(args, true) });
       process.stdout.write(formatWebExport(r));

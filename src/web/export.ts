@@ -37,7 +37,8 @@ export interface WebExportResult {
   weights: WebMeta['web']['weights'];
 }
 
-function checkOut(out: string): void {
+/** --out must be a new folder or one that is not a model folder (the export writes meta.json and index.html). */
+export function checkWebOut(out: string): void {
   if (fs.existsSync(out)) {
     if (!fs.statSync(out).isDirectory()) throw new UserError(`--out ${out}: expected a folder for the web page, found a file`);
     if (fs.existsSync(path.join(out, MODEL_JSON))) {
@@ -53,7 +54,7 @@ function weightBytesOf(files: Map<string, string | Uint8Array>): number {
 }
 
 export async function exportWeb(req: WebExportRequest): Promise<WebExportResult> {
-  checkOut(req.out);
+  checkWebOut(req.out);
   const camThreshold = req.camThreshold ?? DEFAULT_CAM_BOX_FRACTION;
   if (!(camThreshold >= 0 && camThreshold <= 1)) throw new UserError(`--cam-threshold: expected a fraction in [0, 1], found ${camThreshold}`);
   const loaded = await loadModelRef(req.model, req);

@@ -10,6 +10,7 @@ import type { CamModel } from '../models/types.js';
 import { preprocessPixels } from '../data/preprocess.js';
 import { resizeRgbLanczos3 } from '../data/resize.js';
 import { createCamMethod } from '../cam/registry.js';
+import type { CamMethod } from '../cam/methods/base.js';
 import { topKSelection } from '../cam/class-maps.js';
 import { computeMaps, mapOf, type OneMap } from '../cam/computed-maps.js';
 import { camBox } from '../cam/box.js';
@@ -45,9 +46,11 @@ interface PageState {
   map?: { classId: number; h: number; w: number; raw: number[]; atInput: number[]; box: Box | null };
   /** The model input before preprocessing (RGB bytes at the input size), for checking the preprocessing. */
   inputRgb?: () => number[];
+  /** tf.memory().numTensors, to check that analysing images leaks nothing. */
+  tensors: () => number;
 }
 
-const state: PageState = { status: 'loading' };
+const state: PageState = { status: 'loading', tensors: () => tf.memory().numTensors };
 (window as unknown as { __gapcam: PageState }).__gapcam = state;
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -162,6 +165,7 @@ interface Analysis {
 }
 
 let cam: CamModel;
+let method: CamMethod;
 let analysis: Analysis | undefined;
 
 function analyse(image: RgbImage, name: string): Analysis {
@@ -169,7 +173,6 @@ function analyse(image: RgbImage, name: string): Analysis {
   const [H, W] = meta.inputSize;
   const resized = resizeRgbLanczos3(image.data, image.width, image.height, W, H);
   state.inputRgb = () => Array.from(resized);
-  const method = createCamMethod('cam', cam);
   const x = tf.tensor4d(preprocessPixels(resized, meta.preprocessing), [1, H, W, 3]);
   try {
     const k = Math.min(TOP_K, meta.classNames.length);
@@ -323,6 +326,7 @@ async function main(): Promise<void> {
   setStatus('loading the model …');
   const model = await loadModel(meta);
   cam = { model, meta };
+  method = createCamMethod('cam', cam);
   state.status = 'ready';
   setStatus('drop or pick an image');
 }

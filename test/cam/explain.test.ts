@@ -26,11 +26,11 @@ describe('cam: the library short path (loadCam, explain, camBox)', function () {
   });
   after(() => explainer?.dispose());
 
-  it('gives the CLI box for kangaroo/00001 (IoU 0.604 where the raw 14×14 grid gives 0.511)', async () => {
+  it('gives the CLI box for kangaroo/00001 (IoU 0.610 where the raw 14×14 grid gives 0.511)', async () => {
     const e = await explainer.explain(k1.path, { class: 'wallaby' });
     expect(e.className).to.equal('wallaby');
     expect([e.raw.width, e.raw.height]).to.deep.equal([14, 14]);
-    expect(maxIou([e.box!], k1.boxes)).to.be.closeTo(0.604, 0.0005);
+    expect(maxIou([e.box!], k1.boxes)).to.be.closeTo(0.610, 0.0005);
     const onGrid = ruleIou(e.raw, k1.boxes, resizeMapping(k1, 14, 14));
     expect(onGrid.iou).to.be.closeTo(0.511, 0.0005);
   });

@@ -96,6 +96,12 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
     expectUserError(await runMain(['model', 'summary', 'vgg17']), /^gapcam: model 'vgg17': .*backbone name \(vgg11, /);
   });
 
+  it('model export --web: onto a model folder, or with --format / --quantize misplaced', async () => {
+    expectUserError(await runMain(['model', 'export', model, '--web', '--out', model]), /^gapcam: --out .*: is a model folder \(has model\.json\); .*choose a new or empty folder/);
+    expectUserError(await runMain(['model', 'export', model, '--web', '--format', 'tfjs', '--out', path.join(tmp, 'page')]), /^gapcam: --web writes a web page; leave out --format/);
+    expectUserError(await runMain(['model', 'export', model, '--format', 'tfjs', '--quantize', 'uint8', '--out', path.join(tmp, 'x')]), /^gapcam: --quantize: only with --web/);
+  });
+
   it('recipes: a stray argument', async () => {
     expectUserError(await runMain(['recipes', 'extra']), /'gapcam recipes' takes no argument 'extra'/);
   });

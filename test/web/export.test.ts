@@ -22,6 +22,7 @@ import { projectRoot } from '../../src/paths.js';
 const CHROMIUM = process.env.GAPCAM_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PHOTO = path.join(sharedDatasetsDir, 'kangaroo', 'images', '00007.jpg');
+const PHOTO2 = path.join(sharedDatasetsDir, 'kangaroo', 'images', '00044.jpg');
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.bin': 'application/octet-stream' };
 
@@ -44,7 +45,7 @@ async function serve(root: string): Promise<{ url: string; close: () => Promise<
 }
 
 interface PageMap { classId: number; h: number; w: number; raw: number[]; atInput: number[]; box: number[] | null }
-interface PageState { status: string; error?: string; backend?: string; top?: { classId: number; className: string; probability: number }[]; selected?: number; map?: PageMap }
+interface PageState { status: string; error?: string; backend?: string; image?: { name: string }; top?: { classId: number; className: string; probability: number }[]; selected?: number; map?: PageMap }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).to.equal(b.length);
@@ -54,7 +55,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('web export in headless Chromium (darknet-tiny, a kangaroo photo)', function () {
-  this.timeout(600_000);
+  this.timeout(900_000);
   let dir: string;
   let out: string;
   before(async function () {
@@ -98,7 +99,7 @@ describe('web export in headless Chromium (darknet-tiny, a kangaroo photo)', fun
       page.on('request', (q) => { if (!q.url().startsWith(server.url) && !q.url().startsWith('file:') && !q.url().startsWith('blob:') && !q.url().startsWith('data:')) external.push(q.url()); });
       const state = () => page.evaluate(() => (window as unknown as { __gapcam: PageState }).__gapcam) as Promise<PageState>;
       // waits until the page's state satisfies `cond` (a JS expression on s = window.__gapcam) or reports an error
-      const settled = (p: typeof page, cond: string) => p.waitForFunction(`(() => { const s = window.__gapcam; return s.status === 'error' || (${cond}); })()`, undefined, { timeout: 120_000 });
+      const settled = (p: typeof page, cond: string) => p.waitForFunction(`(() => { const s = window.__gapcam; return s.status === 'error' || (${cond}); })()`, undefined, { timeout: 300_000 });
 
       await page.goto(server.url + 'index.html', { waitUntil: 'load' });
       await settled(page, "s.status === 'ready'");
@@ -148,8 +149,17 @@ describe('web export in headless Chromium (darknet-tiny, a kangaroo photo)', fun
       if (process.env.GAPCAM_UPDATE_SCREENSHOT) {
         const docs = path.join(projectRoot, 'docs');
         fs.mkdirSync(docs, { recursive: true });
-        await sharp(path.join(dir, 'screenshot.png')).resize({ width: 880 }).png({ palette: true, quality: 80, compressionLevel: 9 }).toFile(path.join(docs, 'web-export.png'));
+        await sharp(path.join(dir, 'screenshot.png')).resize({ width: 800 }).png({ palette: true, compressionLevel: 9 }).toFile(path.join(docs, 'web-export.png'));
       }
+
+      // analysing another photo leaves no tensor behind
+      const tensors = () => page.evaluate(() => (window as unknown as { __gapcam: { tensors: () => number } }).__gapcam.tensors());
+      const before = await tensors();
+      await page.evaluate(() => { (window as unknown as { __gapcam: PageState }).__gapcam.map = undefined; });
+      await page.setInputFiles('#file', PHOTO2);
+      await settled(page, "s.status === 'ready' && !!s.map");
+      expect((await state()).image?.name).to.equal(path.basename(PHOTO2));
+      expect(await tensors(), 'tensors after a second photo').to.equal(before);
 
       // from file:// (the model comes from model/model-inline.js; the WASM binaries may be refused there)
       const local = await browser.newPage();
