@@ -6,14 +6,15 @@
 //   meta.json            classes, preprocessing, input size, CAM layer and head, the box rule
 //   model/model.json + group1-shard*.bin   the tfjs Layers model, weights optionally quantised (float16/uint8)
 //   model/model-inline.js                  the same model as a script, for file:// (browsers refuse fetch there)
-// Each file is written atomically (temp + rename) into DIR; nothing else in DIR is touched or removed.
+// DIR follows util/out-folder.ts: files staged under temporary names, then renamed into place (meta.json last);
+// nothing else in DIR is touched or removed; training checkpoints, model folders and other outputs are refused.
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { layersModelFiles, MODEL_JSON } from '../models/layers-io.js';
 import { loadModelRef, type LoadModelRefOptions } from '../models/refs.js';
 import type { WeightQuantization } from '../models/quantize.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { prepareOutFolder, writeOwnFiles, type OutputOwner, type PreparedOutFolder } from '../util/out-folder.js';
 import { DEFAULT_CAM_BOX_FRACTION } from '../cam/box.js';
 import { bundlePage, wasmBinaries } from './bundle.js';
 import { indexHtml } from './html.js';
@@ -37,14 +38,27 @@ export interface WebExportResult {
   weights: WebMeta['web']['weights'];
 }
 
-/** --out must be a new folder or one that is not a model folder (the export writes meta.json and index.html). */
-export function checkWebOut(out: string): void {
-  if (fs.existsSync(out)) {
-    if (!fs.statSync(out).isDirectory()) throw new UserError(`--out ${out}: expected a folder for the web page, found a file`);
-    if (fs.existsSync(path.join(out, MODEL_JSON))) {
-      throw new UserError(`--out ${out}: is a model folder (has ${MODEL_JSON}); the web export writes meta.json and index.html — choose a new or empty folder`);
+/** What the export owns in its --out folder (util/out-folder.ts): meta.json with a "web" section marks a previous
+ *  export (written last; a rerun replaces the files), the other names are refused when something else wrote them. */
+export const WEB_OUTPUT: OutputOwner = {
+  command: 'gapcam model export --web',
+  marker: 'meta.json',
+  ownsMarker: (text) => {
+    try {
+      const j = JSON.parse(text) as { web?: { modelDir?: unknown } };
+      return typeof j?.web?.modelDir === 'string';
+    } catch {
+      return false;
     }
-  }
+  },
+  files: ['index.html', WEB_SCRIPT, `${WEB_MODEL_DIR}/${MODEL_JSON}`, `${WEB_MODEL_DIR}/${WEB_INLINE_SCRIPT}`, ...wasmBinaries().keys()],
+  rerun: 'replace',
+};
+
+/** Checks (and creates) --out before anything is loaded: a one-line UserError for a file, a training checkpoint, a
+ *  model folder or another command's output. */
+export function checkWebOut(out: string): PreparedOutFolder {
+  return prepareOutFolder(out, WEB_OUTPUT);
 }
 
 function weightBytesOf(files: Map<string, string | Uint8Array>): number {
@@ -54,7 +68,7 @@ function weightBytesOf(files: Map<string, string | Uint8Array>): number {
 }
 
 export async function exportWeb(req: WebExportRequest): Promise<WebExportResult> {
-  checkWebOut(req.out);
+  const prepared = checkWebOut(req.out);
   const camThreshold = req.camThreshold ?? DEFAULT_CAM_BOX_FRACTION;
   if (!(camThreshold >= 0 && camThreshold <= 1)) throw new UserError(`--cam-threshold: expected a fraction in [0, 1], found ${camThreshold}`);
   const loaded = await loadModelRef(req.model, req);
@@ -69,23 +83,30 @@ export async function exportWeb(req: WebExportRequest): Promise<WebExportResult>
       ...loaded.meta,
       web: { source: loaded.source, modelDir: WEB_MODEL_DIR, inlineScript: WEB_INLINE_SCRIPT, weights, camThreshold },
     };
-    const files = new Map<string, string | Uint8Array>();
-    for (const [name, bytes] of modelFiles) files.set(`${WEB_MODEL_DIR}/${name}`, bytes);
-    files.set(`${WEB_MODEL_DIR}/${WEB_INLINE_SCRIPT}`, inlineModelScript(modelFiles));
-    files.set('meta.json', JSON.stringify(meta, null, 2) + '\n');
-    files.set(WEB_SCRIPT, await bundlePage());
-    for (const [name, file] of wasmBinaries()) files.set(name, fs.readFileSync(file));
     const title = path.basename(loaded.source.replace(/[\\/]+$/, '')) || 'model';
-    files.set('index.html', indexHtml(meta, title));
+    const files: [string, string | Uint8Array][] = [
+      ...[...modelFiles].map(([name, bytes]): [string, string | Uint8Array] => [`${WEB_MODEL_DIR}/${name}`, bytes]),
+      [`${WEB_MODEL_DIR}/${WEB_INLINE_SCRIPT}`, inlineModelScript(modelFiles)],
+      [WEB_SCRIPT, await bundlePage()],
+      ...[...wasmBinaries()].map(([name, file]): [string, Uint8Array] => [name, fs.readFileSync(file)]),
+      ['index.html', indexHtml(meta, title)],
+      [WEB_OUTPUT.marker, JSON.stringify(meta, null, 2) + '\n'],
+    ];
+    const previousShards = prepared.rerun ? shardsIn(path.join(prepared.dir, WEB_MODEL_DIR)) : [];
+    await fs.promises.mkdir(path.join(prepared.dir, WEB_MODEL_DIR), { recursive: true });
+    await writeOwnFiles(prepared, WEB_OUTPUT, files);
+    for (const old of previousShards) if (!modelFiles.has(old)) await fs.promises.rm(path.join(prepared.dir, WEB_MODEL_DIR, old), { force: true });
     const sizes: Record<string, number> = {};
-    for (const [name, bytes] of files) {
-      await writeFileAtomic(path.join(req.out, ...name.split('/')), bytes);
-      sizes[name] = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
-    }
+    for (const [name, bytes] of files) sizes[name] = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
     return { out: req.out, source: loaded.source, files: sizes, weightBytes: { float32, written: weightBytesOf(modelFiles) }, weights };
   } finally {
     loaded.model.dispose();
   }
+}
+
+/** Weight shards of a previous export (tfjs converter names), removed when the new model has fewer. */
+function shardsIn(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^group\d+-shard\d+of\d+\.bin$/.test(f)) : [];
 }
 
 /** model.json and the weights (base64) in one script defining window.__gapcamInlineModel. */

@@ -97,7 +97,7 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('model export --web: onto a model folder, or with --format / --quantize misplaced', async () => {
-    expectUserError(await runMain(['model', 'export', model, '--web', '--out', model]), /^gapcam: --out .*: is a model folder \(has model\.json\); .*choose a new or empty folder/);
+    expectUserError(await runMain(['model', 'export', model, '--web', '--out', model]), /^gapcam: --out .*: holds a meta\.json that gapcam model export --web did not write; choose another folder/);
     expectUserError(await runMain(['model', 'export', model, '--web', '--format', 'tfjs', '--out', path.join(tmp, 'page')]), /^gapcam: --web writes a web page; leave out --format/);
     expectUserError(await runMain(['model', 'export', model, '--format', 'tfjs', '--quantize', 'uint8', '--out', path.join(tmp, 'x')]), /^gapcam: --quantize: only with --web/);
   });
