@@ -106,6 +106,10 @@ const surgeryCommand: GapcamCommand = {
     });
     const m = r.meta;
     console.log(`wrote ${r.out}/{model.json,meta.json,classes.txt}: ${r.keptLayers} kept layers + ${m.featureLayer === 'gap_conv' ? 'gap_conv → ' : ''}gap_pool → gap_classifier → gap_softmax; ${m.classNames.length} classes; ${r.totalParams.toLocaleString('en-US')} parameters; input ${m.inputSize.join('×')}, preprocessing ${typeof m.preprocessing === 'string' ? m.preprocessing : JSON.stringify(m.preprocessing)}`);
+    // The new head is always untrained; say so, and louder when the backbone had no weights either.
+    console.log(r.randomBackbone
+      ? `note: the weights are random — ${args.model} was built without weights (--weights imagenet or a model folder gives it trained ones) and the new GAP head is untrained; train it (gapcam train) before its CAMs mean anything`
+      : 'note: the new GAP head (gap_conv/gap_classifier) has random weights; train it (gapcam train) before its CAMs mean anything');
   },
 };
 

@@ -142,6 +142,8 @@ export interface SurgeryResult {
   meta: ModelMeta;
   totalParams: number;
   keptLayers: number;
+  /** The backbone was built from its architecture without weights: every weight of the result is random. */
+  randomBackbone: boolean;
 }
 
 /** Loads a model (folder, checkpoint or backbone), cuts it and adds the GAP head, saves it with meta.json. */
@@ -150,6 +152,7 @@ export async function runSurgery(req: SurgeryRequest): Promise<SurgeryResult> {
   prepareOutFolder(req.out, modelOutput('gapcam model surgery'), { force: req.force });
   const loaded = await loadModelRef(req.model, { checkpointRoot: req.checkpointRoot, backbone: { includeTop: false, ...req.backbone }, preprocessing: req.preprocessing });
   let cam: CamModel;
+  const randomBackbone = loaded.kind === 'backbone' && (!req.backbone?.weights || req.backbone.weights === 'none');
   try {
     const backbone = loaded.backbone ?? loaded.meta?.backbone;
     const { model: _m, classes: _c, out: _o, checkpointRoot: _r, backbone: _b, force: _f, ...gapOpts } = req;
@@ -166,7 +169,7 @@ export async function runSurgery(req: SurgeryRequest): Promise<SurgeryResult> {
   try {
     await saveCamModel(req.out, cam);
     const kept = cam.model.layers.filter((l) => !l.name.startsWith('gap_')).length;
-    return { out: req.out, meta: cam.meta, totalParams: cam.model.countParams(), keptLayers: kept };
+    return { out: req.out, meta: cam.meta, totalParams: cam.model.countParams(), keptLayers: kept, randomBackbone };
   } finally {
     cam.model.dispose();
   }
