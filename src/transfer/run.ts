@@ -65,6 +65,17 @@ async function loadSource(s: TransferSource, checkpointRoot: string): Promise<{ 
 }
 
 /** Features of one (source, dataset), then one SVM per split. */
+/** A C chosen at the end of its grid may be no optimum at all (the accuracy may still rise past it): one line saying
+ *  so, or undefined when every chosen C is inside the grid (or the grid has one value). */
+export function cGridEdgeWarning(chosen: readonly number[], grid: readonly number[]): string | undefined {
+  if (grid.length < 2) return undefined;
+  const lo = Math.min(...grid), hi = Math.max(...grid);
+  const atLo = chosen.filter((c) => c === lo).length, atHi = chosen.filter((c) => c === hi).length;
+  if (!atLo && !atHi) return undefined;
+  const where = [atLo ? `the smallest C (${lo}) in ${atLo}` : '', atHi ? `the largest C (${hi}) in ${atHi}` : ''].filter(Boolean).join(' and ');
+  return `cross-validation chose ${where} of ${chosen.length} split(s): the best C may lie outside the grid; widen svm.cGrid`;
+}
+
 async function runCell(exp: Experiment, src: TransferSource, model: LoadedFeatureModel, d: TransferDataset, dataset: Dataset, out: string, o: RunTransferOptions): Promise<CellResult> {
   const cell: CellResult = { source: src.name, dataset: d.name, status: 'ok' };
   const featDir = path.join(out, 'features', slug(src.name), slug(d.name));
@@ -105,6 +116,8 @@ async function runCell(exp: Experiment, src: TransferSource, model: LoadedFeatur
     });
   }
   cell.svmSeconds = (performance.now() - t0) / 1000;
+  const edge = cGridEdgeWarning(cell.splits.map((sp) => sp.C), exp.svm.cGrid ?? DEFAULT_C_GRID);
+  if (edge) o.log?.(`  ${src.name} × ${d.name}: warning: ${edge}`);
   if (short.size) cell.shortClasses = [...short];
   cell.accuracy = meanStd(cell.splits.map((s) => s.accuracy));
   cell.meanPerClass = meanStd(cell.splits.map((s) => s.meanPerClassAccuracy));
