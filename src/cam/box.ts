@@ -5,11 +5,10 @@
 // on kangaroo/00001 with darknet-tiny's wallaby CAM, IoU 0.511 on the grid against 0.610 here and in the CLI.
 import type { Box } from '../data/types.js';
 import { mapBoxToOriginal, resizeMapping, type GridMapping, type ScoreMap } from '../eval/boxes.js';
-import { ruleBoxes, type RuleOptions } from '../eval/localization.js';
+import { DEFAULT_CAM_BOX_FRACTION, ruleBoxes, type RuleOptions } from '../eval/localization.js';
 import { resizeBilinearArray } from './class-maps.js';
 
-/** The paper's threshold: keep the map where it is at least 20 % of its maximum. */
-export const DEFAULT_CAM_BOX_FRACTION = 0.2;
+export { DEFAULT_CAM_BOX_FRACTION };
 
 /** Every box of the rule (one with the default 'largest'), in original-image pixels (inclusive corners). `image`
  *  is the original size (a plain stretching resize to the input, as the CLI does) or a GridMapping of the input

@@ -9,6 +9,7 @@ import type { MethodName } from '../cam/registry.js';
 import { COLORMAP_NAMES, parseColormap } from '../render/colormap.js';
 import { METHOD_DESCRIPTIONS, METHOD_NAMES } from './choices.js';
 import { didYouMean } from '../util/did-you-mean.js';
+import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
@@ -56,7 +57,7 @@ export const camCommand: GapcamCommand = {
       .option('npy', { type: 'string', describe: "write maps as float32 .npy: 'normalized' (default; [0,1] at input size) or 'raw' (layer resolution)" })
       .option('metrics', { type: 'boolean', default: false, describe: 'faithfulness per method: average drop/increase in confidence, deletion/insertion AUC' })
       .option('metric-steps', { type: 'number', default: 32, describe: 'deletion/insertion steps' })
-      .option('cam-threshold', { type: 'number', default: 0.2, describe: "CAM box: keep pixels ≥ this fraction of the map's max (paper rule)" })
+      .option('cam-threshold', { type: 'number', default: DEFAULT_CAM_BOX_FRACTION, describe: "CAM box: keep pixels ≥ this fraction of the map's max (paper rule)" })
       .option('batch-size', { type: 'number', default: 8, describe: 'images per forward pass' })
       .option('limit', { type: 'number', describe: 'only the first N images' })
       .option('preprocessing', { type: 'string', describe: "input preprocessing for models without meta.json: caffe, torch, tf, unit, or 'mean=R,G,B std=R,G,B [order=rgb|bgr] [range=255|1]' (default: the architecture's, else unit)" })

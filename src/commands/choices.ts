@@ -15,5 +15,5 @@ export const METHOD_DESCRIPTIONS: Record<(typeof METHOD_NAMES)[number], string> 
 export const SPLIT_CHOICES = ['all', 'train', 'test', 'val'] as const;
 export const CROP_MODES = ['full', 'cam', 'gt-box'] as const;
 export const FEATURES_DEFAULT_BATCH_SIZE = 32;
-export const FEATURES_DEFAULT_CAM_THRESHOLD = 0.2;
+export { DEFAULT_CAM_BOX_FRACTION as FEATURES_DEFAULT_CAM_THRESHOLD } from '../eval/localization.js';
 export const EXPORT_FORMATS = ['tfjs', 'keras-h5'] as const;

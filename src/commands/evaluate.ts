@@ -7,6 +7,7 @@ import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOption
 import type { ShardArgs } from '../shard/spec.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
+import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
 
 interface EvaluateArgs {
   checkpoint: string;
@@ -38,7 +39,7 @@ export const evaluateCommand: GapcamCommand = {
       .option('protocol', { type: 'string', choices: ['gapcam', 'wsolevaluation'], default: 'gapcam', describe: "localization geometry: gapcam's exact boxes in original pixels, or clovaai/wsolevaluation's BoxEvaluator bit for bit (resized boxes, cv2 contours, x+w boxes, [0,0,0,0] fallback)" })
       .option('masks', { type: 'string', describe: 'folder of ground-truth masks mirroring the images (<rel>.png, optional <rel>.ignore.png) for PxAP (default: <dataset root>/masks when present)' })
       .option('split', { type: 'string', choices: ['test', 'train', 'val'], default: 'test', describe: 'which split to evaluate' })
-      .option('cam-threshold', { type: 'number', default: 0.2, describe: "paper rule: keep pixels ≥ this fraction of the map's max" })
+      .option('cam-threshold', { type: 'number', default: DEFAULT_CAM_BOX_FRACTION, describe: "paper rule: keep pixels ≥ this fraction of the map's max" })
       .option('boxes', { type: 'string', choices: ['largest', 'all'], default: 'largest', describe: 'boxes for top-1/top-5/GT-known loc: largest component (paper) or every component' })
       .option('flip', { type: 'boolean', default: false, describe: 'average logits and CAMs over the image and its mirror' })
       .option('batch-size', { type: 'number', default: 16, describe: 'images per forward pass' })

@@ -57,6 +57,10 @@ import {
   normalizeScoremap,
 } from './boxes.js';
 
+/** The CAM paper's box threshold: keep the map where it is at least 20 % of its maximum. The one default of every
+ *  command and library call that boxes a CAM. */
+export const DEFAULT_CAM_BOX_FRACTION = 0.2;
+
 export type Thresholding = 'wsol-uint8' | 'float';
 export type RuleNormalization = 'minmax' | 'max';
 
@@ -75,7 +79,7 @@ export interface RuleOptions {
 /** The binary mask of the paper's rule. */
 export function ruleMask(map: ScoreMap, options: RuleOptions = {}): Uint8Array {
   checkScoreMap(map);
-  const fraction = options.fraction ?? 0.2;
+  const fraction = options.fraction ?? DEFAULT_CAM_BOX_FRACTION;
   if (!(fraction >= 0 && fraction <= 1)) throw new UserError(`CAM threshold: expected a fraction in [0, 1], found ${fraction}`);
   const mask = new Uint8Array(map.data.length);
   if ((options.normalization ?? 'max') === 'minmax') {

@@ -6,6 +6,7 @@ import type { BoxSelection, GridMapping } from './boxes.js';
 import type { ClassificationResult } from './classification.js';
 import type { PixelMask, Protocol } from './wsolevaluation.js';
 import type { LocalizationAccuracyResult, MaxBoxAccResult, RuleNormalization, Thresholding } from './localization.js';
+import { DEFAULT_CAM_BOX_FRACTION } from './localization.js';
 
 export interface EvaluationSettings {
   /** Which geometry produces the localization numbers: gapcam's exact one (default) or wsolevaluation's, bit for bit
@@ -30,7 +31,7 @@ export interface EvaluationSettings {
 
 export const DEFAULT_EVALUATION_SETTINGS: EvaluationSettings = {
   protocol: 'gapcam',
-  camThreshold: 0.2,
+  camThreshold: DEFAULT_CAM_BOX_FRACTION,
   boxes: 'largest',
   normalization: 'max',
   sweepStep: 0.01,

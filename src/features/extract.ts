@@ -18,9 +18,9 @@ import { performance } from 'node:perf_hooks';
 import type { Box, ImageRecord } from '../data/types.js';
 import type { CamModel, ModelMeta } from '../models/types.js';
 import { inboundLayer } from '../models/head.js';
-import { normalizedInputSizeMaps, topKSelection } from '../cam/class-maps.js';
-import { ruleBoxes } from '../eval/localization.js';
-import { mapBoxToOriginal, resizeMapping } from '../eval/boxes.js';
+import { classActivationMaps, topKSelection } from '../cam/class-maps.js';
+import { camBox } from '../cam/box.js';
+import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
 import { batchTensor, pixelBatches, unionBox } from './images.js';
 import { batches } from '../data/pipeline.js';
 import { UserError } from '../errors.js';
@@ -29,7 +29,7 @@ export const CROP_MODES = ['full', 'cam', 'gt-box'] as const;
 export type CropMode = (typeof CROP_MODES)[number];
 export const DEFAULT_LAYER = 'gap';
 export const DEFAULT_BATCH_SIZE = 32;
-export const DEFAULT_CAM_THRESHOLD = 0.2;
+export const DEFAULT_CAM_THRESHOLD = DEFAULT_CAM_BOX_FRACTION;
 
 /** A model to extract from: a Layers model with its CAM meta when it has a CAM-ready head. */
 export interface FeatureModel {
@@ -205,21 +205,20 @@ async function* inputBatches(records: ImageRecord[], regions: (Box | undefined)[
   }
 }
 
-/** The CAM box (original pixels) of each record's top-1 class, by the paper's rule; undefined when the map is flat. */
-export async function camBoxes(cam: CamModel, records: ImageRecord[], options: InputOptions & { threshold: number }): Promise<{ boxes: (Box | undefined)[]; classes: (number | undefined)[] }> {
-  const [h, w] = options.inputSize;
+/** The CAM box (original pixels) of each record's top-1 class — the same box as `gapcam cam` and the library's
+ *  camBox (raw map upsampled to the input, the paper's rule); undefined when no part of the map is positive. */
+export async function topClassCamBoxes(cam: CamModel, records: ImageRecord[], options: InputOptions & { threshold: number }): Promise<{ boxes: (Box | undefined)[]; classes: (number | undefined)[] }> {
   const boxes: (Box | undefined)[] = new Array(records.length).fill(undefined);
   const classes: (number | undefined)[] = new Array(records.length).fill(undefined);
   for await (const batch of inputBatches(records, undefined, options)) {
-    let res: ReturnType<typeof normalizedInputSizeMaps> | undefined;
+    let res: ReturnType<typeof classActivationMaps> | undefined;
     try {
-      res = normalizedInputSizeMaps(cam, batch.images, topKSelection(1));
+      res = classActivationMaps(cam, batch.images, topKSelection(1));
+      const [, h, w] = res.maps.shape;
       const maps = (await res.maps.data()) as Float32Array;
       batch.indices.forEach((idx, i) => {
-        const rec = records[idx];
-        const map = { data: maps.subarray(i * h * w, (i + 1) * h * w), width: w, height: h };
-        const found = ruleBoxes(map, { fraction: options.threshold, boxes: 'largest' });
-        boxes[idx] = found.length ? mapBoxToOriginal(found[0], resizeMapping(rec, w, h)) : undefined;
+        const raw = { data: maps.subarray(i * h * w, (i + 1) * h * w), width: w, height: h };
+        boxes[idx] = camBox(raw, options.inputSize, records[idx], { fraction: options.threshold });
         classes[idx] = res!.classIds[i][0];
       });
     } finally {
@@ -254,7 +253,7 @@ export async function extractFeatures(fm: FeatureModel, records: ImageRecord[], 
   } else if (crop === 'cam') {
     if (!fm.meta) throw new UserError(`--crop cam: model '${fm.model.name}' has no CAM-ready head (GAP → Dense or conv → GAP)`);
     const threshold = options.camThreshold ?? DEFAULT_CAM_THRESHOLD;
-    const found = await camBoxes({ model: fm.model, meta: fm.meta }, records, { batchSize, inputSize, threshold, concurrency: options.concurrency, preprocessing, onBad });
+    const found = await topClassCamBoxes({ model: fm.model, meta: fm.meta }, records, { batchSize, inputSize, threshold, concurrency: options.concurrency, preprocessing, onBad });
     regions = found.boxes;
     camClasses = found.classes;
     fallbacks = regions.filter((r, i) => !r && !bad.has(i)).length;
