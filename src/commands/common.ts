@@ -47,8 +47,13 @@ export function dataRootOf(args: GlobalOptions): string {
   return args.dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot();
 }
 
-export function checkpointRootOf(args: GlobalOptions): string {
-  return args.out ?? defaultCheckpointRoot();
+/** Where train and demo put run folders: `--checkpoints` (as `model` names it), else checkpoints/. `--out` means an
+ *  output folder everywhere else, so on these two it is refused rather than silently taken for the checkpoint root. */
+export function checkpointRootOf(args: GlobalOptions & { checkpoints?: string }, command: string): string {
+  if (args.out !== undefined) {
+    throw new UserError(`${command}: --out is not used here; give the folder for run folders with --checkpoints ${args.out} (default checkpoints/)`);
+  }
+  return args.checkpoints ?? defaultCheckpointRoot();
 }
 
 /** Before the engine starts: throws the model loader's own one-line UserError when `ref` names no model (no folder,

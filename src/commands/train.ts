@@ -3,7 +3,7 @@ import type { Args, GapcamCommand } from './common.js';
 import { startCommandEngine, checkpointRootOf, parseInputSize } from './common.js';
 import { UserError } from '../errors.js';
 import type { TrainAndEvaluateResult } from '../train/run.js';
-import { interruptOnSigint, INTERRUPTED_EXIT_CODE } from '../train/signals.js';
+import { interruptOnSignals, stopMessage } from '../train/signals.js';
 import type { RecipeOverrides } from '../recipes/loader.js';
 import { parsePreprocessMode } from '../data/preprocess-modes.js';
 
@@ -20,6 +20,7 @@ interface TrainArgs {
   preprocessing?: string;
   resume?: string;
   runName?: string;
+  checkpoints?: string;
   maxSteps?: number;
   eval: boolean;
   skipBadImages?: boolean;
@@ -47,6 +48,11 @@ export function printSummary(res: TrainAndEvaluateResult): void {
   if (res.evaluation?.cams) lines.push(`CAM images: ${res.evaluation.cams.out} (${res.evaluation.cams.images}; gallery ${res.evaluation.cams.gallery})`);
   lines.push(`report: ${path.join(t.runDir, 'report.html')}`);
   lines.push(`run folder: ${t.runDir}`);
+  // t.best is best/'s own record, read from disk after training: the summary names only a model that exists.
+  if (t.best) {
+    const score = t.best.valAcc !== undefined ? `val top-1 ${(t.best.valAcc * 100).toFixed(1)}%` : `train loss ${(-t.best.metric).toFixed(4)}`;
+    lines.push(`best checkpoint: ${t.bestDir} (epoch ${t.best.epoch}, ${score})`);
+  }
   const nums: string[] = [`${t.epochsDone} epoch${t.epochsDone === 1 ? '' : 's'} in ${t.seconds.toFixed(0)} s (${t.imagesPerSec.toFixed(1)} img/s)`];
   if (t.best?.valAcc !== undefined) nums.push(`best val top-1 ${(t.best.valAcc * 100).toFixed(1)}% (epoch ${t.best.epoch})`);
   const h = res.evaluation?.headline ?? {};
@@ -59,7 +65,8 @@ export function printSummary(res: TrainAndEvaluateResult): void {
 
 export const trainCommand: GapcamCommand = {
   command: 'train [recipe]',
-  describe: 'Train a recipe (GAP surgery + fine-tuning), keeping best/last checkpoints, metrics and report.html in checkpoints/<run>',
+  describe: 'Train a recipe (GAP surgery + fine-tuning), keeping best/last checkpoints, metrics and report.html in checkpoints/<run> ' +
+    '(one process per run folder; SIGINT/SIGTERM stop after the current step with a checkpoint, exit 130/143; divergence exits 2)',
   builder: (y) =>
     y
       .positional('recipe', { type: 'string', describe: 'recipe name (gapcam recipes lists them) or path to a recipe .json' })
@@ -72,7 +79,8 @@ export const trainCommand: GapcamCommand = {
       .option('optimizer', { choices: ['sgd', 'adam'], describe: 'optimizer (overrides the recipe)' })
       .option('weight-decay', { type: 'number', describe: 'L2 weight decay (overrides the recipe)' })
       .option('preprocessing', { type: 'string', describe: "input normalisation: caffe, torch, tf ([-1, 1]), unit, or 'mean=R,G,B std=R,G,B [order=rgb|bgr] [range=255|1]' (overrides the recipe; default the backbone's)" })
-      .option('resume', { type: 'string', describe: 'continue run <name> (under --out) or a run folder from its last checkpoint' })
+      .option('resume', { type: 'string', describe: 'continue run <name> (under --checkpoints) or a run folder from its last checkpoint' })
+      .option('checkpoints', { type: 'string', describe: 'folder that holds the run folders (default checkpoints/); --out is not used by train' })
       .option('run-name', { type: 'string', describe: 'run folder name (default <recipe>-<date>-<time>)' })
       .option('max-steps', { type: 'number', describe: 'stop after this many steps (smoke tests); a checkpoint is written' })
       .option('eval', { type: 'boolean', default: true, describe: "run the recipe's final evaluation (--no-eval skips it)" })
@@ -83,6 +91,7 @@ export const trainCommand: GapcamCommand = {
       .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
       .example('$0 train vgg-gap --dataset cub200 --epochs 30', "the CAM paper's VGGnet-GAP on CUB-200-2011 (GPU)")
       .example('$0 train --resume vgg-gap-20261127-101500', 'continue an interrupted run exactly where it stopped')
+      .example('$0 train vgg-gap-tiny --checkpoints /scratch/runs --run-name tiny', 'run folder /scratch/runs/tiny')
       .example('$0 train vgg-gap-tiny --epochs 1 --max-steps 5 --run-name smoke', 'a smoke test')
       .example('$0 train my-recipe.json --preprocessing tf', 'a recipe whose backbone is your own model file (e.g. "backbone": "mnv2.keras", "cutAt": "out_relu")'),
   handler: async (argv) => {
@@ -91,6 +100,7 @@ export const trainCommand: GapcamCommand = {
     if (args.maxSteps !== undefined && !(Number.isInteger(args.maxSteps) && args.maxSteps > 0)) {
       throw new UserError(`--max-steps: expected a positive integer; got ${args.maxSteps}`);
     }
+    const checkpointRoot = checkpointRootOf(args, 'train');
     const overrides = overridesOf(args);
     // The recipe and the flags that override it are checked before the engine starts (a resumed run's recipe is
     // read from its folder by the service).
@@ -101,11 +111,11 @@ export const trainCommand: GapcamCommand = {
     const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
     const engine = await startCommandEngine(args);
     const progress = consoleProgress();
-    const intr = interruptOnSigint(() => progress.log('Ctrl-C: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)'));
+    const intr = interruptOnSignals((sig) => progress.log(stopMessage(sig)));
     let res: TrainAndEvaluateResult;
     try {
       res = await trainAndEvaluate({
-        recipe: args.recipe, overrides, dataRoot: args.dataRoot, checkpointRoot: checkpointRootOf(args), runName: args.runName,
+        recipe: args.recipe, overrides, dataRoot: args.dataRoot, checkpointRoot, runName: args.runName,
         resume: args.resume, maxSteps: args.maxSteps, signal: intr.signal, progress, engine: describeEngineShort(engine),
         noEvaluation: !args.eval, cacheDir: args.cache ? undefined : null, skipBadImages: args.skipBadImages, selectOnTest: args.selectOnTest,
       });
@@ -115,7 +125,7 @@ export const trainCommand: GapcamCommand = {
     const t = res.train;
     if (t.status === 'interrupted') {
       console.log(`interrupted at step ${t.globalStep}; checkpoint ${t.lastDir}\nresume with: gapcam train --resume ${t.runName}\nrun folder: ${t.runDir}`);
-      process.exitCode = INTERRUPTED_EXIT_CODE;
+      process.exitCode = intr.exitCode();
       return;
     }
     if (t.status === 'max-steps') {

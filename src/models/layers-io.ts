@@ -79,6 +79,48 @@ function checkModelJson(json: tf.io.ModelJSON, where: string): void {
   if (!Array.isArray(json.weightsManifest)) throw new UserError(`${where}: no 'weightsManifest' list`);
 }
 
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
+
+/** The weight data for `groups` (each group's shards, read in order), joined as tfjs expects them; refuses data
+ *  that is not what the manifest describes (a group's shards longer or shorter than its weights, exactly) or that
+ *  holds NaN/±Inf in a float32 weight (named, with its layer): such a model would load and then answer
+ *  `probability null` for every image. */
+export function joinCheckedWeightData(groups: tf.io.WeightsManifestConfig, data: ArrayBuffer[][], where: string): ArrayBuffer {
+  const sizeOf = (w: tf.io.WeightsManifestEntry) => {
+    const per = DTYPE_BYTES[w.quantization?.dtype ?? w.dtype];
+    return per === undefined ? undefined : w.shape.reduce((a, b) => a * b, 1) * per;
+  };
+  groups.forEach((group, gi) => {
+    const bytes = data[gi].reduce((n, b) => n + b.byteLength, 0);
+    const sizes = group.weights.map(sizeOf);
+    if (sizes.some((n) => n === undefined)) return; // string weights: their sizes are in the data itself
+    const expected = (sizes as number[]).reduce((a, b) => a + b, 0);
+    if (bytes !== expected) {
+      throw new UserError(`${where}: weight files ${group.paths.join(', ')} hold ${bytes} bytes but the manifest's weights take ${expected}; ` +
+        'expected an exact match (truncated, padded or another model\'s file)');
+    }
+  });
+  const joined = tf.io.CompositeArrayBuffer.join(data.flat());
+  let offset = 0;
+  for (const w of groups.flatMap((g) => g.weights)) {
+    const size = sizeOf(w);
+    if (size === undefined) break; // offsets past a string weight are unknown here
+    if (w.dtype === 'float32' && !w.quantization) {
+      const n = size / 4;
+      const values = offset % 4 === 0 ? new Float32Array(joined, offset, n) : new Float32Array(joined.slice(offset, offset + size));
+      for (let i = 0; i < n; i++) {
+        if (!Number.isFinite(values[i])) {
+          const layer = w.name.includes('/') ? w.name.slice(0, w.name.lastIndexOf('/')) : w.name;
+          throw new UserError(`${where}: weight '${w.name}' of layer '${layer}' holds ${values[i]} (element ${i} of ${n}); ` +
+            'expected finite numbers (the model diverged in training or its files are damaged)');
+        }
+      }
+    }
+    offset += size;
+  }
+  return joined;
+}
+
 /** Loads a tfjs Layers model from a local folder (or a model.json path): reads the shards with node fs and
  *  refuses weight paths that leave the folder. Works on every engine. */
 export async function loadLayersModelFromDir(dir: string, opts: LoadLayersOptions = {}): Promise<tf.LayersModel> {
@@ -89,20 +131,16 @@ export async function loadLayersModelFromDir(dir: string, opts: LoadLayersOption
   // Validate every path before reading any.
   const files = json.weightsManifest.map((g) => g.paths.map((p) => resolveWeightPath(root, p, file)));
   const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-    const buffers: ArrayBuffer[] = [];
-    manifest.forEach((group, gi) => {
-      for (const f of files[gi]) {
-        let b: Buffer;
-        try {
-          b = fs.readFileSync(f);
-        } catch (err) {
-          throw new UserError(`${file}: cannot read weight file ${f}: ${(err as Error).message.split('\n')[0]}`);
-        }
-        buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+    const buffers = manifest.map((group, gi) => files[gi].map((f) => {
+      let b: Buffer;
+      try {
+        b = fs.readFileSync(f);
+      } catch (err) {
+        throw new UserError(`${file}: cannot read weight file ${f}: ${(err as Error).message.split('\n')[0]}`);
       }
-    });
-    const specs = manifest.flatMap((g) => g.weights);
-    return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+    }));
+    return [manifest.flatMap((g) => g.weights), joinCheckedWeightData(manifest, buffers, file)];
   });
   return loadFromArtifacts(artifacts, file, opts.strict);
 }
@@ -171,9 +209,13 @@ export async function loadLayersModelFromUrl(url: string, opts: LoadLayersOption
     }),
   );
   const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-    const buffers: ArrayBuffer[] = [];
-    for (const group of urls) for (const u of group) buffers.push(await (await fetchOk(u, 'model weights')).arrayBuffer());
-    return [manifest.flatMap((g) => g.weights), tf.io.CompositeArrayBuffer.join(buffers)];
+    const buffers: ArrayBuffer[][] = [];
+    for (const group of urls) {
+      const got: ArrayBuffer[] = [];
+      for (const u of group) got.push(await (await fetchOk(u, 'model weights')).arrayBuffer());
+      buffers.push(got);
+    }
+    return [manifest.flatMap((g) => g.weights), joinCheckedWeightData(manifest, buffers, modelUrl)];
   });
   return loadFromArtifacts(artifacts, modelUrl, opts.strict);
 }

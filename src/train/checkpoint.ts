@@ -7,7 +7,7 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { saveCamModel, loadCamModel } from '../models/meta.js';
 import type { CamModel } from '../models/types.js';
-import { resolveAtomicDir, writeDirAtomic } from '../util/atomic.js';
+import { isTempName, resolveAtomicDir, writeDirAtomic } from '../util/atomic.js';
 import type { OptimizerState, SlotSpec } from './optimizer.js';
 import type { RngState } from './rng.js';
 
@@ -99,11 +99,22 @@ export async function loadLastCheckpoint(runDir: string): Promise<Checkpoint> {
   return { dir, cam, state, optimizer };
 }
 
+/** The best checkpoint as it is on disk: `<run>/best`'s own record of itself (its epoch and metric), or null when
+ *  there is none. This, not the copy kept in last/'s state, is what a run reports and resumes against: a kill
+ *  between the two saves must never leave the run naming a model that is not there. */
+export function readBestOnDisk(runDir: string): { dir: string; best: NonNullable<TrainState['best']> } | null {
+  const dir = resolveAtomicDir(path.join(runDir, 'best'));
+  if (!dir || !fs.existsSync(path.join(dir, TRAIN_STATE_JSON))) return null;
+  const { state } = readTrainState(dir);
+  return state.best ? { dir, best: state.best } : null;
+}
+
 /** Removes temporary files and folders left in the run folder by a save that was killed (`.last.tmp-<pid>-<time>`,
- *  the model writer's nested `..last.tmp-….tmp-…`, `.report.html.tmp-…`, …). Call only when no save is running. */
+ *  the model writer's nested `..last.tmp-….tmp-…`, `.report.html.tmp-…`, …): only names gapcam's atomic writer
+ *  makes. Call only while holding the run's lock (no save can be running). */
 export function removeStaleTemps(runDir: string): void {
   if (!fs.existsSync(runDir)) return;
   for (const f of fs.readdirSync(runDir)) {
-    if (/^\..*\.tmp-\d+-\d+$/.test(f)) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
+    if (isTempName(f)) fs.rmSync(path.join(runDir, f), { recursive: true, force: true });
   }
 }

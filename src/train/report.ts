@@ -32,8 +32,9 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
-function fmt(v: number): string {
-  if (v === 0) return '0';
+function fmt(v: number | null | undefined): string {
+  if (v === null || v === undefined) return ''; // NaN is written as null in metrics.jsonl
+  if (v === 0 || !Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
   if (a >= 1e4 || a < 1e-3) return v.toExponential(1);
   return String(Number(v.toPrecision(4)));

@@ -5,9 +5,10 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset, resolveDataRoot } from '../data/datasets.js';
-import type { Dataset, PreprocessMode } from '../data/types.js';
+import type { Dataset, ImageRecord, PreprocessMode } from '../data/types.js';
+import { defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
-import { buildBackbone, getBackbone } from '../models/registry.js';
+import { buildBackbone, getBackbone, isBackboneName } from '../models/registry.js';
 import { loadModelRef } from '../models/refs.js';
 import { loadKerasWeights } from '../models/keras-h5.js';
 import { isHttpUrl, isModelFileRef } from '../models/model-files.js';
@@ -15,8 +16,9 @@ import { toGap } from '../models/surgery.js';
 import type { CamModel } from '../models/types.js';
 import { loadRecipe, parseRecipe, applyOverrides, type RecipeOverrides } from '../recipes/loader.js';
 import { sizeHW, type Recipe } from '../recipes/schema.js';
-import { writeFileAtomic } from '../util/atomic.js';
-import { loadLastCheckpoint } from './checkpoint.js';
+import { resolveAtomicDir, writeFileAtomic } from '../util/atomic.js';
+import { loadLastCheckpoint, removeStaleTemps } from './checkpoint.js';
+import { lockRun } from './run-lock.js';
 import { readMetrics } from './metrics.js';
 import { datasetTrainData } from './pipeline-data.js';
 import { evaluateRun, type FinalEvaluation } from './final.js';
@@ -210,51 +212,150 @@ export function zeroInit(model: tf.LayersModel, layerName: string): void {
   tf.dispose(zeros);
 }
 
-/** Trains per a recipe (or resumes a run); see the file header. */
-export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
-  let recipe: Recipe;
-  let runDir: string;
-  if (o.resume) {
-    runDir = resolveRunDir(o.resume, o.checkpointRoot);
-    const file = path.join(runDir, RECIPE_JSON);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new UserError(`--resume: ${file} is not valid JSON (${(err as Error).message.split('\n')[0]})`);
-    }
-    recipe = applyOverrides(parseRecipe(raw, file, (raw as { name?: string }).name), o.overrides ?? {});
-  } else {
-    if (!o.recipe) throw new UserError('train: name a recipe (gapcam recipes lists them) or give --resume <run>');
-    recipe = loadRecipe(o.recipe, o.overrides ?? {});
-    const runName = o.runName ?? `${recipe.name}-${timestamp()}`;
-    if (!/^[\w.-]+$/.test(runName)) throw new UserError(`--run-name: use letters, digits, '.', '_' and '-' only; got '${runName}'`);
-    runDir = path.join(o.checkpointRoot, runName);
-    if (fs.existsSync(path.join(runDir, RECIPE_JSON))) {
-      throw new UserError(`run folder ${runDir} already exists: continue it with --resume ${runName} or pick another --run-name`);
-    }
+/** Reads a run's recipe.json (with the command line's overrides applied). */
+function readRunRecipe(runDir: string, overrides: RecipeOverrides): Recipe {
+  const file = path.join(runDir, RECIPE_JSON);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UserError(`--resume: ${file} is not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }
+  return applyOverrides(parseRecipe(raw, file, (raw as { name?: string }).name), overrides);
+}
+
+/** The first place two JSON values differ (`model.backbone: "vgg16" vs "darknet-tiny"`), or undefined. */
+export function firstDifference(a: unknown, b: unknown, at = ''): string | undefined {
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && Array.isArray(a) === Array.isArray(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    for (const k of keys) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return a === b ? undefined : `${at || 'recipe'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+}
+
+/** Refuses a checkpoint whose model is not what the run's recipe builds (another backbone, input size, cut or head):
+ *  training it under this recipe would silently mix two runs. */
+export function checkCheckpointMatchesRecipe(cam: CamModel, recipe: Recipe, headLayers: readonly string[], where: string): void {
+  const bad = (what: string, expected: unknown, found: unknown) =>
+    new UserError(`--resume: ${where} does not match the run's recipe: ${what} should be ${JSON.stringify(expected)}, the checkpoint has ${JSON.stringify(found)}`);
+  const m = cam.meta;
+  if (m.backbone !== undefined && m.backbone !== recipe.model.backbone) throw bad('the backbone', recipe.model.backbone, m.backbone);
+  const hw = sizeHW(recipe.data.inputSize);
+  if (m.inputSize[0] !== hw[0] || m.inputSize[1] !== hw[1]) throw bad('the input size (height, width)', hw, m.inputSize);
+  const has = (name: string) => cam.model.layers.some((l) => l.name === name);
+  const cutAt = recipe.model.cutAt ?? (isBackboneName(recipe.model.backbone) ? getBackbone(recipe.model.backbone).defaultCutLayer : undefined);
+  if (cutAt !== undefined && !has(cutAt)) throw bad('the cut layer', cutAt, `no layer '${cutAt}'`);
+  for (const name of headLayers) if (!has(name)) throw bad('the head layers', headLayers, cam.model.layers.map((l) => l.name).slice(-4));
+  const { convFilters, kernelSize } = recipe.model.head;
+  if (convFilters > 0) {
+    const conv = cam.model.getLayer(m.featureLayer).getConfig() as { filters?: number; kernelSize?: number | number[] };
+    if (conv.filters !== convFilters) throw bad('head.convFilters', convFilters, conv.filters);
+    const k = Array.isArray(conv.kernelSize) ? conv.kernelSize[0] : conv.kernelSize;
+    if (k !== kernelSize) throw bad('head.kernelSize', kernelSize, k);
+  }
+}
+
+/** The run folder, recipe and start mode a call names, checked before anything is written. */
+function planRun(o: TrainRunOptions): { recipe: Recipe; runDir: string } {
+  if (o.resume) {
+    const runDir = resolveRunDir(o.resume, o.checkpointRoot);
+    const recipe = readRunRecipe(runDir, o.overrides ?? {});
+    if (o.recipe) {
+      // A recipe named together with --resume must be the run's own: training a run under another recipe mixes two.
+      const named = loadRecipe(o.recipe, o.overrides ?? {});
+      // recipe.json records the preprocessing the model used, which a recipe may leave to the backbone's default
+      const preprocessing = named.data.preprocessing ?? recipe.data.preprocessing;
+      const diff = firstDifference({ ...named, name: undefined, data: { ...named.data, preprocessing } }, { ...recipe, name: undefined });
+      if (diff) {
+        throw new UserError(`--resume ${o.resume}: recipe '${o.recipe}' differs from the run's own (${diff}); ` +
+          `drop the recipe argument to continue with the run's, or start a new run`);
+      }
+    }
+    return { recipe, runDir };
+  }
+  if (!o.recipe) throw new UserError('train: name a recipe (gapcam recipes lists them) or give --resume <run>');
+  const recipe = loadRecipe(o.recipe, o.overrides ?? {});
+  const runName = o.runName ?? `${recipe.name}-${timestamp()}`;
+  if (!/^[\w.-]+$/.test(runName)) throw new UserError(`--run-name: use letters, digits, '.', '_' and '-' only; got '${runName}'`);
+  return { recipe, runDir: path.join(o.checkpointRoot, runName) };
+}
+
+/** Trains per a recipe (or resumes a run) holding the run folder's lock, then runs `after` (still locked). */
+async function trainLocked<T>(o: TrainRunOptions, after: (res: TrainRunResult) => Promise<T>): Promise<T> {
+  const { recipe, runDir } = planRun(o);
   const runName = path.basename(runDir);
+  const lock = lockRun(runDir);
+  try {
+    if (!o.resume && fs.existsSync(path.join(runDir, RECIPE_JSON))) {
+      // A run killed before its first checkpoint can be started again under its name; one with a checkpoint cannot.
+      if (resolveAtomicDir(path.join(runDir, 'last'))) {
+        throw new UserError(`run folder ${runDir} already exists: continue it with --resume ${runName} or pick another --run-name`);
+      }
+      o.progress?.log(`run ${runName} has no checkpoint yet (it stopped before its first one): starting it again`);
+      // A best/ without last/ is from the killed first epoch of that attempt; the new first epoch replaces it.
+      for (const d of ['best', 'best.old']) fs.rmSync(path.join(runDir, d), { recursive: true, force: true });
+    }
+    removeStaleTemps(runDir);
+    const res = await trainUnlocked(o, recipe, runDir);
+    return await after(res);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Trains per a recipe (or resumes a run); see the file header. One process per run folder (its lock). */
+export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
+  return trainLocked(o, async (res) => res);
+}
+
+async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, runDir: string): Promise<TrainRunResult> {
+  const runName = path.basename(runDir);
+  let resumeFrom: Awaited<ReturnType<typeof loadLastCheckpoint>> | undefined;
+  if (o.resume) {
+    resumeFrom = await loadLastCheckpoint(runDir).catch((err) => {
+      if (err instanceof UserError && /has no last checkpoint/.test(err.message)) {
+        throw new UserError(`--resume: run ${runName} has no checkpoint yet (it stopped before its first one); start it again with: ` +
+          `gapcam train ${path.join(runDir, RECIPE_JSON)} --run-name ${runName}${o.checkpointRoot === defaultCheckpointRoot() ? '' : ` --checkpoints ${o.checkpointRoot}`}`);
+      }
+      throw err;
+    });
+  }
   const runFile = path.join(runDir, RUN_JSON);
   const recorded = o.resume && fs.existsSync(runFile) ? readRunJson(runDir) : undefined;
-  // a run started with --select-on-test resumes without the flag
-  const selectOnTest = o.selectOnTest || recorded?.validation?.source === 'test';
-  checkSelection(recipe, selectOnTest);
-  const dataset = await loadDataset(recipe.data.dataset, { dataRoot: o.dataRoot, skipBadImages: o.skipBadImages });
-  const { train: trainRecs, val: valRecs, validation } = resolveSplits(dataset, recipe, { selectOnTest, recorded: recorded?.validation });
+  let dataset: Dataset, trainRecs: ImageRecord[], valRecs: ImageRecord[], validation: ValidationRecord;
+  try {
+    // a run started with --select-on-test resumes without the flag
+    const selectOnTest = o.selectOnTest || recorded?.validation?.source === 'test';
+    checkSelection(recipe, selectOnTest);
+    dataset = await loadDataset(recipe.data.dataset, { dataRoot: o.dataRoot, skipBadImages: o.skipBadImages });
+    ({ train: trainRecs, val: valRecs, validation } = resolveSplits(dataset, recipe, { selectOnTest, recorded: recorded?.validation }));
+  } catch (err) {
+    resumeFrom?.cam.model.dispose();
+    throw err;
+  }
 
   let cam: CamModel;
   let headLayers: string[];
   let resume;
   let rng: SeededRandom | undefined;
-  if (o.resume) {
-    const ck = await loadLastCheckpoint(runDir);
+  if (resumeFrom) {
+    const ck = resumeFrom;
     cam = ck.cam;
     resume = { state: ck.state, optimizer: ck.optimizer };
-    if (cam.meta.classNames.join('\n') !== dataset.classNames.join('\n')) {
-      throw new UserError(`--resume: the checkpoint's ${cam.meta.classNames.length} classes differ from dataset '${dataset.name}' (${dataset.classNames.length} classes)`);
-    }
     headLayers = recorded?.headLayers ?? [];
+    try {
+      if (cam.meta.classNames.join('\n') !== dataset.classNames.join('\n')) {
+        throw new UserError(`--resume: the checkpoint's ${cam.meta.classNames.length} classes differ from dataset '${dataset.name}' (${dataset.classNames.length} classes)`);
+      }
+      checkCheckpointMatchesRecipe(cam, recipe, headLayers, ck.dir);
+    } catch (err) {
+      cam.model.dispose();
+      throw err;
+    }
   } else {
     rng = createRandom(recipe.seed);
     ({ cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, rng));
@@ -303,7 +404,10 @@ export interface TrainAndEvaluateResult {
 
 /** Training, then (when it completed) the recipe's final evaluation; report.html gets the headline numbers. */
 export async function trainAndEvaluate(o: TrainAndEvaluateOptions): Promise<TrainAndEvaluateResult> {
-  const train = await runTraining(o);
+  return trainLocked(o, (train) => evaluateTrained(o, train));
+}
+
+async function evaluateTrained(o: TrainAndEvaluateOptions, train: TrainRunResult): Promise<TrainAndEvaluateResult> {
   if (train.status !== 'completed' || o.noEvaluation) return { train };
   const evaluation = await evaluateRun({ runDir: train.runDir, recipe: train.recipe, dataset: train.dataset, dataRoot: o.dataRoot,
     onProgress: o.onEvalProgress });

@@ -2,15 +2,19 @@
 // rates, frozen layers, L2 decay, schedules, exact resume, interruption and divergence checks all really apply.
 //
 // One step: forward in training mode → cross-entropy → gradients of the unfrozen trainable variables → loss checked
-// finite (else stop, keeping the last good checkpoint) → optimizer update with per-parameter lr multipliers.
-// After each epoch: validation top-1 on the held-out split, metrics rows, `last` (weights + optimizer slots + counters
-// + RNG state) and, when validation improved, `best`; report.html rewritten.
+// finite → optimizer update with per-parameter lr multipliers → the head's weights checked finite (a NaN anywhere
+// reaches the head within a step). Divergence stops the run without saving anything, keeping the last good checkpoint.
+// After each epoch: validation top-1 on the held-out split, every weight and the validation loss checked finite,
+// metrics rows, then — when validation improved — `best`, and after it `last` (weights + optimizer slots + counters +
+// RNG state + the best record); report.html rewritten. best/ is written before last/ records it, so at every instant
+// last/ names no best model that is not on disk (and a resume takes best/'s own record as the truth).
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import type { CamModel } from '../models/types.js';
 import type { Recipe } from '../recipes/schema.js';
-import { saveCheckpoint, removeStaleTemps, type TrainState, type EpochAccumulator } from './checkpoint.js';
+import { saveCheckpoint, removeStaleTemps, readBestOnDisk, type TrainState, type EpochAccumulator } from './checkpoint.js';
+import { resolveAtomicDir } from '../util/atomic.js';
 import type { LabelledBatch, TrainData } from './data.js';
 import { MetricsLog, type EpochRow, type MetricsRow, type MetricsSink } from './metrics.js';
 import { TrainOptimizer, type OptimizerState, type Param } from './optimizer.js';
@@ -21,7 +25,7 @@ import { createRandom, installRandom, type SeededRandom } from './rng.js';
 import { learningRateAt } from './schedule.js';
 import { FusedGradients, fusedStepUnsupported } from '../perf/sequential-step.js';
 
-/** Training stopped because the loss stopped being a finite number. */
+/** Training stopped because the loss, the validation loss or a weight stopped being a finite number. */
 export class TrainingDivergedError extends UserError {
   constructor(message: string, readonly step: number, readonly lr: number) {
     super(message);
@@ -133,6 +137,19 @@ function freshAccum(): EpochAccumulator {
   return { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
 }
 
+/** The first weight of `model` (as 'layer/name') holding NaN or ±Inf, or undefined when all are finite. One
+ *  device→host read of one flag per weight. */
+export async function firstNonFiniteWeight(model: tf.LayersModel): Promise<string | undefined> {
+  const named = model.layers.flatMap((l) => l.weights.filter((w) => w.dtype === 'float32')
+    .map((w) => ({ name: `${l.name}/${w.originalName.split('/').pop()}`, w })));
+  if (named.length === 0) return undefined;
+  const flags = tf.tidy(() => tf.stack(named.map(({ w }) => tf.all(tf.isFinite(w.read())))));
+  const ok = await flags.data();
+  flags.dispose();
+  const i = ok.findIndex((v) => !v);
+  return i < 0 ? undefined : named[i].name;
+}
+
 /** Top-1 accuracy and mean loss over the validation batches (undefined when interrupted half-way). */
 export async function validate(model: tf.LayersModel, batches: AsyncIterable<LabelledBatch>, numClasses: number,
   outputIsSoftmax: boolean, signal?: AbortSignal): Promise<{ loss: number; acc: number; n: number } | undefined> {
@@ -183,6 +200,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new UserError(`--resume: the run had ${state.stepsPerEpoch} steps per epoch, now ${spe} (dataset or --batch-size changed)`);
     }
     rng = createRandom(recipe.seed, state.rng);
+    // best/ is saved before last/ records it: after a kill between the two, best/ is one epoch ahead of last/'s
+    // record (and checkpoints from older versions may be behind it). What is on disk wins.
+    const onDisk = readBestOnDisk(runDir)?.best ?? null;
+    if (onDisk?.epoch !== state.best?.epoch || onDisk?.metric !== state.best?.metric) {
+      progress.log(`best checkpoint: ${onDisk ? `best/ holds epoch ${onDisk.epoch}` : 'there is no best/'}, last/ recorded ` +
+        `${state.best ? `epoch ${state.best.epoch}` : 'none'} (a save was cut short): going on from best/ as it is`);
+      state.best = onDisk;
+    }
   } else {
     rng = opts.rng ?? createRandom(recipe.seed);
     state = {
@@ -203,8 +228,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let status: TrainResult['status'] = 'completed';
   let lastEpoch: EpochRow | undefined = metrics.epochs().at(-1);
 
+  // The last checkpoint known good (for the divergence message): the one resumed from, then each saved last/.
+  let lastGood = opts.resume ? { epoch: state.epoch, step: state.globalStep } : undefined;
+  const diverged = async (what: string, epoch: number, lr: number, batch?: number): Promise<TrainingDivergedError> => {
+    const where = lastGood && resolveAtomicDir(lastDir)
+      ? `the last good checkpoint is ${resolveAtomicDir(lastDir)} (step ${lastGood.step}, ${lastGood.epoch} epoch${lastGood.epoch === 1 ? '' : 's'} done)`
+      : `no checkpoint was saved yet (it diverged in epoch ${epoch + 1})`;
+    const msg = `training diverged: ${what} at step ${state.globalStep} (epoch ${epoch + 1}${batch ? `, batch ${batch}` : ''}) with learning rate ${lr.toPrecision(4)}; ` +
+      `stopped without saving it, ${where} (try a lower --lr)`;
+    await report(`stopped: ${msg}`).catch(() => undefined);
+    return new TrainingDivergedError(msg, state.globalStep, lr);
+  };
   const snapshot = (): TrainState => ({ ...state, rng: rng.state(), elapsedSeconds: elapsed(), savedAt: new Date().toISOString() });
-  const saveLast = async () => saveCheckpoint(lastDir, cam, snapshot(), await optimizer.getState());
+  const saveLast = async () => {
+    await saveCheckpoint(lastDir, cam, snapshot(), await optimizer.getState());
+    lastGood = { epoch: state.epoch, step: state.globalStep };
+  };
+  /** Every weight finite, else the divergence error (checked before anything is saved). */
+  const checkWeights = async (epoch: number, lr: number) => {
+    const bad = await firstNonFiniteWeight(model);
+    if (bad) throw await diverged(`weight ${bad} is not finite`, epoch, lr);
+  };
   const report = (statusLine: string) => writeReport({
     runName: path.basename(runDir), runDir, rows: metrics.rows, recipe, status: statusLine, engine: opts.engine, notice: selectionNotice(recipe),
     final: finalNumbers(snapshot(), lastEpoch),
@@ -234,6 +278,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         progress.log(`epoch ${epoch + 1}: ${current.frozenLayers.length} layer(s) frozen (${current.frozenLayers.slice(0, 4).join(', ')}${current.frozenLayers.length > 4 ? ', …' : ''})`);
       }
       const { params } = current;
+      // Checked after every step: the head (or the last trainable weight), which any NaN upstream reaches at once.
+      const head = new Set(headLayers);
+      const watched = params.filter((p) => head.has(p.key.slice(0, p.key.lastIndexOf('/')))).map((p) => p.variable);
+      if (watched.length === 0) watched.push(params[params.length - 1].variable);
       const keyByName = new Map(params.map((p) => [p.variable.name, p.key]));
       const vars = params.map((p) => p.variable);
       progress.startEpoch(epoch + 1, recipe.epochs, spe, state.stepInEpoch);
@@ -268,15 +316,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           correctT!.dispose();
           if (!Number.isFinite(loss)) {
             tf.dispose(grads);
-            const msg = `training diverged: loss is ${loss} at step ${state.globalStep + 1} (epoch ${epoch + 1}, batch ${state.stepInEpoch + 1}) ` +
-              `with learning rate ${lr.toPrecision(4)}; stopped without saving, the last good checkpoint is ${lastDir} (try a lower --lr)`;
-            await report(`stopped: ${msg}`).catch(() => undefined);
-            throw new TrainingDivergedError(msg, state.globalStep + 1, lr);
+            state.globalStep++;
+            throw await diverged(`loss is ${loss}`, epoch, lr, state.stepInEpoch + 1);
           }
           const byKey = new Map<string, tf.Tensor>();
           for (const [name, g] of Object.entries(grads)) byKey.set(keyByName.get(name)!, g);
           optimizer.apply(params, byKey, lr);
           tf.dispose(grads);
+          const headSum = tf.tidy(() => tf.addN(watched.map((v) => tf.sum(v))));
+          const headOk = Number.isFinite((await headSum.data())[0]);
+          headSum.dispose();
+          if (!headOk) {
+            // Confirm weight by weight (a sum of huge finite weights can overflow) and name the first bad one.
+            state.globalStep++;
+            await checkWeights(epoch, lr);
+            state.globalStep--;
+          }
 
           const now = performance.now();
           const dt = (now - tPrev) / 1000;
@@ -316,6 +371,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const metric = val ? val.acc : -trainLoss;
       const isBest = state.best === null || metric > state.best.metric;
       const lr = learningRateAt(Math.max(0, state.globalStep - 1), recipe.schedule, schedCtx);
+      await checkWeights(epoch, lr);
+      if (val && !Number.isFinite(val.loss)) throw await diverged(`validation loss is ${val.loss}`, epoch, lr);
       lastEpoch = {
         kind: 'epoch', epoch: epoch + 1, step: state.globalStep, loss: trainLoss, acc: acc.seen ? acc.correct / acc.seen : NaN,
         valLoss: val?.loss, valAcc: val?.acc, lr, imagesPerSec: acc.seen / Math.max(acc.seconds, 1e-9), seconds: elapsed(), best: isBest,
@@ -327,11 +384,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       state.epoch = epoch + 1;
       state.stepInEpoch = 0;
       state.epochAccum = freshAccum();
-      await saveLast();
       if (isBest) await saveCheckpoint(bestDir, cam, snapshot());
+      await saveLast();
       await report(state.epoch < recipe.epochs ? `training: ${state.epoch}/${recipe.epochs} epochs done` : `finished ${recipe.epochs} epochs`);
     }
     if (status !== 'completed') {
+      await checkWeights(state.epoch, learningRateAt(Math.max(0, state.globalStep - 1), recipe.schedule, schedCtx));
       await saveLast();
       const why = status === 'interrupted' ? 'interrupted' : `stopped after --max-steps ${opts.maxSteps}`;
       progress.log(`${why} at step ${state.globalStep} (epoch ${state.epoch + 1}, batch ${state.stepInEpoch}/${spe}); checkpoint ${lastDir}`);
@@ -344,7 +402,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     optimizer.dispose();
   }
   return {
-    status, runDir, lastDir, bestDir, epochsDone: state.epoch, globalStep: state.globalStep, best: state.best, lastEpoch,
+    status, runDir, lastDir, bestDir, epochsDone: state.epoch, globalStep: state.globalStep, best: readBestOnDisk(runDir)?.best ?? null, lastEpoch,
     seconds: elapsed(), imagesPerSec: sessionImages / Math.max(sessionTrainSeconds, 1e-9),
   };
 }

@@ -2,6 +2,7 @@
 // (rename is atomic within one filesystem), so a crash leaves either the old or the new version, never half.
 import fs from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from './crash-points.js';
 
 /** `.name.tmp-<pid>-<time>` beside `target` (same folder, so the final rename stays on one filesystem; training's
  *  clean-up of killed saves matches this form). */
@@ -22,6 +23,12 @@ export function withPath(err: unknown, file: string): unknown {
   const e = err as { code?: unknown; path?: unknown } | null;
   if (e && typeof e === 'object' && typeof e.code === 'string' && e.path === undefined) e.path = file;
   return err;
+}
+
+/** Whether a file name is one of this module's temporary names (`.<name>.tmp-<pid>-<ms>`), so leftovers of a killed
+ *  write can be told apart from the user's files. */
+export function isTempName(name: string): boolean {
+  return /^\..*\.tmp-\d+-\d+$/.test(name);
 }
 
 /** Writes `data` to a temporary file beside `target` and renames it into place; on any failure (a full disk, no
@@ -79,16 +86,22 @@ export async function writeDirAtomic(target: string, fill: (tmpDir: string) => P
   await fs.promises.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempName(target);
   await fs.promises.mkdir(tmp, { recursive: true });
+  const point = `dir:${path.basename(target)}`;
   try {
     await fill(tmp);
   } catch (err) {
     await fs.promises.rm(tmp, { recursive: true, force: true });
     throw err;
   }
+  crashPoint(`${point}:filled`);
   const old = `${target}.old`;
-  await fs.promises.rm(old, { recursive: true, force: true });
-  if (fs.existsSync(target)) await fs.promises.rename(target, old);
+  if (fs.existsSync(target)) {
+    await fs.promises.rm(old, { recursive: true, force: true }); // a leftover: target is complete
+    await fs.promises.rename(target, old);
+    crashPoint(`${point}:moved-aside`);
+  } // else `old` may be the only complete copy (a previous swap was cut short): it goes only once tmp is in place
   await fs.promises.rename(tmp, target);
+  crashPoint(`${point}:swapped`);
   await fs.promises.rm(old, { recursive: true, force: true });
 }
 

@@ -49,11 +49,19 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   const missing = () => path.join(tmp, 'no-such-thing');
 
   it('train: an unknown recipe', async () => {
-    expectUserError(await runMain(['train', 'no-such-recipe', '--out', out()]), /recipe.*no-such-recipe/);
+    expectUserError(await runMain(['train', 'no-such-recipe', '--checkpoints', out()]), /recipe.*no-such-recipe/);
   });
 
   it('train: a bad --max-steps value', async () => {
-    expectUserError(await runMain(['train', 'vgg-gap-tiny', '--max-steps', '0', '--out', out()]), /^gapcam: --max-steps: expected a positive integer; got 0$/);
+    expectUserError(await runMain(['train', 'vgg-gap-tiny', '--max-steps', '0', '--checkpoints', out()]), /^gapcam: --max-steps: expected a positive integer; got 0$/);
+  });
+
+  it('train and demo: --out is refused with one line pointing to --checkpoints (where run folders go)', async () => {
+    expectUserError(await runMain(['train', 'vgg-gap-tiny', '--out', out()]),
+      new RegExp(`^gapcam: train: --out is not used here; give the folder for run folders with --checkpoints ${out()} \\(default checkpoints/\\)$`));
+    expectUserError(await runMain(['train', '--resume', 'x', '--out', out()]), /^gapcam: train: --out is not used here; .*--checkpoints/);
+    expectUserError(await runMain(['demo', '--out', out()]), /^gapcam: demo: --out is not used here; .*--checkpoints/);
+    expect(fs.existsSync(out())).to.equal(false);
   });
 
   it('evaluate: a missing checkpoint', async () => {
@@ -111,7 +119,7 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('demo: a bad --epochs value', async () => {
-    expectUserError(await runMain(['demo', '--epochs', '0', '--out', out()]), /^gapcam: --epochs: .*> 0; got 0/);
+    expectUserError(await runMain(['demo', '--epochs', '0', '--checkpoints', out()]), /^gapcam: --epochs: .*> 0; got 0/);
   });
 
   it('--verbose adds the stack trace', async () => {

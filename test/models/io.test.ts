@@ -82,6 +82,31 @@ describe('models/io', () => {
     await expectUserError(loadLayersModelFromDir(dir), /link to a file outside/);
   });
 
+  it('refuses a shard longer or shorter than its manifest, and NaN/Inf weights (named by layer), with one line', async () => {
+    const dir = path.join(makeTempDir(), 'm');
+    const model = tinyGapDense();
+    await saveCamModel(dir, asCamModel(model, { classNames: ['a', 'b', 'c'] }));
+    model.dispose();
+    const shard = path.join(dir, 'group1-shard1of1.bin');
+    const good = fs.readFileSync(shard);
+    expect(good.byteLength).to.equal((3 * 3 * 3 * 4 + 4 + 4 * 3 + 3) * 4); // c1 kernel + bias, cls kernel + bias
+    fs.writeFileSync(shard, Buffer.concat([good, Buffer.alloc(4)]));
+    await expectUserError(loadCamModel(dir), /weight files group1-shard1of1\.bin hold 512 bytes but the manifest's weights take 508; expected an exact match/);
+    fs.writeFileSync(shard, good.subarray(0, 500));
+    await expectUserError(loadCamModel(dir), /hold 500 bytes but the manifest's weights take 508/);
+    const poisoned = (floatIndex: number, value: number) => {
+      const b = Buffer.from(good);
+      b.writeFloatLE(value, floatIndex * 4);
+      fs.writeFileSync(shard, b);
+    };
+    poisoned(108 + 4 + 5, NaN); // cls/kernel[5]
+    await expectUserError(loadCamModel(dir), /weight 'cls\/kernel' of layer 'cls' holds NaN \(element 5 of 12\); expected finite numbers/);
+    poisoned(108 + 1, -Infinity); // c1/bias[1]
+    await expectUserError(loadModelRef(dir), /weight 'c1\/bias' of layer 'c1' holds -Infinity \(element 1 of 4\)/);
+    fs.writeFileSync(shard, good);
+    (await loadCamModel(dir)).model.dispose();
+  });
+
   it('loadModelRef resolves a checkpoint run folder to best/ (else last/)', async () => {
     const root = makeTempDir();
     const model = tinyGapDense();
