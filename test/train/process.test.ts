@@ -223,7 +223,7 @@ describe('train: the CLI under signals', function () {
     expect(() => ck.cam.model.getLayer('block5_pool')).to.throw();
     const recipe = JSON.parse(fs.readFileSync(path.join(out, 'v', 'recipe.json'), 'utf8'));
     expect(recipe.model.weights).to.equal('none');
-    expect(recipe.data.inputSize).to.equal(32);
+    expect(recipe.data.inputSize).to.deep.equal([32, 32]); // recipe.json records a size as [height, width]
     expect(recipe.headLrMultiplier).to.equal(10);
     ck.cam.model.dispose();
   });
