@@ -28,7 +28,8 @@ describe('cli: train on a .keras MobileNetV2', function () {
       await saveKerasArchive(m, file);
       m.dispose();
     }
-    const cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 4, size: 32 });
+    // 8 per class: 4 train, 1 of them held out for validation, so one epoch has more than 2 steps
+    const cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 8, size: 32 });
     fs.writeFileSync(path.join(work, 'mnv2-gap.json'), JSON.stringify({
       model: { backbone: 'mnv2.keras', head: { convFilters: 16 } },
       data: { inputSize: 64, trainTransforms: [{ op: 'resize' }, { op: 'flip' }] },

@@ -51,7 +51,7 @@ describe('models: Keras-saved models of one\'s own (.keras, .h5)', function () {
     expect(ref.meta).to.include({ featureLayer: 'out_relu', classifierLayer: 'predictions', preprocessing: 'tf' });
     ref.model.dispose();
     const work = makeTempDir();
-    const cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 4, size: 32 });
+    const cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 8, size: 32 });
     const recipe = path.join(work, 'own.json');
     fs.writeFileSync(recipe, JSON.stringify({
       model: { backbone: path.join(dir, 'own_net.keras'), cutAt: 'features', head: { convFilters: 8 } },
