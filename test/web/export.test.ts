@@ -2,7 +2,7 @@
 // served on 127.0.0.1 and opened in headless Chromium (Debian's `chromium`, driven by playwright-core); a kangaroo
 // photo is loaded through the page's file picker and the page's numbers (window.__gapcam) are checked against
 // `gapcam cam` (runCam) on the same photo: the same model input bytes, top-1 class, maps within 1e-3, the same CAM
-// box, and the same overlay picture. Skipped with a message when Chromium or ../shared is missing.
+// box, and the same overlay picture; again from file:// and on the WASM backend. Skipped with a message when Chromium or ../shared is missing.
 // GAPCAM_UPDATE_SCREENSHOT=1 also writes the README's screenshot, docs/web-export.png.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -171,7 +171,20 @@ describe('web export in headless Chromium (darknet-tiny, a kangaroo photo)', fun
       expect(f.error, 'file:// page error').to.equal(undefined);
       expect(f.top?.[0].classId, 'top-1 class from file://').to.equal(cli.classes[0].classId);
       expect(maxAbsDiff((f.map as PageMap).atInput, cliNorm.data)).to.be.below(1e-3);
-      console.log(`      backends: ${s.backend} (http), ${f.backend} (file://); export ${(Object.values(r.files).reduce((a, b) => a + b, 0) / 1e6).toFixed(1)} MB`);
+      // the WASM backend (its .wasm binaries served beside the page) gives the same numbers
+      const wasm = await browser.newPage();
+      await wasm.goto(server.url + 'index.html?backend=wasm', { waitUntil: 'load' });
+      await settled(wasm, "s.status === 'ready'");
+      await wasm.setInputFiles('#file', PHOTO);
+      await settled(wasm, "s.status === 'ready' && !!s.map");
+      const w = await wasm.evaluate(() => (window as unknown as { __gapcam: PageState }).__gapcam) as PageState;
+      expect(w.error, 'wasm page error').to.equal(undefined);
+      expect(w.backend).to.equal('wasm');
+      expect((await wasm.textContent('#backend'))).to.equal('WASM');
+      expect(w.top?.[0].classId, 'top-1 class on WASM').to.equal(cli.classes[0].classId);
+      expect(maxAbsDiff((w.map as PageMap).atInput, cliNorm.data), 'normalised map on WASM').to.be.below(1e-3);
+      expect(w.map?.box).to.deep.equal(m.box);
+      console.log(`      backends: ${s.backend} (http), ${f.backend} (file://), ${w.backend} (?backend=wasm); export ${(Object.values(r.files).reduce((a, b) => a + b, 0) / 1e6).toFixed(1)} MB`);
       expect(external, 'requests leaving the page').to.deep.equal([]);
     } finally {
       await browser.close();
