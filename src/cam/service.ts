@@ -22,7 +22,7 @@ import { writeNpy } from '../util/npy.js';
 import { createCamMethod, type MethodName } from './registry.js';
 import type { CamMethod } from './methods/base.js';
 import { layerTensorsIn } from './split.js';
-import { loadCamInput, batchOf, type CamInput } from './input.js';
+import { loadCamInput, batchOf, DEFAULT_OVERLAY_SIZE, type CamInput } from './input.js';
 import { computeMaps, mapOf } from './computed-maps.js';
 import { camBoxes, DEFAULT_CAM_BOX_FRACTION } from './box.js';
 import { FaithfulnessAccumulator, type FaithfulnessResult, type FaithfulnessState } from './faithfulness.js';
@@ -67,6 +67,10 @@ export interface CamRunOptions {
   force?: boolean;
   /** Run only this shard of the images and write its part under `out` (src/shard/). */
   shard?: ShardSpec;
+  /** Longest side of the originals, overlays and strips written (default 2048): larger images are shrunk while
+   *  decoding and their CAM boxes and IoU computed on that grid (memory stays bounded); cam.json reports boxes and
+   *  sizes in the image's own pixels. */
+  overlaySize?: number;
   batchSize?: number;
   limit?: number;
   /** Preprocessing for models without meta.json (default 'unit'). */
@@ -190,6 +194,12 @@ async function collectItems(o: CamRunOptions): Promise<{ items: Item[]; datasetC
   return { items: [{ id: path.basename(o.images).replace(/\.[^.]+$/, ''), file: o.images }] };
 }
 
+/** An inclusive pixel box scaled by (sx, sy) about pixel edges (identity when both are 1). */
+function scaleBox(b: Box, sx: number, sy: number): Box {
+  if (sx === 1 && sy === 1) return b;
+  return [(b[0] + 0.5) * sx - 0.5, (b[1] + 0.5) * sy - 0.5, (b[2] + 0.5) * sx - 0.5, (b[3] + 0.5) * sy - 0.5];
+}
+
 /** What `gapcam cam` owns in its --out folder: cam.json, index.html and the files under originals/, overlays/,
  *  strips/ and maps/ named after the images. A folder holding a previous result (cam.json) is written into only with
  *  --force (its files of images not in this run stay; index.html and cam.json list this run's). */
@@ -258,6 +268,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
   const opacity = o.opacity ?? 0.5;
   const drawBoxes = o.boxes ?? true;
   const batchSize = Math.max(1, o.batchSize ?? 8);
+  const overlaySize = o.overlaySize ?? DEFAULT_OVERLAY_SIZE;
+  if (!Number.isInteger(overlaySize) || overlaySize < 16) throw new UserError(`--overlay-size: expected a whole number of pixels ≥ 16, found ${overlaySize}`);
   const [H, W] = inputSize;
   const results: CamImageResult[] = [];
   const cards: GalleryCard[] = [];
@@ -270,7 +282,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
 
   for (let start = 0; start < items.length; start += batchSize) {
     const chunk = items.slice(start, start + batchSize);
-    const loadedInputs = await Promise.all(chunk.map((it) => loadCamInput(it.file, inputSize, preprocessing).catch((err: unknown) => {
+    const loadedInputs = await Promise.all(chunk.map((it) => loadCamInput(it.file, inputSize, preprocessing, overlaySize).catch((err: unknown) => {
       if (err instanceof UserError) {
         skipped.push({ file: it.file, reason: err.message });
         note(`skipped ${it.file}: ${err.message}`);
@@ -309,6 +321,10 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
       await Promise.all(inputs.map(async (_, i) => {
         const it = batchItems[i];
         const img = inputs[i].original;
+        const full = inputs[i].fullSize;
+        // boxes are in the image's own pixels; the picture may be shrunk (--overlay-size)
+        const toPicture = (b: Box): Box => scaleBox(b, img.width / full.width, img.height / full.height);
+        const fromPicture = (b: Box): Box => scaleBox(b, full.width / img.width, full.height / img.height);
         let sid = safeId(it.id);
         while (usedIds.has(sid)) sid += '_';
         usedIds.add(sid);
@@ -322,7 +338,7 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
         const gtId = gtOf(it);
         const gtBoxes = it.record?.boxes ?? [];
         const result: CamImageResult = {
-          id: it.id, file: it.file, width: img.width, height: img.height,
+          id: it.id, file: it.file, width: full.width, height: full.height,
           ...(gtId !== undefined && gtId >= 0 && it.record ? { gt: { classId: gtId, className: classNames[gtId], datasetClass: datasetClasses?.[it.record.label] ?? classNames[gtId], boxes: gtBoxes } } : {}),
           classes: uniq.map((c) => ({ classId: c, className: classNames[c], probability: first.probs[i][c], rank: rankOf(c) })),
           methods: {},
@@ -340,7 +356,9 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
             const { raw, rawAtInput, atInput } = mapOf(pm, i, j);
             const atImage = mapToSize(raw, h, w, img.width, img.height);
             const boxes: DrawnBox[] = [];
-            const camBoxList = camBoxes({ data: rawAtInput, width: W, height: H }, inputSize, img, { fraction: o.boxThreshold ?? DEFAULT_CAM_BOX_FRACTION });
+            // found on the picture's grid (the image's own up to --overlay-size), reported in the image's pixels
+            const camBoxesAtPicture = camBoxes({ data: rawAtInput, width: W, height: H }, inputSize, img, { fraction: o.boxThreshold ?? DEFAULT_CAM_BOX_FRACTION });
+            const camBoxList = camBoxesAtPicture.map(fromPicture);
             const iou = maxIou(camBoxList, gtBoxes);
             if (u === 0) {
               if (camBoxList[0]) entry.camBox = camBoxList[0];
@@ -358,8 +376,8 @@ async function runWithModel(o: CamRunOptions, loaded: LoadedModelRef, started: n
               }
             }
             if (drawBoxes) {
-              for (const b of gtBoxes) boxes.push({ box: b, color: GT_BOX_COLOR });
-              for (const b of camBoxList) boxes.push({ box: b, color: CAM_BOX_COLOR });
+              for (const b of gtBoxes) boxes.push({ box: toPicture(b), color: GT_BOX_COLOR });
+              for (const b of camBoxesAtPicture) boxes.push({ box: b, color: CAM_BOX_COLOR });
             }
             const rel = path.join('overlays', `${sid}__${methodFileName(mname)}__${c}_${safeId(classNames[c])}.png`);
             await writeFileAtomic(path.join(out, rel), await renderOverlay(img, atImage, { colormap, opacity, boxes }));

@@ -35,6 +35,7 @@ interface CamArgs {
   classMap?: string;
   camThreshold: number;
   force: boolean;
+  overlaySize: number;
 }
 
 export const camCommand: GapcamCommand = {
@@ -62,6 +63,7 @@ export const camCommand: GapcamCommand = {
       .option('limit', { type: 'number', describe: 'only the first N images' })
       .option('preprocessing', { type: 'string', describe: "input preprocessing for models without meta.json: caffe, torch, tf, unit, or 'mean=R,G,B std=R,G,B [order=rgb|bgr] [range=255|1]' (default: the architecture's, else unit)" })
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… for --class gt when the model has other class names' })
+      .option('overlay-size', { type: 'number', default: 2048, describe: 'longest side of the originals, overlays and strips written; larger images are shrunk while decoding, and their CAM boxes and IoU computed at that size (reported in original pixels)' })
       .option('force', { type: 'boolean', default: false, describe: 'write into an --out folder that holds a previous cam result (its files are replaced one by one; other files are never touched)' })
       .demandOption('out')
       .example('$0 cam ../shared/models/darknet-tiny photo.jpg --class top5 --out /tmp/cam', 'CAMs of the 5 best classes, a strip and a gallery')
@@ -90,9 +92,8 @@ export const camCommand: GapcamCommand = {
     if (args.images !== undefined) {
       if (!fs.existsSync(args.images)) throw new UserError(`image or folder not found: ${args.images}`);
       if (fs.statSync(args.images).isFile()) {
-        const { checkImageFile, decodeImage } = await import('../data/image.js');
-        await checkImageFile(args.images);
-        await decodeImage(args.images);
+        const { checkDecodes } = await import('../data/image.js');
+        await checkDecodes(args.images);
       }
     }
     const [{ runCam }, { parseClassMap }, { parsePreprocessMode }] = await Promise.all([
@@ -125,6 +126,7 @@ export const camCommand: GapcamCommand = {
       out: args.out as string,
       shard,
       force: args.force,
+      overlaySize: args.overlaySize,
       onNote: (line) => process.stderr.write(line + '\n'),
       onProgress: (done, total) => {
         const now = Date.now();

@@ -136,6 +136,13 @@ export async function decodeImage(file: string, options: DecodeOptions = {}): Pr
   return decodeWith(file, file, options);
 }
 
+/** Decodes `file` fully (every pixel is read, so truncated or corrupt data fails here) into a tiny thumbnail: a
+ *  check that costs a few MB whatever the image's size (sharp shrinks while decoding). */
+export async function checkDecodes(file: string): Promise<void> {
+  await checkImageFile(file);
+  await decodeWith(file, file, {}, (s) => s.resize(64, 64, { fit: 'inside' }));
+}
+
 /** The size of an image as displayed (EXIF orientation applied), read from its header without decoding pixels. */
 export async function imageSize(file: string): Promise<{ width: number; height: number }> {
   await checkImageFile(file);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../errors.js';
 import type { Box, Skip } from './types.js';
+import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 
 /** Maps `fn` over `items` with at most `limit` promises in flight; results keep the input order. */
 export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -18,12 +19,9 @@ export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn
   return out;
 }
 
+/** A manifest or table (CSV, CUB's .txt files), read with a size cap (a link to /dev/zero is refused). */
 export function readText(file: string, what: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new UserError(`${what} not found: ${file}`);
-  }
+  return readTextBounded(file, what, READ_LIMITS.manifest);
 }
 
 /** A row of a whitespace-separated table with its 1-based line number in the file. */

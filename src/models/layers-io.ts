@@ -7,6 +7,8 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFilesAtomic, resolveAtomicDir } from '../util/atomic.js';
 import { quantizeWeights, type WeightQuantization } from './quantize.js';
+import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
+import { resolveInside } from '../util/inside.js';
 
 export const MODEL_JSON = 'model.json';
 /** Shard size of saved weights: the tfjs converter's 4 MiB, friendly to browsers and http caches. */
@@ -26,30 +28,20 @@ export function resolveWeightPath(dir: string, weightPath: string, modelJsonPath
   } catch {
     p = weightPath;
   }
-  const bad = (why: string) =>
-    new UserError(`${modelJsonPath}: weight path '${weightPath}' ${why}; expected a relative path inside ${dir}`);
-  if (p.length === 0) throw bad('is empty');
-  if (/^[a-z][a-z0-9+.-]*:/i.test(p) || path.isAbsolute(p) || path.win32.isAbsolute(p) || p.startsWith('/') || p.startsWith('\\')) {
-    throw bad('is absolute');
+  const found = resolveInside(dir, p, { noLinksOut: true });
+  if ('problem' in found) {
+    const why = found.problem.startsWith('points') || found.problem.startsWith('is a link') ? `${found.problem} the model folder` : found.problem;
+    throw new UserError(`${modelJsonPath}: weight path '${weightPath}' ${why}; expected a relative path inside ${dir}`);
   }
-  const root = path.resolve(dir);
-  const full = path.resolve(root, p);
-  const rel = path.relative(root, full);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) throw bad('points outside the model folder');
-  // Symlinks must not lead out either.
-  if (fs.existsSync(full)) {
-    const realRoot = fs.realpathSync(root);
-    const realRel = path.relative(realRoot, fs.realpathSync(full));
-    if (realRel.startsWith('..') || path.isAbsolute(realRel)) throw bad('is a link to a file outside the model folder');
-  }
-  return full;
+  return found.path;
 }
 
 export function readJsonFile<T>(file: string, what: string): T {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readTextBounded(file, what, READ_LIMITS.json);
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(`${what}: cannot read ${file}: ${(err as Error).message.split('\n')[0]}`);
   }
   try {

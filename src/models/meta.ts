@@ -9,6 +9,7 @@ import { PREPROCESS_MODES, preprocessingProblem } from '../data/preprocess-modes
 import { assumedPreprocessing } from './keras-apps.js';
 import { asCamModel, detectCamHead, type AsCamModelOptions } from './head.js';
 import { isUrl, loadLayersModelFromDir, loadLayersModelFromUrl, modelJsonPathOf, readJsonFile, writeLayersModelFiles } from './layers-io.js';
+import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 
 export const META_JSON = 'meta.json';
 export const CLASSES_TXT = 'classes.txt';
@@ -58,7 +59,7 @@ export function readMeta(dir: string): ModelMeta | undefined {
 export function readClassesTxt(dir: string): string[] | undefined {
   const file = path.join(dir, CLASSES_TXT);
   if (!fs.existsSync(file)) return undefined;
-  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim());
+  const lines = readTextBounded(file, 'class list', READ_LIMITS.labels).split(/\r?\n/).map((l) => l.trim());
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
   return lines;
 }

@@ -13,6 +13,7 @@ import { getBackbone, isBackboneName, type BackboneBuildOptions } from './regist
 import { writeFileAtomic } from '../util/atomic.js';
 import { describePreprocessing } from '../data/preprocess-modes.js';
 import { prepareOutFolder, TRAINING_STATE_FILES, type OutputOwner } from '../util/out-folder.js';
+import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 
 export interface LayerSummary {
   name: string;
@@ -106,7 +107,7 @@ export function parseClasses(text: string | number): { classes: number; classNam
   }
   let names: string[];
   if (fs.existsSync(t) && fs.statSync(t).isFile()) {
-    names = fs.readFileSync(t, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    names = readTextBounded(t, '--classes file', READ_LIMITS.labels).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   } else {
     names = t.split(',').map((s) => s.trim()).filter(Boolean);
   }

@@ -8,6 +8,7 @@ import { recipesDir, workRoot } from '../paths.js';
 import { RecipeSchema, type Recipe } from './schema.js';
 import { isHttpUrl, isModelFileRef } from '../models/model-files.js';
 import type { PreprocessMode } from '../data/types.js';
+import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 
 /** Command-line values that override a recipe (undefined = not given). */
 export interface RecipeOverrides {
@@ -125,7 +126,7 @@ export function listRecipeNames(dir = recipesDir): string[] {
 
 /** Reads the raw JSON of a recipe file (a JSON syntax error is one line naming the file). */
 export function readRecipeJson(file: string): unknown {
-  const text = fs.readFileSync(file, 'utf8');
+  const text = readTextBounded(file, 'recipe', READ_LIMITS.json);
   try {
     return JSON.parse(text);
   } catch (err) {

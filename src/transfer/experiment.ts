@@ -9,6 +9,7 @@ import { CROP_MODES, DEFAULT_CAM_THRESHOLD, DEFAULT_LAYER } from '../features/ex
 import { SCALE_MODES } from '../svm/scale.js';
 import { recipesDir, workRoot } from '../paths.js';
 import { UserError } from '../errors.js';
+import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -136,8 +137,9 @@ export function parseExperiment(input: unknown, file: string): Experiment {
 export function loadExperiment(ref: string): Experiment {
   const file = experimentPath(ref);
   let json: unknown;
+  const text = readTextBounded(file, 'experiment', READ_LIMITS.json);
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(text);
   } catch (err) {
     throw new UserError(`experiment ${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }

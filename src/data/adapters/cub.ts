@@ -17,6 +17,7 @@ import type { LayoutAdapter, LayoutOptions } from './types.js';
 import { BadInput, checkBox, parseNumberField, readSpaceTable } from '../util.js';
 import { fillSizes } from '../sizes.js';
 import { UserError } from '../../errors.js';
+import { resolveInside } from '../../util/inside.js';
 
 export const CUB_FILES = ['images.txt', 'image_class_labels.txt', 'train_test_split.txt', 'classes.txt'] as const;
 
@@ -87,8 +88,12 @@ export async function loadCub(root: string, options: LayoutOptions = {}): Promis
     if (label === undefined) throw new UserError(`${file('image_class_labels.txt')}: no class for image ${id} (${file('images.txt')} line ${line})`);
     const train = isTrain.get(id);
     if (train === undefined) throw new UserError(`${file('train_test_split.txt')}: no train/test entry for image ${id} (${file('images.txt')} line ${line})`);
+    const inside = resolveInside(path.join(root, 'images'), rel);
+    if ('problem' in inside) {
+      throw new UserError(`${file('images.txt')} line ${line}: image path '${rel}' ${inside.problem}${inside.problem === 'points outside' ? ' the images folder' : ''}; expected a path relative to ${path.join(root, 'images')}`);
+    }
     const [width, height] = sizes.get(id) ?? [0, 0];
-    const rec: ImageRecord = { id, path: path.join(root, 'images', rel), label, width, height, boxes: [], split: train ? 'train' : 'test' };
+    const rec: ImageRecord = { id, path: inside.path, label, width, height, boxes: [], split: train ? 'train' : 'test' };
     lineOf.set(rec, line);
     records.push(rec);
   }

@@ -16,6 +16,7 @@ import { BadInput, checkBox, isImageFile, naturalCompare } from '../util.js';
 import { fillSizes } from '../sizes.js';
 import { assignSeededSplit, seededSplitOf } from '../split.js';
 import { UserError } from '../../errors.js';
+import { READ_LIMITS, readTextBounded } from '../../util/bounded-read.js';
 
 const IMAGE_DIRS = ['images', 'JPEGImages'];
 const ANNOTATION_DIRS = ['annotations', 'Annotations'];
@@ -81,7 +82,7 @@ export function vocSplitLists(folder: string): Map<string, Split> | undefined {
   const read = (name: string): string[] | undefined => {
     const f = path.join(dir, `${name}.txt`);
     if (!fs.existsSync(f)) return undefined;
-    return fs.readFileSync(f, 'utf8').split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
+    return readTextBounded(f, 'VOC image set', READ_LIMITS.labels).split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
   };
   const train = [...(read('train') ?? []), ...(read('trainval') ?? [])];
   const val = read('val');
@@ -121,7 +122,7 @@ export async function loadVocFolders(folders: string[], options: LayoutOptions =
       const xml = path.join(annDir, x);
       let ann: VocAnnotation;
       try {
-        ann = parseVocXml(xml, fs.readFileSync(xml, 'utf8'));
+        ann = parseVocXml(xml, readTextBounded(xml, 'VOC annotation', READ_LIMITS.annotation));
       } catch (err) {
         if (!(err instanceof UserError)) throw err;
         bad.bad(xml, err);
