@@ -33,11 +33,11 @@ describe('cli: train on a .keras MobileNetV2', function () {
     fs.writeFileSync(path.join(work, 'mnv2-gap.json'), JSON.stringify({
       model: { backbone: 'mnv2.keras', head: { convFilters: 16 } },
       data: { inputSize: 64, trainTransforms: [{ op: 'resize' }, { op: 'flip' }] },
-      optimizer: { type: 'adam' }, lr: 1e-3, batchSize: 2, epochs: 1, evaluation: { split: 'none' },
+      optimizer: { type: 'adam' }, lr: 1e-3, batchSize: 2, epochs: 5, evaluation: { split: 'none' },
     }));
     const out = path.join(work, 'ck');
     const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), 'train', path.join(work, 'mnv2-gap.json'),
-      '--dataset', cub, '--out', out, '--run-name', 'mnv2', '--max-steps', '2', '--no-cache'],
+      '--dataset', cub, '--checkpoints', out, '--run-name', 'mnv2', '--max-steps', '2', '--no-cache'],
     { cwd: projectRoot, env: { ...process.env, GAPCAM_BACKEND: 'tensorflow' }, encoding: 'utf8', timeout: 280_000 });
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.contain('stopped after --max-steps 2');
