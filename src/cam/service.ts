@@ -30,7 +30,7 @@ import { CAM_BOX_COLOR, GT_BOX_COLOR, mapToSize, renderOverlay, renderStrip, typ
 import type { ColormapName } from '../render/colormap.js';
 import { writeGallery, type GalleryCard, type GalleryInfo } from '../render/gallery.js';
 import { shardRange, type ShardSpec } from '../shard/spec.js';
-import { writePart } from '../shard/part.js';
+import { partDir, writePart } from '../shard/part.js';
 import { idsFingerprint, modelFingerprint, optionsFingerprint } from '../shard/fingerprint.js';
 import sharp from 'sharp';
 
@@ -498,7 +498,7 @@ async function runCamShard(o: CamRunOptions, spec: ShardSpec, started: number): 
     const ids = mine.map((it) => it.id);
     const { shard: _s, out: _o, onProgress: _p, onNote: _n, batchSize: _b, force: _f, dataRoot: _d, ...options } = o;
     let summary: CamRunSummary | undefined;
-    const dir = await writePart(o.out, spec, {
+    await writePart(o.out, spec, {
       kind: 'cam',
       images: { total: items.length, start, end, count: ids.length, firstId: ids[0] ?? null, lastId: ids[ids.length - 1] ?? null, idsSha256: idsFingerprint(ids) },
       fingerprint: {
@@ -510,9 +510,13 @@ async function runCamShard(o: CamRunOptions, spec: ShardSpec, started: number): 
     }, async (tmp) => {
       // images the dataset loader left out are listed once, by shard 0 (every shard loads the whole dataset)
       summary = await runWithModel({ ...o, out: tmp }, loaded, started, { ...collected, items: mine, loaderSkips: spec.index === 0 ? collected.loaderSkips : [] });
+      // cam.json names where the part will be, not the temporary folder it was written in
+      summary = { ...summary, out: partDir(o.out, spec), gallery: path.join(partDir(o.out, spec), 'index.html') };
+      const report = JSON.parse(await fs.promises.readFile(path.join(tmp, 'cam.json'), 'utf8')) as CamReport;
+      await writeFileAtomic(path.join(tmp, 'cam.json'), JSON.stringify({ ...report, summary }, null, 1) + '\n');
       return ['cam.json', 'index.html'];
     });
-    return { ...(summary as CamRunSummary), out: dir, gallery: path.join(dir, 'index.html') };
+    return summary as CamRunSummary;
   } finally {
     loaded.model.dispose();
   }

@@ -52,6 +52,7 @@ export function partDir(out: string, spec: Pick<ShardSpec, 'index' | 'count'>): 
  *  folder into place. Returns the part's folder. */
 export async function writePart(out: string, spec: ShardSpec, header: PartHeader, fill: (tmp: string) => Promise<string[]>): Promise<string> {
   const dir = partDir(out, spec);
+  if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new UserError(`--out ${out}: is a file; expected the folder that holds the shards' parts`);
   await writeDirAtomic(dir, async (tmp) => {
     const listed = await fill(tmp);
     const files: PartManifest['files'] = {};

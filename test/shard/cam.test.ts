@@ -32,6 +32,7 @@ describe('shard: cam as 1 process and as 3 shards + merge', function () {
     const sharded = path.join(root, 'sharded');
     await runCam({ ...options, out: whole });
     for (const index of [0, 1, 2]) await runCam({ ...options, out: sharded, shard: { index, count: 3, source: '--shard' } });
+    expect(camJson(path.join(sharded, 'shard-1-of-3')).summary.out).to.equal(path.join(sharded, 'shard-1-of-3'));
     const merged = await mergeParts([sharded]);
     expect(merged).to.include({ kind: 'cam', images: 6, parts: 3 });
 

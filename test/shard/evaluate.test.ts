@@ -78,6 +78,13 @@ describe('shard: evaluate as 1 process and as 3 shards + merge', function () {
       expect(m.classification.confusion).to.have.length(10);
     });
 
+    it('the wsolevaluation protocol merges to the same metrics too', async () => {
+      const sub = path.join(root, 'wsol');
+      fs.mkdirSync(sub);
+      const { whole } = await compareShardedEvaluation({ ...options, settings: { protocol: 'wsolevaluation' } }, sub);
+      expect(JSON.parse(read(whole, 'evaluation.json')).settings.protocol).to.equal('wsolevaluation');
+    });
+
     it('refuses parts evaluated with different settings', async () => {
       const odd = path.join(root, 'odd');
       await evaluate({ ...options, settings: { ...options.settings, camThreshold: 0.3 }, out: odd, shard: shard(1) });
