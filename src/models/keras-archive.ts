@@ -63,8 +63,18 @@ export async function readKerasArchive(file: string): Promise<KerasH5Weights> {
   return { ...weights, file, modelConfig: config, kerasVersion: kerasVersion ?? weights.kerasVersion };
 }
 
-/** Writes `model` as a `.keras` archive, atomically: config.json (the architecture as tfjs serialises it, which
- *  gapcam's reader and Keras 3's legacy-node deserialisation read), model.weights.h5 in Keras 3's layout. */
+/** The model config in config.json: tfjs' (Keras 2 style) layer configs, with the `module` fields by which Keras 3
+ *  locates the model and layer classes. */
+function keras3Config(model: tf.LayersModel): string {
+  const cfg = JSON.parse(kerasModelConfig(model)) as { class_name: string; config: { layers?: Record<string, unknown>[] } };
+  const layers = (cfg.config.layers ?? []).map((l) => ({ module: 'keras.layers', registered_name: null, ...l }));
+  const top = cfg.class_name === 'Sequential' ? 'keras.src.models.sequential' : 'keras.src.models.functional';
+  return JSON.stringify({ module: top, class_name: cfg.class_name, registered_name: cfg.class_name, config: { ...cfg.config, layers } });
+}
+
+/** Writes `model` as a `.keras` archive, atomically: config.json (the architecture as tfjs serialises it, plus
+ *  Keras 3's module fields), model.weights.h5 in Keras 3's layout. Keras 3's `load_model` reads it
+ *  (test/models/keras-own.test.ts). */
 export async function saveKerasArchive(model: tf.LayersModel, file: string): Promise<void> {
   const target = path.resolve(file);
   await fs.promises.mkdir(path.dirname(target), { recursive: true });
@@ -74,7 +84,7 @@ export async function saveKerasArchive(model: tf.LayersModel, file: string): Pro
   });
   const zip = zipSync({
     [KERAS_ARCHIVE_METADATA]: strToU8(JSON.stringify({ keras_version: EXPORT_KERAS_VERSION, date_saved: new Date().toISOString() })),
-    [KERAS_ARCHIVE_CONFIG]: strToU8(kerasModelConfig(model)),
+    [KERAS_ARCHIVE_CONFIG]: strToU8(keras3Config(model)),
     [KERAS_ARCHIVE_WEIGHTS]: [new Uint8Array(weights), { level: 0 }],
   });
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);

@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useEngine, makeTempDir, kerasPython, skipWithReason } from '../helpers.js';
 import { projectRoot } from '../../src/paths.js';
-import { readNpy } from '../../src/util/npy.js';
+import { readNpy, encodeNpy } from '../../src/util/npy.js';
+import { saveKerasArchive } from '../../src/models/keras-archive.js';
+import { residualNet, depthwiseNet } from './own-nets.js';
 import { loadKerasModel } from '../../src/models/keras-model.js';
 import { loadModelRef } from '../../src/models/refs.js';
 import { loadCamModel } from '../../src/models/meta.js';
@@ -43,6 +45,28 @@ describe('models: Keras-saved models of one\'s own (.keras, .h5)', function () {
     });
   }
 
+  it("Keras 3's load_model reads gapcam's .keras (residual and depthwise nets with BN) and computes the same outputs", async function () {
+    const py = kerasPython();
+    if (!py || !dir) return skipWithReason(this, NO_KERAS);
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 3);
+    fs.writeFileSync(path.join(dir, 'gx.npy'), encodeNpy(x.dataSync() as Float32Array, [2, 32, 32, 3]));
+    const expected: Float32Array[] = [];
+    for (const [i, m] of [residualNet(), depthwiseNet()].entries()) {
+      await saveKerasArchive(m, path.join(dir, `g${i}.keras`));
+      expected.push(tf.tidy(() => (m.predict(x) as tf.Tensor).dataSync() as Float32Array));
+      m.dispose();
+    }
+    x.dispose();
+    const script = ['import os, sys', 'os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"', 'import keras, numpy as np', 'd = sys.argv[1]',
+      'x = np.load(os.path.join(d, "gx.npy"))',
+      'for i in range(2): np.save(os.path.join(d, f"g{i}_y.npy"), keras.models.load_model(os.path.join(d, f"g{i}.keras")).predict(x, verbose=0).astype(np.float32))'].join('\n');
+    execFileSync(py, ['-c', script, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    expected.forEach((e, i) => {
+      const y = readNpy(path.join(dir!, `g${i}_y.npy`)).data;
+      e.forEach((v, j) => expect(y[j], `net ${i} output ${j}`).to.be.closeTo(v, 1e-5));
+    });
+  });
+
   it('MobileNetV2 is recognised (tf preprocessing, CAM head, cut out_relu); own_net trains from a recipe', async function () {
     if (!dir) return skipWithReason(this, NO_KERAS);
     const ref = await loadModelRef(path.join(dir, 'mnv2.keras'));
@@ -55,7 +79,7 @@ describe('models: Keras-saved models of one\'s own (.keras, .h5)', function () {
     const recipe = path.join(work, 'own.json');
     fs.writeFileSync(recipe, JSON.stringify({
       model: { backbone: path.join(dir, 'own_net.keras'), cutAt: 'features', head: { convFilters: 8 } },
-      data: { dataset: cub, inputSize: 32, trainTransforms: [{ op: 'resize' }] },
+      data: { dataset: cub, inputSize: 32, trainTransforms: [{ op: 'resize' }], valSplit: 'none' },
       optimizer: { type: 'adam' }, lr: 1e-3, batchSize: 2, epochs: 1, evaluation: { split: 'none' },
     }));
     const res = await runTraining({ recipe, checkpointRoot: path.join(work, 'ck'), runName: 'own', cacheDir: null, maxSteps: 2 });
