@@ -54,6 +54,7 @@ describe('data/preprocess: Keras modes and explicit normalisation', function () 
   it('every 0..255 value in every channel equals Keras 3 preprocess_input bit for bit (tf, torch, caffe; needs a Keras install)', function () {
     const py = kerasPython();
     if (!py) return skipWithReason(this, 'no Keras install (bench/.venv from scripts/setup-bench.sh, or GAPCAM_KERAS_PYTHON)');
+    this.timeout(600_000); // importing TensorFlow in Python takes minutes on a loaded 2-core machine
     const dir = makeTempDir();
     const script = [
       'import os, sys', 'os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"', 'import numpy as np', 'from keras.applications import mobilenet_v2, densenet, vgg16',

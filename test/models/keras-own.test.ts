@@ -21,7 +21,7 @@ import { writeMiniCub } from '../train/mini-cub.js';
 const NO_KERAS = 'no Keras install (bench/.venv from scripts/setup-bench.sh, or GAPCAM_KERAS_PYTHON)';
 
 describe('models: Keras-saved models of one\'s own (.keras, .h5)', function () {
-  this.timeout(240_000);
+  this.timeout(600_000); // Keras (Python) writes the models: minutes on a loaded 2-core machine
   before(useEngine);
   let dir: string | undefined;
   before(function () {
