@@ -378,6 +378,10 @@ export interface FusedGradientsOptions {
    *  callback disposes them); the result's `grads` is then empty. Lets an optimizer update a layer and free its
    *  gradients while the backward pass goes on, so not all gradients are alive at once. */
   onGradients?: (grads: tf.NamedTensorMap) => void;
+  /** Replaces each gradient as soon as its layer's backward produced it (before onGradients), e.g. by its all-reduce
+   *  over data-parallel workers (src/distributed), so communication follows the backward pass layer by layer as in
+   *  PyTorch's DDP. The original gradient is disposed here. */
+  reduceGradient?: (grad: tf.Tensor) => tf.Tensor;
 }
 
 export interface FusedGradientsResult {
@@ -495,6 +499,7 @@ export class FusedGradients {
       loss = ce.loss;
       correct = ce.correct;
       let dy: tf.Tensor = ce.dLogits;
+      const reduced = new Set<string>();
       for (let i = ops.length - 1; i >= lowest; i--) {
         const input = i > 0 ? acts[i - 1]! : images;
         const dyi = dy;
@@ -505,6 +510,15 @@ export class FusedGradients {
         };
         const dx = this.timed(ops[i].name, 'backward', () => ops[i].backward(dyi, input, acts[i]!, i > lowest, ctx, release));
         release();
+        if (options.reduceGradient) {
+          for (const name of Object.keys(ctx.grads)) {
+            if (reduced.has(name)) continue;
+            const g = ctx.grads[name];
+            ctx.grads[name] = options.reduceGradient(g);
+            g.dispose();
+            reduced.add(name);
+          }
+        }
         if (options.onGradients && Object.keys(ctx.grads).length > 0) {
           const ready = ctx.grads;
           ctx.grads = {};

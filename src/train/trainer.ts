@@ -24,6 +24,7 @@ import { selectionNotice } from './selection.js';
 import { createRandom, installRandom, type SeededRandom } from './rng.js';
 import { learningRateAt } from './schedule.js';
 import { FusedGradients, fusedStepUnsupported } from '../perf/sequential-step.js';
+import type { DataParallel } from '../distributed/data-parallel.js';
 
 /** Training stopped because the loss, the validation loss or a weight stopped being a finite number. */
 export class TrainingDivergedError extends UserError {
@@ -61,6 +62,9 @@ export interface TrainOptions {
   engine?: string;
   /** Also given every metrics row (TensorBoard, …); closed when training ends. */
   sinks?: readonly MetricsSink[];
+  /** Synchronous data parallelism over worker processes (src/distributed): `data` is sharded, gradients, losses,
+   *  BatchNorm statistics and validation sums are all-reduced. Absent: one process. */
+  parallel?: DataParallel;
 }
 
 export interface TrainResult {
@@ -175,7 +179,8 @@ export async function validate(model: tf.LayersModel, batches: AsyncIterable<Lab
 
 /** Trains `opts.cam.model` per `opts.recipe`; see the file comment. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const { recipe, cam, data, runDir } = opts;
+  const { recipe, cam, runDir, parallel } = opts;
+  const data = parallel ? parallel.shard(opts.data, recipe.batchSize) : opts.data;
   const model = cam.model;
   const progress = opts.progress ?? new SilentProgress();
   const headLayers = opts.headLayers ?? [];
@@ -256,9 +261,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   // Chain-shaped models (every shipped recipe but batch-norm ones in training mode) take the fused step: one engine
   // kernel per piece and only the activations each gradient reads; others take tf.variableGrads.
-  const fusedWhyNot = process.env.GAPCAM_GENERIC_STEP ? 'GAPCAM_GENERIC_STEP is set' : fusedStepUnsupported(model, { training });
+  const syncBn = parallel && training && model.layers.some((l) => l.getClassName() === 'BatchNormalization');
+  const fusedWhyNot = process.env.GAPCAM_GENERIC_STEP ? 'GAPCAM_GENERIC_STEP is set'
+    : syncBn ? 'synchronised BatchNorm across workers runs on the generic step' : fusedStepUnsupported(model, { training });
   const fused = fusedWhyNot ? undefined : new FusedGradients(model);
   progress.log(fused ? 'training step: fused (src/perf)' : `training step: generic tf.variableGrads (${fusedWhyNot})`);
+  // Every worker starts from the chief's weights; BatchNorm uses the global batch's statistics.
+  parallel?.broadcastWeights(model);
+  const unsyncBn = syncBn ? parallel!.syncBatchNorm(model) : undefined;
   try {
     // Parameters of the first epoch, so the optimizer state can be matched against them.
     let current = collectParams(model, recipe, headLayers, state.epoch);
@@ -290,14 +300,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (state.stepInEpoch < spe) {
         for await (const batch of data.trainBatches(epoch, state.stepInEpoch)) {
           const lr = learningRateAt(state.globalStep, recipe.schedule, schedCtx);
-          const n = batch.labels.length;
+          // This worker's share of the global batch's mean loss (1 in one process).
+          const globalN = Math.min(recipe.batchSize, data.trainSize - state.stepInEpoch * recipe.batchSize);
+          const weight = parallel ? batch.labels.length / globalN : 1;
+          const n = parallel ? globalN : batch.labels.length;
           let correctT: tf.Tensor | undefined;
           const yT = tf.tensor1d(batch.labels, 'int32');
           let value: tf.Scalar;
           let grads: tf.NamedTensorMap;
           if (fused) {
             // Same loss and gradients as the generic path below, at a fraction of the memory (src/perf).
-            const r = fused.gradients(batch.images, yT, { training, variables: vars });
+            const r = fused.gradients(batch.images, yT, { training, variables: vars,
+              reduceGradient: parallel && ((g) => parallel.sumWeighted(g, weight)) || undefined });
             value = r.loss;
             grads = r.grads;
             correctT = r.correct;
@@ -305,13 +319,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             ({ value, grads } = tf.variableGrads(() => {
               const out = model.apply(batch.images, { training }) as tf.Tensor2D;
               correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), yT), 'float32')));
-              return crossEntropy(out, yT, numClasses, cam.meta.outputIsSoftmax);
+              const ce = crossEntropy(out, yT, numClasses, cam.meta.outputIsSoftmax);
+              return parallel ? tf.mul(ce, weight) as tf.Scalar : ce;
             }, vars));
+            if (parallel) grads = parallel.sumGradients(grads, vars);
           }
           batch.images.dispose();
           yT.dispose();
-          const loss = (await value.data())[0];
-          const correct = (await correctT!.data())[0];
+          let loss = (await value.data())[0];
+          let correct = (await correctT!.data())[0];
+          if (parallel) [loss, correct] = await parallel.sum([fused ? loss * weight : loss, correct]);
           value.dispose();
           correctT!.dispose();
           if (!Number.isFinite(loss)) {
@@ -361,7 +378,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         }
       }
       // The epoch's training is done: validate, record, checkpoint.
-      const val = data.valBatches ? await validate(model, data.valBatches(), numClasses, cam.meta.outputIsSoftmax, opts.signal) : undefined;
+      let val = data.valBatches ? await validate(model, data.valBatches(), numClasses, cam.meta.outputIsSoftmax, opts.signal) : undefined;
+      if (parallel && data.valBatches) {
+        const [lossSum, correct, seen] = await parallel.sum(val ? [val.loss * val.n, val.acc * val.n, val.n] : [0, 0, 0]);
+        val = seen > 0 ? { loss: lossSum / seen, acc: correct / seen, n: seen } : undefined;
+      }
       if (opts.signal?.aborted) {
         status = 'interrupted';
         state.stepInEpoch = spe; // trained, validation still to do
@@ -396,6 +417,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await report(`${why} at step ${state.globalStep}; resume with --resume ${path.basename(runDir)}`);
     }
   } finally {
+    unsyncBn?.();
     progress.stop();
     for (const sink of opts.sinks ?? []) sink.close?.();
     restoreRandom();
