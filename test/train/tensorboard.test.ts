@@ -140,7 +140,7 @@ describe('train: TensorBoard event files', function () {
     const rows = readMetrics(res.runDir);
     const steps = rows.filter((x): x is StepRow => x.kind === 'step');
     const epochs = rows.filter((x): x is EpochRow => x.kind === 'epoch');
-    expect(steps).to.have.length(6);
+    expect(steps).to.have.length(res.globalStep); // the steps of 2 epochs over the training images left after the validation carve
     const near = (got: Array<[number, number]>, want: Array<[number, number]>) => {
       expect(got.map(([s]) => s)).to.deep.equal(want.map(([s]) => s));
       got.forEach(([, v], i) => expect(v).to.be.closeTo(want[i][1], 1e-6 * Math.max(1, Math.abs(want[i][1]))));
@@ -169,8 +169,8 @@ describe('train: TensorBoard event files', function () {
     expect(h[1].max).to.be.closeTo(Math.max(...kernel), 1e-7);
     expect(h[1].sum).to.be.closeTo(kernel.reduce((a, b) => a + b, 0), 1e-4);
 
-    // CAM pictures of 4 fixed test images (2 per class), one per epoch, PNGs at the photos' size (16×16).
-    expect(r.tags.images).to.have.length(4);
+    // CAM pictures of up to 4 fixed validation images, spread over the classes, one per epoch, PNGs at the photos' size (16×16).
+    expect(r.tags.images).to.have.length(Math.min(4, res.numVal));
     for (const tag of r.tags.images) {
       expect(tag).to.match(/^cam\//);
       expect(r.images[tag].map((e) => e.step)).to.deep.equal([1, 2]);
