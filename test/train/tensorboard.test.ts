@@ -127,11 +127,12 @@ describe('train: TensorBoard event files', function () {
 
   it('a training run writes loss/accuracy/lr/val/img-per-s scalars at the right steps, head histograms and CAM pictures', async () => {
     const work = makeTempDir();
-    const cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 8, size: 16 });
+    // 12 per class: 6 train, 2 of them carved out for validation (4 CAM pictures), so each epoch is 3 batches of 3 or fewer.
+    const cub = await writeMiniCub(path.join(work, 'cub'), { classes: 2, perClass: 12, size: 16 });
     const recipe = path.join(work, 'r.json');
     fs.writeFileSync(recipe, JSON.stringify({
       model: { backbone: 'vgg-tiny', weights: 'none', init: 'he-normal', head: { convFilters: 8 } },
-      data: { dataset: cub, inputSize: 16, preprocessing: 'torch' },
+      data: { dataset: cub, inputSize: 16, preprocessing: 'torch', valCarve: { perClass: 2 } },
       optimizer: { type: 'sgd', momentum: 0.9 }, lr: 0.02, batchSize: 3, epochs: 2, seed: 5, evaluation: { split: 'none' },
     }));
     const res = await runTraining({ recipe, checkpointRoot: path.join(work, 'ck'), runName: 'tb', cacheDir: null });
