@@ -44,6 +44,7 @@ export function printSummary(res: TrainAndEvaluateResult): void {
   if (t.notice) lines.push(t.notice);
   if (res.evaluation) lines.push(`checkpoint ${path.basename(res.evaluation.checkpoint)}/ selected on: ${res.evaluation.selectedOn}; evaluated on: ${t.recipe.evaluation.split}`);
   if (res.evaluation?.camThreshold) lines.push(`CAM threshold τ = ${res.evaluation.camThreshold.value.toFixed(2)}, chosen by MaxBoxAcc on ${res.evaluation.camThreshold.images} validation images (train-fullsup)`);
+  if (res.evaluation?.skipped) lines.push(res.evaluation.skipped);
   if (res.evaluation?.run) lines.push('', res.evaluation.run.markdown.trim(), '');
   if (res.evaluation?.cams) lines.push(`CAM images: ${res.evaluation.cams.out} (${res.evaluation.cams.images}; gallery ${res.evaluation.cams.gallery})`);
   lines.push(`report: ${path.join(t.runDir, 'report.html')}`);

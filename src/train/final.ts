@@ -25,6 +25,8 @@ export interface FinalEvaluation {
   cams?: CamRunSummary;
   /** Headline numbers (percentages). */
   headline: Record<string, number>;
+  /** Why the evaluation did not run although the recipe asks for one (e.g. the split has no images). */
+  skipped?: string;
   /** recipe evaluation.camThreshold 'val': the τ MaxBoxAcc chose on the validation images, and their evaluation. */
   camThreshold?: { value: number; images: number; run: EvaluationRun };
 }
@@ -62,7 +64,9 @@ export async function evaluateRun(o: FinalEvaluationOptions): Promise<FinalEvalu
   if (!checkpoint) throw new Error(`${runDir} has no checkpoint to evaluate`);
   const out: FinalEvaluation = { checkpoint, headline: {} };
   if (ev.split === 'none' || (!ev.classification && !ev.localization && ev.camImages === 0)) return out;
-  if (!dataset.records.some((r) => r.split === ev.split)) return out;
+  if (!dataset.records.some((r) => r.split === ev.split)) {
+    return { ...out, skipped: `the dataset has no ${ev.split} images: final evaluation skipped` };
+  }
   if (ev.classification || ev.localization) {
     let settings: Partial<EvaluationSettings> = { protocol: ev.protocol };
     if (ev.camThreshold === 'val') {

@@ -93,6 +93,19 @@ describe('train: the run service', function () {
     expect(html).to.not.contain('WARNING');
   });
 
+  it('says the final evaluation is skipped when the dataset has no images of the evaluation split', async () => {
+    const dir = await writeMiniCub(path.join(work, 'all-train'), { classes: 2, perClass: 4, size: 16 });
+    const splitFile = path.join(dir, 'train_test_split.txt');
+    fs.writeFileSync(splitFile, fs.readFileSync(splitFile, 'utf8').replace(/ 0$/gm, ' 1'));
+    const file = path.join(work, 'no-test.json');
+    const r = JSON.parse(fs.readFileSync(recipeFile, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...r, data: { ...r.data, dataset: dir }, epochs: 1, evaluation: { split: 'test', camImages: 2 } }));
+    const res = await trainAndEvaluate({ recipe: file, checkpointRoot: path.join(work, 'ck-no-test'), runName: 'n', cacheDir: null });
+    expect(res.train.status).to.equal('completed');
+    expect(res.evaluation!.skipped).to.equal('the dataset has no test images: final evaluation skipped');
+    expect(res.evaluation!.run).to.equal(undefined);
+  });
+
   it('carves a seeded, stratified validation split out of train, records it in run.json, and reads no test image before the final evaluation', async () => {
     const root = path.join(work, 'cub-carve');
     const dir = await writeMiniCub(root, { classes: 2, perClass: 12, size: 16, seed: 3 });
