@@ -4,6 +4,7 @@ import { describeShard, resolveShard, type ShardArgs, type ShardSpec } from '../
 import fs from 'node:fs';
 import { defaultDataRoot, defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
+import type { ClusterSpec } from '../distributed/cluster.js';
 
 /** Options every command accepts (declared once in cli.ts). */
 export interface GlobalOptions {
@@ -23,10 +24,13 @@ export type GapcamCommand = CommandModule<GlobalOptions, any>;
 // builders use static values (./choices.ts), and handlers `await import()` their service, which loads TensorFlow.js,
 // sharp, h5wasm… only when the command really runs.
 
-/** Starts the engine for a command and prints the one-line engine summary to stderr (naming the shard, if any). */
-export async function startCommandEngine(args: GlobalOptions, shard?: ShardSpec): Promise<EngineInfo> {
+/** Starts the engine for a command and prints the one-line engine summary to stderr (naming the shard or the
+ *  training cluster, if any). */
+export async function startCommandEngine(args: GlobalOptions, shard?: ShardSpec, cluster?: ClusterSpec): Promise<EngineInfo> {
   const { describeEngine, parseEngineRequest, startEngine } = await import('../engine.js');
   const info = await startEngine(parseEngineRequest(args.backend));
+  // A worker of a training cluster joins it now, before any tensor exists (src/distributed/collective.ts).
+  if (cluster) await (await import('../distributed/collective.js')).joinCluster(cluster);
   process.stderr.write(describeEngine(info, args.verbose) + (shard ? ` — ${describeShard(shard)}` : '') + '\n');
   return info;
 }

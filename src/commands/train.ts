@@ -26,6 +26,8 @@ interface TrainArgs {
   skipBadImages?: boolean;
   cache: boolean;
   selectOnTest: boolean;
+  workers?: string;
+  taskIndex?: number;
 }
 
 /** The recipe overrides given on the command line (unset flags stay undefined and change nothing). */
@@ -87,6 +89,8 @@ export const trainCommand: GapcamCommand = {
       .option('eval', { type: 'boolean', default: true, describe: "run the recipe's final evaluation (--no-eval skips it)" })
       .option('skip-bad-images', { type: 'boolean', describe: 'leave out images that fail to decode (counted) instead of stopping' })
       .option('select-on-test', { type: 'boolean', default: false, describe: "allow a recipe whose data.valSplit is 'test' (model selection on the test split; every report says so first)" })
+      .option('workers', { type: 'string', describe: 'multi-worker training: every worker\'s host:port, task 0 (the chief) first (default: TF_CONFIG)' })
+      .option('task-index', { type: 'number', describe: 'with --workers: this process\'s position in the list' })
       .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images (GAPCAM_CACHE_DIR overrides .cache; --no-cache: decode every epoch)' })
       .example('$0 train vgg-gap-tiny', 'train the tiny recipe on the embedded digits-loc set (minutes on a CPU)')
       .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
@@ -94,7 +98,8 @@ export const trainCommand: GapcamCommand = {
       .example('$0 train --resume vgg-gap-20261127-101500', 'continue an interrupted run exactly where it stopped')
       .example('$0 train vgg-gap-tiny --checkpoints /scratch/runs --run-name tiny', 'run folder /scratch/runs/tiny')
       .example('$0 train vgg-gap-tiny --epochs 1 --max-steps 5 --run-name smoke', 'a smoke test')
-      .example('$0 train my-recipe.json --preprocessing tf', 'a recipe whose backbone is your own model file (e.g. "backbone": "mnv2.keras", "cutAt": "out_relu")'),
+      .example('$0 train my-recipe.json --preprocessing tf', 'a recipe whose backbone is your own model file (e.g. "backbone": "mnv2.keras", "cutAt": "out_relu")')
+      .example('$0 train vgg-gap-tiny --run-name dp --workers 10.0.0.1:2222,10.0.0.2:2222 --task-index 0', 'worker 0 of 2 (run the same with --task-index 1 on the other machine; README, Distributed training)'),
   handler: async (argv) => {
     const args = argv as Args<TrainArgs>;
     if (!args.recipe && !args.resume) throw new UserError('train: name a recipe (gapcam recipes lists them) or give --resume <run>');
@@ -109,8 +114,10 @@ export const trainCommand: GapcamCommand = {
       const { checkSelection } = await import('../train/selection.js');
       checkSelection((await import('../recipes/loader.js')).loadRecipe(args.recipe!, overrides), args.selectOnTest);
     }
+    const cluster = (await import('../distributed/cluster.js')).resolveCluster(args);
     const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);
-    const engine = await startCommandEngine(args);
+    const engine = await startCommandEngine(args, undefined, cluster);
+    const parallel = cluster && new (await import('../distributed/data-parallel.js')).DataParallel((await import('../distributed/collective.js')).collectiveGroup()!);
     const progress = consoleProgress();
     const intr = interruptOnSignals((sig) => progress.log(stopMessage(sig)));
     let res: TrainAndEvaluateResult;
@@ -119,11 +126,16 @@ export const trainCommand: GapcamCommand = {
         recipe: args.recipe, overrides, dataRoot: args.dataRoot, checkpointRoot, runName: args.runName,
         resume: args.resume, maxSteps: args.maxSteps, signal: intr.signal, progress, engine: describeEngineShort(engine),
         noEvaluation: !args.eval, cacheDir: args.cache ? undefined : null, skipBadImages: args.skipBadImages, selectOnTest: args.selectOnTest,
+        parallel,
       });
     } finally {
       intr.dispose();
     }
     const t = res.train;
+    if (parallel && !parallel.isChief) {
+      console.log(`worker ${parallel.group.rank} of ${parallel.workers}: ${t.status} at step ${t.globalStep}; the chief (worker 0) wrote ${t.runDir}`);
+      return;
+    }
     if (t.status === 'interrupted') {
       console.log(`interrupted at step ${t.globalStep}; checkpoint ${t.lastDir}\nresume with: gapcam train --resume ${t.runName}\nrun folder: ${t.runDir}`);
       process.exitCode = intr.exitCode();

@@ -2,6 +2,7 @@
 // evaluation of the best checkpoint → run folder. A run folder holds recipe.json (the resolved recipe),
 // metrics.jsonl/csv, report.html, last/ and best/ (loadable CAM models), evaluation/ and cams/ when they ran.
 import fs from 'node:fs';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset, resolveDataRoot } from '../data/datasets.js';
@@ -28,6 +29,7 @@ import { createRandom, withRandom, type SeededRandom } from './rng.js';
 import { train, type TrainResult } from './trainer.js';
 import { checkSelection, describeSelection, resolveSplits, selectionNotice, type ValidationRecord } from './selection.js';
 import { pickCamRecords, TensorBoardSink } from './tensorboard.js';
+import type { DataParallel } from '../distributed/data-parallel.js';
 
 export const RECIPE_JSON = 'recipe.json';
 /** Facts about the run that are not recipe settings: the head layers the surgery added, the dataset's size. */
@@ -83,6 +85,9 @@ export interface TrainRunOptions {
   tensorboard?: boolean;
   /** Allow recipe data.valSplit 'test' (selection on the test split); every report then says so first. */
   selectOnTest?: boolean;
+  /** Multi-worker training (src/distributed). Only the chief locks and writes the run folder; the other workers read
+   *  it (--resume from the chief's last/) and write their unused copies to a temporary folder removed at the end. */
+  parallel?: DataParallel;
 }
 
 export interface TrainRunResult extends TrainResult {
@@ -288,6 +293,10 @@ function planRun(o: TrainRunOptions): { recipe: Recipe; runDir: string } {
 async function trainLocked<T>(o: TrainRunOptions, after: (res: TrainRunResult) => Promise<T>): Promise<T> {
   const { recipe, runDir } = planRun(o);
   const runName = path.basename(runDir);
+  if (o.parallel && !o.parallel.isChief) {
+    // The chief alone holds the lock and tidies the folder; this worker only reads it (see trainUnlocked).
+    return after(await trainUnlocked(o, recipe, runDir));
+  }
   const lock = lockRun(runDir);
   try {
     if (!o.resume && fs.existsSync(path.join(runDir, RECIPE_JSON))) {
@@ -312,20 +321,19 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   return trainLocked(o, async (res) => res);
 }
 
-async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, runDir: string): Promise<TrainRunResult> {
-  const runName = path.basename(runDir);
+async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, readDir: string): Promise<TrainRunResult> {
+  const runName = path.basename(readDir);
   let resumeFrom: Awaited<ReturnType<typeof loadLastCheckpoint>> | undefined;
   if (o.resume) {
-    resumeFrom = await loadLastCheckpoint(runDir).catch((err) => {
+    resumeFrom = await loadLastCheckpoint(readDir).catch((err) => {
       if (err instanceof UserError && /has no last checkpoint/.test(err.message)) {
         throw new UserError(`--resume: run ${runName} has no checkpoint yet (it stopped before its first one); start it again with: ` +
-          `gapcam train ${path.join(runDir, RECIPE_JSON)} --run-name ${runName}${o.checkpointRoot === defaultCheckpointRoot() ? '' : ` --checkpoints ${o.checkpointRoot}`}`);
+          `gapcam train ${path.join(readDir, RECIPE_JSON)} --run-name ${runName}${o.checkpointRoot === defaultCheckpointRoot() ? '' : ` --checkpoints ${o.checkpointRoot}`}`);
       }
       throw err;
     });
   }
-  const runFile = path.join(runDir, RUN_JSON);
-  const recorded = o.resume && fs.existsSync(runFile) ? readRunJson(runDir) : undefined;
+  const recorded = o.resume && fs.existsSync(path.join(readDir, RUN_JSON)) ? readRunJson(readDir) : undefined;
   let dataset: Dataset, trainRecs: ImageRecord[], valRecs: ImageRecord[], validation: ValidationRecord;
   try {
     // a run started with --select-on-test resumes without the flag
@@ -338,6 +346,9 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, runDir: string)
     throw err;
   }
 
+  // Where this process writes: the run folder on the chief (or alone), a temporary folder on the other workers.
+  const runDir = o.parallel && !o.parallel.isChief ? fs.mkdtempSync(path.join(os.tmpdir(), `gapcam-worker${o.parallel.group.rank}-`)) : readDir;
+  const runFile = path.join(runDir, RUN_JSON);
   let cam: CamModel;
   let headLayers: string[];
   let resume;
@@ -370,18 +381,20 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, runDir: string)
   // The run's preprocessing is the model's (the recipe's when it set one, else the backbone's): recipe.json records it.
   recipe = { ...recipe, data: { ...recipe.data, preprocessing: cam.meta.preprocessing } };
   const data = datasetTrainData({ recipe, dataset, train: trainRecs, val: valRecs, cacheDir: o.cacheDir, skipBadImages: o.skipBadImages });
-  await writeFileAtomic(path.join(runDir, RECIPE_JSON), JSON.stringify(recipe, null, 2) + '\n');
   try {
-    const sinks = o.tensorboard === false ? [] : [await TensorBoardSink.create({ runDir, cam, headLayers,
+    await writeFileAtomic(path.join(runDir, RECIPE_JSON), JSON.stringify(recipe, null, 2) + '\n');
+    const sinks = o.tensorboard === false || runDir !== readDir ? [] : [await TensorBoardSink.create({ runDir, cam, headLayers,
       camRecords: pickCamRecords(valRecs.length ? valRecs : trainRecs) })];
     const result = await train({
       recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine, sinks,
+      parallel: o.parallel,
     });
-    return { ...result, runName, recipe, dataset, classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length, validation,
-      notice: selectionNotice(recipe) };
+    return { ...result, runDir: readDir, lastDir: path.join(readDir, 'last'), bestDir: path.join(readDir, 'best'), runName, recipe, dataset,
+      classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length, validation, notice: selectionNotice(recipe) };
   } finally {
     cam.model.dispose();
     data.dispose?.();
+    if (runDir !== readDir) fs.rmSync(runDir, { recursive: true, force: true });
   }
 }
 
@@ -408,7 +421,8 @@ export async function trainAndEvaluate(o: TrainAndEvaluateOptions): Promise<Trai
 }
 
 async function evaluateTrained(o: TrainAndEvaluateOptions, train: TrainRunResult): Promise<TrainAndEvaluateResult> {
-  if (train.status !== 'completed' || o.noEvaluation) return { train };
+  // The final evaluation runs on the chief alone (not sharded across the workers).
+  if (train.status !== 'completed' || o.noEvaluation || (o.parallel && !o.parallel.isChief)) return { train };
   const evaluation = await evaluateRun({ runDir: train.runDir, recipe: train.recipe, dataset: train.dataset, dataRoot: o.dataRoot,
     onProgress: o.onEvalProgress });
   const selectedOn = describeSelection(train.validation);
