@@ -3,6 +3,7 @@
 // uninterrupted one would. `memoryData` serves tensors held in memory (tests, benchmarks, small sets).
 import * as tf from '@tensorflow/tfjs';
 import { makeRng, shuffleInPlace } from '../util/random.js';
+import type { Skip } from '../data/types.js';
 
 export interface LabelledBatch {
   /** NHWC, preprocessed; the trainer disposes it. */
@@ -21,6 +22,8 @@ export interface TrainData {
   valSize?: number;
   /** Releases what the source holds (prefetch buffers, cached tensors). */
   dispose?(): void;
+  /** Images left out so far by skipBadImages (each file once), for the run's skipped.txt. */
+  skipped?(): Skip[];
 }
 
 /** A seeded permutation of 0..n-1 for one epoch (the shared Fisher–Yates, seeded with `seed:epoch`). */

@@ -3,7 +3,7 @@
 // trained by slicing that order, and augmentation is seeded per (seed, epoch, image id), so a resumed run sees
 // exactly the images an uninterrupted one would.
 import path from 'node:path';
-import { batches, epochOrder, type Batch } from '../data/pipeline.js';
+import { batches, epochOrder, type BatchStream } from '../data/pipeline.js';
 import { recipeOutputSize, type Transform as DataTransform } from '../data/transforms.js';
 import type { Dataset, ImageRecord, PreprocessMode } from '../data/types.js';
 import { UserError } from '../errors.js';
@@ -62,12 +62,19 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const preprocess = o.preprocessing ?? recipe.data.preprocessing;
   if (preprocess === undefined) throw new Error('datasetTrainData: the preprocessing is not resolved (give it, or set it in the recipe)');
   const common = { batchSize: bs, preprocess, cacheDir, skipBadImages: o.skipBadImages } as const;
-  const strip = async function* (stream: AsyncIterable<Batch>) {
-    for await (const b of stream) yield { images: b.images, labels: b.labels };
+  // Images the pipeline leaves out (skipBadImages), by file: a bad image fails again every epoch.
+  const skipped = new Map<string, string>();
+  const strip = async function* (stream: BatchStream) {
+    try {
+      for await (const b of stream) yield { images: b.images, labels: b.labels };
+    } finally {
+      for (const s of stream.stats.skipped) skipped.set(s.file, s.reason);
+    }
   };
   const data: TrainData = {
     trainSize: o.train.length,
     numClasses: o.dataset.classNames.length,
+    skipped: () => [...(o.dataset.skipped ?? []), ...[...skipped].map(([file, reason]) => ({ file, reason }))],
     trainBatches(epoch: number, startBatch: number) {
       const order = epochOrder(o.train.length, true, recipe.seed, epoch);
       const records = order.slice(startBatch * bs).map((i) => o.train[i]);

@@ -389,6 +389,11 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, readDir: string
       recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine, sinks,
       parallel: o.parallel,
     });
+    // --skip-bad-images leaves a trace: what the loader and the pipeline left out, one file per line with the reason
+    const skipped = data.skipped?.() ?? [];
+    if (skipped.length && runDir === readDir) {
+      await writeFileAtomic(path.join(runDir, 'skipped.txt'), skipped.map((s) => `${s.file}\t${s.reason}\n`).join(''));
+    }
     return { ...result, runDir: readDir, lastDir: path.join(readDir, 'last'), bestDir: path.join(readDir, 'best'), runName, recipe, dataset,
       classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length, validation, notice: selectionNotice(recipe) };
   } finally {

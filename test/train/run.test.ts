@@ -106,6 +106,24 @@ describe('train: the run service', function () {
     expect(res.evaluation!.run).to.equal(undefined);
   });
 
+  it('with skipBadImages, lists the images the loader and the pipeline left out in the run\'s skipped.txt', async () => {
+    const dir = await writeMiniCub(path.join(work, 'bad-images'), { classes: 2, perClass: 8, size: 16 });
+    const train = fs.readFileSync(path.join(dir, 'train_test_split.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ')).filter(([, t]) => t === '1').map(([id]) => id);
+    const pathOf = new Map(fs.readFileSync(path.join(dir, 'images.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ') as [string, string]));
+    const empty = path.join(dir, 'images', pathOf.get(train[0])!);
+    const corrupt = path.join(dir, 'images', pathOf.get(train[1])!);
+    fs.writeFileSync(empty, '');
+    fs.writeFileSync(corrupt, Buffer.from('not an image at all, just bytes'));
+    const file = path.join(work, 'bad.json');
+    const r = JSON.parse(fs.readFileSync(recipeFile, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...r, data: { ...r.data, dataset: dir, valSplit: 'none' }, epochs: 1 }));
+    const res = await runTraining({ recipe: file, checkpointRoot: path.join(work, 'ck-bad'), runName: 'b', cacheDir: null, skipBadImages: true });
+    expect(res.status).to.equal('completed');
+    const lines = fs.readFileSync(path.join(res.runDir, 'skipped.txt'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => path.resolve(l.split('\t')[0])).sort()).to.deep.equal([empty, corrupt].map((f) => path.resolve(f)).sort());
+    for (const l of lines) expect(l.split('\t')[1]).to.be.a('string').and.not.equal('');
+  });
+
   it('carves a seeded, stratified validation split out of train, records it in run.json, and reads no test image before the final evaluation', async () => {
     const root = path.join(work, 'cub-carve');
     const dir = await writeMiniCub(root, { classes: 2, perClass: 12, size: 16, seed: 3 });
