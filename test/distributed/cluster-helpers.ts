@@ -1,4 +1,5 @@
 // Helpers for multi-process tests: free loopback ports, and child processes that are always stopped.
+import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -53,4 +54,35 @@ export function skipWithoutCollectives(ctx: Mocha.Context): void {
   if (collectivesBuilt()) return;
   console.log('    (skipped: .engine/tfjs-node lacks the collective-ops patch; run `node scripts/setup-engine.mjs`)');
   ctx.skip();
+}
+
+/** How closely N workers must reproduce one process (summation order is the only difference). */
+export const LOSS_RTOL = 1e-5;
+export const WEIGHT_ATOL = 1e-4;
+
+/** Per-step losses agree to LOSS_RTOL relative. */
+export function expectLossesClose(actual: number[], expected: number[], what: string): void {
+  expect(actual.length, what).to.equal(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    expect(Math.abs(actual[i] - expected[i]) / Math.abs(expected[i]), `${what}: step ${i + 1} loss ${actual[i]} vs ${expected[i]}`).to.be.below(LOSS_RTOL);
+  }
+}
+
+/** max |a − b| / max(1, |b|): absolute for weights up to 1, relative for larger ones (BatchNorm moving variances). */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).to.equal(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  return m;
+}
+
+/** The child exited 0 (else its stderr's tail in the message). */
+export function ok(d: Finished, what: string): Finished {
+  expect(d.code, `${what} exited with ${d.code ?? d.signal}:\n${d.stderr.slice(-2000)}`).to.equal(0);
+  return d;
+}
+
+/** `n` worker addresses on free loopback ports, as --workers takes them. */
+export async function workerAddresses(n: number): Promise<string> {
+  return (await freePorts(n)).map((p) => `127.0.0.1:${p}`).join(',');
 }

@@ -9,30 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { loadDataset } from '../../src/data/datasets.js';
 import { makeTempDir } from '../helpers.js';
-import { freePorts, skipWithoutCollectives, startNode, type Finished } from './cluster-helpers.js';
-
-const LOSS_RTOL = 1e-5;
-const WEIGHT_ATOL = 1e-4;
-
-function expectLossesClose(actual: number[], expected: number[], what: string): void {
-  expect(actual.length, what).to.equal(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    expect(Math.abs(actual[i] - expected[i]) / Math.abs(expected[i]), `${what}: step ${i + 1} loss ${actual[i]} vs ${expected[i]}`).to.be.below(LOSS_RTOL);
-  }
-}
-
-/** max |a − b| / max(1, |b|): absolute for weights up to 1, relative for larger ones (BatchNorm moving variances). */
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).to.equal(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
-  return m;
-}
-
-function ok(d: Finished, what: string): Finished {
-  expect(d.code, `${what} exited with ${d.code ?? d.signal}:\n${d.stderr.slice(-2000)}`).to.equal(0);
-  return d;
-}
+import { WEIGHT_ATOL, expectLossesClose, maxAbsDiff, ok, skipWithoutCollectives, startNode, workerAddresses, type Finished } from './cluster-helpers.js';
 
 const stepLosses = (runDir: string) => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n')
   .map((l) => JSON.parse(l)).filter((r) => r.kind === 'step').map((r) => r.loss as number);
@@ -40,10 +17,6 @@ const lastWeights = (runDir: string) => {
   const b = fs.readFileSync(path.join(runDir, 'last', 'group1-shard1of1.bin'));
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 };
-
-async function workerAddresses(n: number): Promise<string> {
-  return (await freePorts(n)).map((p) => `127.0.0.1:${p}`).join(',');
-}
 
 describe('distributed: gapcam train on 2 workers (CLI)', function () {
   this.timeout(900_000);
