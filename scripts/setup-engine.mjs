@@ -40,7 +40,8 @@ function probeEngine(spec) {
     if (tf.getBackend() !== 'tensorflow') throw new Error('backend is ' + tf.getBackend() + ', not tensorflow');
     if (v[0] !== 7 || v[3] !== 22) throw new Error('matMul gave ' + Array.from(v));
     console.log(JSON.stringify({ tfjsNode: tf.version['tfjs-node'], tensorflow: tf.backend().binding.TF_Version,
-      collectives: typeof tf.backend().binding.enableCollectiveOps === 'function' }));`;
+      collectives: typeof tf.backend().binding.enableCollectiveOps === 'function',
+      releaseLibraryPages: typeof tf.backend().binding.releaseLibraryPages === 'function' }));`;
   const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8',
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
   if (r.status === 0) {
@@ -170,8 +171,13 @@ with zipfile.ZipFile(wheel) as z:
 //   2. abortCollectiveOps(message) and checkCollectivePeer(task, timeoutMs): TFE_AbortCollectiveOps and
 //      TFE_CollectiveOpsCheckPeerHealth, to name and stop on a dead peer.
 //   3. list-of-strings op attributes (TF_ATTR_STRING with an array value), e.g. _FusedConv2D's fused_ops.
-// Declared in tensorflow/c/c_api_experimental.h, exported by libtensorflow_cc.so.2.
-const ENGINE_PATCH = 1;
+//   4. list-of-types op attributes (TF_ATTR_TYPE with an array value), e.g. _FusedConv2D's TArgs.
+//   5. releaseLibraryPages() → bytes: MADV_PAGEOUT on the read-only mappings of TensorFlow's libraries, which hands
+//      back the ~250 MB of code and data that only start-up (op and kernel registration) touched; a page used again
+//      is read back from the file. Clean file pages only: the kernel cannot page out anonymous (relocated) pages
+//      without swap and leaves them. Linux 5.4+; elsewhere it returns -1 and does nothing.
+// 1-2 are declared in tensorflow/c/c_api_experimental.h, exported by libtensorflow_cc.so.2.
+const ENGINE_PATCH = 2;
 const patchStamp = path.join(bindingDir, 'gapcam-patch.json');
 
 const PATCH_HEADER = `
@@ -204,6 +210,25 @@ const PATCH_STRING_LIST = `    case TF_ATTR_STRING: {
           lengths[i] = values[i].size();
         }
         TFE_OpSetAttrStringList(tfe_op, attr_name, pointers.data(), lengths.data(), static_cast<int>(length));
+        break;
+      }
+`;
+
+const PATCH_TYPE_LIST = `    case TF_ATTR_TYPE: {
+      if (IsArray(env, nstatus, &js_value)) {
+        // gapcam patch: a list of types (e.g. _FusedConv2D's TArgs).
+        uint32_t length;
+        nstatus = napi_get_array_length(env, js_value, &length);
+        ENSURE_NAPI_OK(env, nstatus);
+        std::vector<TF_DataType> types(length);
+        for (uint32_t i = 0; i < length; ++i) {
+          napi_value element;
+          nstatus = napi_get_element(env, js_value, i, &element);
+          ENSURE_NAPI_OK(env, nstatus);
+          nstatus = napi_get_value_int32(env, element, reinterpret_cast<int32_t *>(&types[i]));
+          ENSURE_NAPI_OK(env, nstatus);
+        }
+        TFE_OpSetAttrTypeList(tfe_op, attr_name, types.data(), static_cast<int>(length));
         break;
       }
 `;
@@ -279,7 +304,28 @@ void TFJSBackend::CheckCollectivePeer(napi_env env, napi_value task_value, napi_
 }  // namespace tfnodejs
 `;
 
-const PATCH_BINDING_FUNCTIONS = `// gapcam patch: collective ops across processes (scripts/setup-engine.mjs).
+const PATCH_BINDING_FUNCTIONS = `// gapcam patch: start-up pages of TensorFlow's libraries back to the system (scripts/setup-engine.mjs).
+static napi_value ReleaseLibraryPages(napi_env env, napi_callback_info info) {
+  double advised = -1;
+#if defined(__linux__)
+  advised = 0;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long start = 0, end = 0;
+    char perms[5] = {0};
+    if (sscanf(line.c_str(), "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+    if (perms[1] == 'w' || line.find("libtensorflow") == std::string::npos) continue;
+    if (madvise(reinterpret_cast<void *>(start), end - start, 21 /* MADV_PAGEOUT */) == 0) advised += end - start;
+  }
+#endif
+  napi_value result;
+  napi_status nstatus = napi_create_double(env, advised, &result);
+  ENSURE_NAPI_OK_RETVAL(env, nstatus, nullptr);
+  return result;
+}
+
+// gapcam patch: collective ops across processes (scripts/setup-engine.mjs).
 static napi_value GapcamArgs(napi_env env, napi_callback_info info, size_t want, napi_value *args, const char *name) {
   size_t argc = want;
   napi_status nstatus = napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
@@ -322,6 +368,7 @@ static napi_value CheckCollectivePeer(napi_env env, napi_callback_info info) {
 const PATCH_EXPORTS = `      {"enableCollectiveOps", nullptr, EnableCollectiveOps, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"abortCollectiveOps", nullptr, AbortCollectiveOps, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"checkCollectivePeer", nullptr, CheckCollectivePeer, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"releaseLibraryPages", nullptr, ReleaseLibraryPages, nullptr, nullptr, nullptr, napi_default, nullptr},
 `;
 
 /** Replaces `anchor` (which must occur exactly once) in `file` under the binding's source. */
@@ -340,7 +387,9 @@ function patchBindingSource() {
   edit('tfjs_backend.cc', '#include "tensorflow/c/eager/c_api.h"\n',
     '#include "tensorflow/c/eager/c_api.h"\n#include "tensorflow/c/c_api_experimental.h"\n#include <vector>\n');
   edit('tfjs_backend.cc', '    case TF_ATTR_STRING: {\n', PATCH_STRING_LIST);
+  edit('tfjs_backend.cc', '    case TF_ATTR_TYPE: {\n', PATCH_TYPE_LIST);
   edit('tfjs_backend.cc', '}  // namespace tfnodejs\n', PATCH_BACKEND);
+  edit('tfjs_binding.cc', '#include "tfjs_backend.h"\n', '#include "tfjs_backend.h"\n#include <sys/mman.h>\n#include <cstdio>\n#include <fstream>\n#include <string>\n');
   edit('tfjs_binding.cc', 'static void FinalizeTFNodeJSBinding', `${PATCH_BINDING_FUNCTIONS}static void FinalizeTFNodeJSBinding`);
   edit('tfjs_binding.cc', '\n  };\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
     `\n${PATCH_EXPORTS}  };\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),`);
@@ -405,7 +454,7 @@ function main() {
   if (wheel) fs.rmSync(wheel, { force: true }); // 270 MB; the headers and libraries needed are unpacked
   const built = probeEngine(bindingDir);
   if (!built.versions) throw new Error(`the built binding does not work: ${built.error}`);
-  if (!built.versions.collectives) throw new Error('the built binding lacks the gapcam patch (enableCollectiveOps)');
+  if (!built.versions.collectives || !built.versions.releaseLibraryPages) throw new Error('the built binding lacks the gapcam patch');
   fs.writeFileSync(patchStamp, `${JSON.stringify({ patch: ENGINE_PATCH })}\n`);
   log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${describe(built.versions)}, gapcam patch ${ENGINE_PATCH}`);
 }

@@ -17,6 +17,13 @@ interface NodeBackend {
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.Tensor[], n: number): tf.Tensor[];
 }
 
+/** Copies `tensors`' values into the native engine now. tfjs-node keeps a new tensor's values in a JS typed array
+ *  until its first use, and lets that copy go only then. No-op on the other engines. */
+export function materialize(tensors: tf.Tensor[]): void {
+  const b = nativeBackend() as unknown as { getInputTensorIds?: (t: tf.Tensor[]) => unknown } | undefined;
+  if (typeof b?.getInputTensorIds === 'function') b.getInputTensorIds(tensors);
+}
+
 /** The tfjs-node backend when the running engine is native TensorFlow, else undefined. */
 export function nativeBackend(): NodeBackend | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
@@ -30,11 +37,12 @@ function floatT(b: NodeBackend) {
 
 // ---- oneDNN kernels called by name ---------------------------------------------------------------------------------
 // TensorFlow's x86 builds run oneDNN kernels, but eager execution (all tfjs-node does) only swaps a few ops for them
-// (convolutions, matmuls); graph mode (Keras) also gets oneDNN max pooling and conv+bias(+ReLU) fusion. Two of
-// those kernels take only attributes the tfjs-node binding can pass, so gapcam calls them directly by their
-// registered names and kernel label: _MklNativeConv2DWithBias (conv + bias in one primitive) and
-// _MklNativeMaxPool/_MklNativeMaxPoolGrad (with oneDNN's workspace; ~7× faster than Eigen's MaxPoolGrad at VGG16's
-// first pool). Each is probed once against the portable op on a small input and used only if it gives the same
+// (convolutions, matmuls); graph mode (Keras) also gets oneDNN max pooling and conv+bias(+ReLU) fusion. gapcam
+// calls those kernels directly by their registered names and kernel label: _MklNativeFusedConv2D (conv + bias + ReLU
+// in one primitive: no separate pass, and no second full-size map alive, per activation; its list attributes need
+// gapcam's engine build, scripts/setup-engine.mjs patch 2), _MklNativeConv2DWithBias (conv + bias, where the binding
+// cannot pass lists) and _MklNativeMaxPool/_MklNativeMaxPoolGrad (with oneDNN's workspace; ~7× faster than Eigen's
+// MaxPoolGrad at VGG16's first pool). Each is probed once against the portable op on a small input and used only if it gives the same
 // numbers; GAPCAM_ONEDNN_KERNELS=0 turns them off.
 const MKL_LABEL = { name: '_kernel', value: 'MklNameChangeOp' };
 const probes = new Map<string, boolean>();
@@ -97,6 +105,26 @@ function mklConvBias(): NodeBackend | undefined {
   });
 }
 
+function fusedConvAttrs(b: NodeBackend, spec: Conv2DSpec, fusedOps: string[]) {
+  return [...convAttrs(b, spec),
+    { name: 'num_args', type: b.binding.TF_ATTR_INT, value: 1 },
+    { name: 'TArgs', type: b.binding.TF_ATTR_TYPE, value: [b.binding.TF_FLOAT] },
+    { name: 'fused_ops', type: b.binding.TF_ATTR_STRING, value: fusedOps },
+    { name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: 1e-4 }];
+}
+
+/** conv + bias + ReLU as one oneDNN primitive (list attributes: needs gapcam's engine build). */
+function mklFusedConv(): NodeBackend | undefined {
+  return probe('_MklNativeFusedConv2D', (b) => {
+    const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
+    const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 2) as tf.Tensor4D;
+    const bias = tf.tensor1d([0.5, -1, 2, 0]);
+    const spec: Conv2DSpec = { strides: [2, 1], pad: 'same' };
+    const got = b.executeSingleOutput('_MklNativeFusedConv2D', fusedConvAttrs(b, spec, ['BiasAdd', 'Relu']), [x, w, bias]);
+    return close(got, tf.relu(tf.add(tf.conv2d(x, w, spec.strides, spec.pad), bias)), 1e-4);
+  });
+}
+
 function mklPool(): NodeBackend | undefined {
   return probe('_MklNativeMaxPool', (b) => {
     const x = tf.randomUniform([2, 5, 7, 3], -1, 1, 'float32', 3) as tf.Tensor4D;
@@ -129,6 +157,10 @@ export function convBiasAct(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor
   const b = nativeBackend();
   if (!b) {
     return tf.fused.conv2d({ x, filter, bias, strides: spec.strides, pad: spec.pad, activation });
+  }
+  const fused = bias && activation === 'relu' ? mklFusedConv() : undefined;
+  if (fused) {
+    return fused.executeSingleOutput('_MklNativeFusedConv2D', fusedConvAttrs(fused, spec, ['BiasAdd', 'Relu']), [x, filter, bias!]) as tf.Tensor4D;
   }
   const mkl = bias ? mklConvBias() : undefined;
   let y = mkl ? (mkl.executeSingleOutput('_MklNativeConv2DWithBias', convAttrs(mkl, spec), [x, filter, bias!]) as tf.Tensor4D)

@@ -17,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import * as k from './native.js';
+import { collectGarbage } from '../util/gc.js';
 
 /** One optimizer update from a batch; returns the mean loss before the update (a scalar the caller disposes; read
  *  it only when needed, e.g. every N steps, to avoid a synchronous round trip per step). */
@@ -68,6 +69,8 @@ export interface TrainStepOptions {
   /** SGD/Momentum: update each layer as soon as its gradients exist (default true; env GAPCAM_APPLY_EACH_LAYER=0
    *  turns it off). */
   applyEachLayer?: boolean;
+  /** Batch-splitting budgets in bytes (defaults MAP_BUDGET_BYTES, ACTIVATION_BUDGET_BYTES; tests set small ones). */
+  splitBudgets?: { mapBytes?: number; activationBytes?: number };
 }
 
 // ---- layer plans --------------------------------------------------------------------------------------------------
@@ -97,7 +100,16 @@ interface Op {
   backward(dy: tf.Tensor, x: tf.Tensor, y: tf.Tensor, needDx: boolean, ctx: Ctx, release: () => void): tf.Tensor | null;
   /** Drops per-step state (e.g. dropout masks). */
   clear?(): void;
+  /** A spatial pooling (predict's batch split ends after one). */
+  pooling?: boolean;
 }
+
+// Batch splitting (FusedGradients.predict and gradients): the budgets above which a batch runs in slices. Chosen on
+// VGG16-GAP at 224 (bench/PERFORMANCE.md); models whose maps fit (every shipped recipe at its batch size) never split.
+/** Largest single activation map of the whole batch in inference. */
+const MAP_BUDGET_BYTES = 32 * 2 ** 20;
+/** All activation maps of a training batch (an upper bound of what the backward pass keeps). */
+const ACTIVATION_BUDGET_BYTES = 256 * 2 ** 20;
 
 type AnyLayer = tf.layers.Layer & Record<string, any>;
 
@@ -192,7 +204,7 @@ function poolOp(layer: AnyLayer, kind: 'max' | 'avg'): Op {
     workspace = undefined;
   };
   return {
-    name: layer.name, needsInput: true, needsOutput: kind === 'max', weights: [],
+    name: layer.name, needsInput: true, needsOutput: kind === 'max', weights: [], pooling: true,
     forward: (x) => {
       if (kind === 'avg') return k.avgPool(x as tf.Tensor4D, spec);
       const r = k.maxPool(x as tf.Tensor4D, spec);
@@ -404,6 +416,10 @@ export class FusedGradients {
   private readonly allTrainable: tf.Variable[];
   private readonly timings = new Map<string, ProfileEntry>();
 
+  /** Bytes of each op's output per image (float32), from the layers' static shapes; undefined when a shape is
+   *  dynamic (then batches are never split). */
+  private readonly outputBytesPerImage: number[] | undefined;
+
   constructor(private readonly model: tf.LayersModel, private readonly options: TrainStepOptions = {}) {
     try {
       this.ops = planOps(model);
@@ -411,7 +427,16 @@ export class FusedGradients {
       if (err instanceof Unsupported) throw new Error(`fused gradients: ${err.message}`);
       throw err;
     }
+    const sizes = chainOf(model).map((l) => {
+      const shape = l.outputShape as (number | null)[];
+      return shape.slice(1).every((d) => typeof d === 'number') ? 4 * shape.slice(1).reduce((a: number, d) => a * (d as number), 1) : NaN;
+    });
+    this.outputBytesPerImage = sizes.every(Number.isFinite) ? sizes : undefined;
+
     this.allTrainable = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    // The weights' JS-side initial values go now rather than at some later collection (see collectGarbage).
+    k.materialize(model.weights.map((v) => v.read()));
+    collectGarbage();
     this.softmaxOutput = activationName(model.outputs[0].sourceLayer as AnyLayer) === 'softmax';
   }
 
@@ -444,27 +469,134 @@ export class FusedGradients {
    *  what the model outputs (probabilities when its last activation is softmax). */
   predict(images: tf.Tensor4D): tf.Tensor2D {
     const ctx: Ctx = { training: false, wanted: new Set(), grads: {} };
-    let x: tf.Tensor = images;
-    try {
-      for (const op of this.ops) {
-        const y = op.forward(x, ctx);
-        if (x !== images) x.dispose();
-        x = y;
-        op.clear?.();
+    // The first layers of a CNN hold the largest maps (VGG16 at 224, batch 8: 103 MB each in block 1). Those layers
+    // run on slices of the batch (see predictPlan), so only a slice's maps are alive at once; their outputs, which
+    // are small by then, are joined and the rest of the network runs on the whole batch, where batching pays.
+    const plan = this.predictPlan(images.shape[0]);
+    const run = (x: tf.Tensor, from: number, to: number): tf.Tensor => {
+      const input = x;
+      try {
+        for (let i = from; i < to; i++) {
+          const y = this.ops[i].forward(x, ctx);
+          if (x !== input) x.dispose();
+          x = y;
+          this.ops[i].clear?.();
+        }
+        return x;
+      } catch (err) {
+        if (x !== input) x.dispose();
+        throw err;
       }
-      if (!this.softmaxOutput) return x as tf.Tensor2D;
-      const p = tf.softmax(x) as tf.Tensor2D;
-      x.dispose();
-      return p;
-    } catch (err) {
-      if (x !== images) x.dispose();
-      throw err;
+    };
+    let x: tf.Tensor;
+    if (!plan) {
+      x = run(images, 0, this.ops.length);
+    } else {
+      const parts: tf.Tensor[] = [];
+      let mid: tf.Tensor;
+      try {
+        for (let start = 0; start < images.shape[0]; start += plan.slice) {
+          const part = tf.slice(images, start, Math.min(plan.slice, images.shape[0] - start));
+          try {
+            parts.push(run(part, 0, plan.upTo));
+          } finally {
+            part.dispose();
+          }
+        }
+        mid = tf.concat(parts);
+      } finally {
+        tf.dispose(parts);
+      }
+      try {
+        x = run(mid, plan.upTo, this.ops.length);
+      } finally {
+        if (plan.upTo < this.ops.length) mid.dispose();
+      }
     }
+    if (!this.softmaxOutput || x === images) return x as tf.Tensor2D;
+    const p = tf.softmax(x) as tf.Tensor2D;
+    x.dispose();
+    return p;
+  }
+
+  /** How predict splits a batch of `n`: ops [0, upTo) run on slices of `slice` images; undefined = no split. The
+   *  split covers the layers whose output for the whole batch exceeds MAP_BUDGET_BYTES (and the pooling that
+   *  follows the last of them), with slices as large as the budget allows but at least 2 images: oneDNN's
+   *  convolutions run one image at a time at a fraction of their batched speed (VGG16-GAP, 2 threads: 1-image
+   *  slices 7.6 images/s, 2-image slices 9.8, no split 9.4; peak memory 588, 555 and 630 MiB). */
+  private predictPlan(n: number): { upTo: number; slice: number } | undefined {
+    const sizes = this.outputBytesPerImage;
+    if (!sizes || n <= 2) return undefined;
+    let last = -1;
+    const budget = this.options.splitBudgets?.mapBytes ?? MAP_BUDGET_BYTES;
+    sizes.forEach((b, i) => {
+      if (b * n > budget) last = i;
+    });
+    if (last < 0) return undefined;
+    if (last + 1 < this.ops.length && this.ops[last + 1].pooling) last++;
+    const largest = Math.max(...sizes.slice(0, last + 1));
+    const slice = Math.max(2, Math.floor(budget / largest));
+    return slice >= n ? undefined : { upTo: last + 1, slice };
+  }
+
+  /** Images per pass for a training batch of `n` (gradient accumulation; see gradients), or undefined for one
+   *  pass: the saved activations of the whole batch are kept under ACTIVATION_BUDGET_BYTES. */
+  private trainSlice(n: number): number | undefined {
+    const sizes = this.outputBytesPerImage;
+    if (!sizes || n <= 2) return undefined;
+    const budget = this.options.splitBudgets?.activationBytes ?? ACTIVATION_BUDGET_BYTES;
+    const perImage = sizes.reduce((a, b) => a + b, 0);
+    if (perImage * n <= budget) return undefined;
+    const slice = Math.max(2, Math.floor(budget / perImage));
+    return slice >= n ? undefined : slice;
   }
 
   /** images [N, H, W, C]; labels: class ids [N] (int32) or targets [N, classes] (float32). The caller disposes the
    *  returned tensors. */
   gradients(images: tf.Tensor4D, labels: tf.Tensor1D | tf.Tensor2D, options: FusedGradientsOptions = {}): FusedGradientsResult {
+    const n = images.shape[0];
+    const slice = this.trainSlice(n);
+    if (!slice) return this.pass(images, labels, options, 1);
+    // Gradient accumulation: the batch runs forward and backward in slices, each slice's loss weighted by its share
+    // of the batch, and each slice's gradients are added to the earlier slices' sum as they appear; the last slice
+    // hands the batch's gradients on (reduced, per layer) as one pass would. Same update as one pass on the whole
+    // batch up to float summation order (no layer here couples the images of a batch: BatchNormalization runs in
+    // inference mode on this path), with the saved activations of `slice` images instead of `n`.
+    let pending: tf.NamedTensorMap | undefined;
+    let loss: tf.Scalar | undefined;
+    let correct: tf.Scalar | undefined;
+    try {
+      for (let start = 0; start < n; start += slice) {
+        const m = Math.min(slice, n - start);
+        const last = start + m >= n;
+        const r = tf.tidy(() => ({ x: tf.slice(images, start, m), y: labels.rank === 1 ? tf.slice(labels, start, m) : tf.slice(labels, start, m) }));
+        let part: FusedGradientsResult;
+        try {
+          part = this.pass(r.x as tf.Tensor4D, r.y as tf.Tensor1D | tf.Tensor2D,
+            last ? options : { training: options.training, variables: options.variables }, m / n, pending);
+        } finally {
+          tf.dispose([r.x, r.y]);
+        }
+        pending = last ? undefined : part.grads;
+        const [l, c] = [loss, correct];
+        loss = l ? tf.tidy(() => tf.add(l, part.loss)) as tf.Scalar : part.loss;
+        correct = c ? tf.tidy(() => tf.add(c, part.correct)) as tf.Scalar : part.correct;
+        if (l) tf.dispose([l, c!, part.loss, part.correct]);
+        if (last) return { loss, grads: part.grads, correct };
+      }
+      throw new Error('unreachable');
+    } catch (err) {
+      tf.dispose([loss!, correct!].filter(Boolean));
+      if (pending) tf.dispose(pending);
+      throw err;
+    }
+  }
+
+  /** One forward and backward pass over `images`: loss and gradients scaled by `scale` (the pass's share of its
+   *  batch); `pending` gradients (of earlier slices, owned here from now on) are added to each gradient as soon as
+   *  the backward pass produced it, before reduceGradient / onGradients see it. */
+  private pass(images: tf.Tensor4D, labels: tf.Tensor1D | tf.Tensor2D, options: FusedGradientsOptions, scale: number,
+    pending?: tf.NamedTensorMap): FusedGradientsResult {
     const ops = this.ops;
     const variables = options.variables ?? this.allTrainable;
     const ctx: Ctx = { training: options.training ?? true, wanted: new Set(variables.map((v) => v.name)), grads: {} };
@@ -494,7 +626,8 @@ export class FusedGradients {
         const targets = toTargets(labels, logits.shape[1]);
         const ids = labels.rank === 1 ? tf.cast(labels, 'int32') : tf.argMax(labels, -1);
         const r = k.softmaxCrossEntropy(logits, targets);
-        return { ...r, correct: tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), ids), 'float32')) as tf.Scalar };
+        const scaled = scale === 1 ? r : { loss: tf.mul(r.loss, scale) as tf.Scalar, dLogits: tf.mul(r.dLogits, scale) as tf.Tensor2D };
+        return { ...scaled, correct: tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), ids), 'float32')) as tf.Scalar };
       }));
       loss = ce.loss;
       correct = ce.correct;
@@ -510,6 +643,16 @@ export class FusedGradients {
         };
         const dx = this.timed(ops[i].name, 'backward', () => ops[i].backward(dyi, input, acts[i]!, i > lowest, ctx, release));
         release();
+        if (pending) {
+          for (const name of Object.keys(ctx.grads)) {
+            const earlier = pending[name];
+            if (!earlier) continue;
+            const g = ctx.grads[name];
+            ctx.grads[name] = tf.add(earlier, g);
+            tf.dispose([earlier, g]);
+            delete pending[name];
+          }
+        }
         if (options.reduceGradient) {
           for (const name of Object.keys(ctx.grads)) {
             if (reduced.has(name)) continue;
@@ -538,6 +681,7 @@ export class FusedGradients {
     } finally {
       for (const a of acts) a?.dispose();
       for (const g of Object.values(ctx.grads)) g.dispose();
+      if (pending) tf.dispose(pending);
       for (const op of ops) op.clear?.();
     }
   }

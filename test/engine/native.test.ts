@@ -66,6 +66,14 @@ describe('engine: native tensorflow vs the cpu backend', function () {
     expect(tf.getBackend()).to.equal(NATIVE);
   });
 
+  it('hands TensorFlow\'s start-up pages back at start (gapcam\'s engine build on Linux), and every test after it still runs', function () {
+    const binding = (tf.backend() as unknown as { binding: Record<string, unknown> }).binding;
+    if (typeof binding.releaseLibraryPages !== 'function' || process.platform !== 'linux' || process.env.GAPCAM_RELEASE_LIBRARY_PAGES === '0') this.skip();
+    // The read-only mappings of libtensorflow_cc and libtensorflow_framework span ~1 GB; what is actually resident
+    // and unshared is handed back (MADV_PAGEOUT), which bench/PERFORMANCE.md measures.
+    expect(currentEngine()?.releasedLibraryMiB).to.be.greaterThan(100);
+  });
+
   for (const [stride, pad] of [[1, 'same'], [2, 'valid'], [2, 'same']] as const) {
     it(`conv2d and both of its gradients agree (stride ${stride}, ${pad})`, async () => {
       const ref = await onBackend('cpu', () => convAndGrads(stride, pad));

@@ -139,6 +139,50 @@ describe('perf/sequential-step: fused train step', () => {
     }
   });
 
+  it('splits a batch whose maps exceed the budget into slices for the first layers, with the same outputs', async () => {
+    for (const m of [convNet(), flatNet()]) {
+      const shape = m.inputs[0].shape.slice(1) as number[];
+      const x = tf.randomUniform([7, ...shape], -1, 1, 'float32', 3) as tf.Tensor4D;
+      const whole = new FusedGradients(m);
+      // c1's output is 12·12·4 floats = 2304 bytes per image: a 1000-byte budget splits into 2-image slices.
+      const sliced = new FusedGradients(m, { splitBudgets: { mapBytes: 1000 } });
+      const want = whole.predict(x);
+      const got = sliced.predict(x);
+      expect(got.shape).to.deep.equal(want.shape);
+      expect(maxAbsDiff(got, want)).to.be.below(1e-6);
+      tf.dispose([want, got]);
+      await expectNoTensorLeak(() => { sliced.predict(x).dispose(); });
+      x.dispose();
+    }
+  });
+
+  it('accumulates gradients over slices of a large batch: the loss, gradients and update of one pass', async () => {
+    const [a, b] = twins(() => convNet());
+    const x = tf.randomUniform([5, 12, 12, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
+    const y = tf.tensor1d([0, 2, 1, 1, 0], 'int32');
+    // ~5 kB of activations per image: an 8000-byte budget gives slices of 2, 2 and 1 images.
+    const small = { splitBudgets: { activationBytes: 8000 } };
+    const one = new FusedGradients(a).gradients(x, y);
+    const sliced = new FusedGradients(a, small).gradients(x, y);
+    expect(Math.abs(sliced.loss.dataSync()[0] - one.loss.dataSync()[0])).to.be.below(1e-6);
+    expect(sliced.correct.dataSync()[0]).to.equal(one.correct.dataSync()[0]);
+    expect(Object.keys(sliced.grads)).to.deep.equal(Object.keys(one.grads));
+    for (const name of Object.keys(one.grads)) expect(maxAbsDiff(sliced.grads[name], one.grads[name]), name).to.be.below(1e-6);
+    tf.dispose([one.loss, one.correct, one.grads, sliced.loss, sliced.correct, sliced.grads]);
+    // The per-layer momentum update (onGradients) and a gradient hook (reduceGradient, as the all-reduce) see the
+    // whole batch's gradient once per layer.
+    const seen: string[] = [];
+    const hooked = new FusedGradients(a, small).gradients(x, y, { reduceGradient: (g) => { seen.push(g.shape.join('x')); return tf.clone(g); } });
+    expect(seen.length).to.equal(a.trainableWeights.length);
+    tf.dispose([hooked.loss, hooked.correct, hooked.grads]);
+    const sa = createFusedTrainStep(a, tf.train.momentum(0.1, 0.9));
+    const sb = createFusedTrainStep(b, tf.train.momentum(0.1, 0.9), small);
+    for (let i = 0; i < 2; i++) tf.dispose([sa.run(x, y), sb.run(x, y)]);
+    a.getWeights().forEach((w, i) => expect(maxAbsDiff(w, b.getWeights()[i])).to.be.below(1e-5));
+    await expectNoTensorLeak(() => { sb.run(x, y).dispose(); });
+    tf.dispose([x, y]);
+  });
+
   it('does not leak tensors', async () => {
     const model = convNet();
     const step = createFusedTrainStep(model, tf.train.momentum(0.01, 0.9));
@@ -187,8 +231,11 @@ describe('perf/sequential-step: fused train step', () => {
     const y = tf.tensor1d([1], 'int32');
     step.run(x, y).dispose();
     tf.dispose([x, y]);
-    // The probes compare each kernel with the portable op first; both exist in every x86 TensorFlow 2.x build.
-    expect(oneDnnKernels()).to.deep.equal({ _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true, _MklNativeConv2DBackprop: true });
+    // The probes compare each kernel with the portable op first; they exist in every x86 TensorFlow 2.x build. The
+    // fused conv + bias + ReLU needs list attributes, which gapcam's engine build passes (scripts/setup-engine.mjs).
+    const patched = typeof (tf.backend() as unknown as { binding: Record<string, unknown> }).binding.releaseLibraryPages === 'function';
+    expect(oneDnnKernels()).to.deep.equal({ _MklNativeFusedConv2D: patched, _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true,
+      _MklNativeConv2DBackprop: true });
   });
 
   it('chooses the fused path when every layer is supported, else the generic one with the reason', () => {
