@@ -45,9 +45,13 @@ export interface DatasetTrainDataOptions {
   dataset: Dataset;
   train: ImageRecord[];
   val?: ImageRecord[];
-  /** Decoded-image cache folder (undefined: defaultImageCacheDir; null: no cache). */
+  /** Decoded-image cache folder (undefined: defaultImageCacheDir; null: no cache, in memory either). */
   cacheDir?: string | null;
+  /** The bounded in-memory decode cache (GAPCAM_DECODE_CACHE_MB); default: on unless cacheDir is null. */
+  memoryCache?: boolean;
   skipBadImages?: boolean;
+  /** Decode worker threads (default: the pipeline's, GAPCAM_DECODE_WORKERS); 0 decodes on the main thread. */
+  workers?: number;
   /** The model's preprocessing (default: the recipe's, which a run resolves from its backbone when unset). */
   preprocessing?: PreprocessMode;
 }
@@ -61,7 +65,8 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const bs = recipe.batchSize;
   const preprocess = o.preprocessing ?? recipe.data.preprocessing;
   if (preprocess === undefined) throw new Error('datasetTrainData: the preprocessing is not resolved (give it, or set it in the recipe)');
-  const common = { batchSize: bs, preprocess, cacheDir, skipBadImages: o.skipBadImages } as const;
+  const memoryCache = o.memoryCache ?? o.cacheDir !== null;
+  const common = { batchSize: bs, preprocess, cacheDir, memoryCache, workers: o.workers, skipBadImages: o.skipBadImages } as const;
   // Images the pipeline leaves out (skipBadImages), by file: a bad image fails again every epoch.
   const skipped = new Map<string, string>();
   const strip = async function* (stream: BatchStream) {
