@@ -20,7 +20,8 @@ export interface RunLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists on this host. */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -56,7 +57,7 @@ export function lockRun(runDir: string): RunLock {
       // Stale: a dead pid on this host, or a torn lock file (its writer killed between create and write) that
       // stayed empty for a while. (Two processes taking over the same stale lock at the same instant could both
       // win; that needs two launches racing against a dead run, and is not guarded against.)
-      const stale = held === undefined ? Date.now() - st.mtimeMs > 10_000 : held.host === mine.host && !alive(held.pid);
+      const stale = held === undefined ? Date.now() - st.mtimeMs > 10_000 : held.host === mine.host && !pidAlive(held.pid);
       if (!stale) {
         const who = held ? `gapcam pid ${held.pid} on ${held.host} (since ${held.startedAt})` : 'a gapcam process that is starting';
         throw new UserError(`run folder ${runDir} is in use by ${who}: one training process per run ` +

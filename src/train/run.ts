@@ -2,7 +2,6 @@
 // evaluation of the best checkpoint → run folder. A run folder holds recipe.json (the resolved recipe),
 // metrics.jsonl/csv, report.html, last/ and best/ (loadable CAM models), evaluation/ and cams/ when they ran.
 import fs from 'node:fs';
-import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset, resolveDataRoot } from '../data/datasets.js';
@@ -30,6 +29,7 @@ import { train, type TrainResult } from './trainer.js';
 import { checkSelection, describeSelection, resolveSplits, selectionNotice, type ValidationRecord } from './selection.js';
 import { pickCamRecords, TensorBoardSink } from './tensorboard.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
+import { createWorkerDir } from '../distributed/worker-dir.js';
 
 export const RECIPE_JSON = 'recipe.json';
 /** Facts about the run that are not recipe settings: the head layers the surgery added, the dataset's size. */
@@ -347,7 +347,7 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, readDir: string
   }
 
   // Where this process writes: the run folder on the chief (or alone), a temporary folder on the other workers.
-  const runDir = o.parallel && !o.parallel.isChief ? fs.mkdtempSync(path.join(os.tmpdir(), `gapcam-worker${o.parallel.group.rank}-`)) : readDir;
+  const runDir = o.parallel && !o.parallel.isChief ? createWorkerDir(o.parallel.group.rank) : readDir;
   const runFile = path.join(runDir, RUN_JSON);
   let cam: CamModel;
   let headLayers: string[];

@@ -5,9 +5,11 @@
 // every child process is bounded (startNode kills it after its limit).
 import { expect } from 'chai';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { loadDataset } from '../../src/data/datasets.js';
+import { WORKER_DIR_MARKER } from '../../src/distributed/worker-dir.js';
 import { makeTempDir } from '../helpers.js';
 import { WEIGHT_ATOL, expectLossesClose, maxAbsDiff, ok, skipWithoutCollectives, startNode, workerAddresses, type Finished } from './cluster-helpers.js';
 
@@ -98,11 +100,16 @@ describe('distributed: gapcam train on 2 workers (CLI)', function () {
     expect(lines, stopped.stderr.slice(-1500)).to.have.length(1);
     expect(lines[0]).to.match(/distributed: worker 1 \(127\.0\.0\.1:\d+\) did not answer within 10 s.*relaunch every worker with --resume/);
     await w1.done;
+    // The killed worker could not remove its temporary run folder; the relaunched worker 1 does (src/distributed/worker-dir.ts).
+    const leftBehind = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('gapcam-worker1-')).map((n) => path.join(os.tmpdir(), n))
+      .filter((d) => { try { return JSON.parse(fs.readFileSync(path.join(d, WORKER_DIR_MARKER), 'utf8')).pid === w1.child.pid; } catch { return false; } });
+    expect(leftBehind, 'the killed worker\'s temporary folder').to.have.length(1);
     // Relaunch both (new ports) with --resume: they go on from the chief's last/ (end of epoch 1 or 2).
     workers = await workerAddresses(2);
     const resumed = await Promise.all([0, 1].map((i) => startNode(['src/cli.ts', 'train', '--resume', 'dp', '--no-eval', '--no-cache', '--checkpoints', ck,
       '--workers', workers, '--task-index', String(i)], env, 600_000).done));
     resumed.forEach((d, i) => ok(d, `resumed worker ${i}`));
+    expect(fs.existsSync(leftBehind[0]), 'the stale folder was removed at the relaunch').to.equal(false);
     (await Promise.all(ref.map((r) => r.done))).forEach((d, i) => ok(d, `reference worker ${i}`));
     const dpLosses = stepLosses(path.join(ck, 'dp'));
     expect(dpLosses.length).to.be.above(12); // 3 epochs of the train images left after the carved validation split
