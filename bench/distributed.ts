@@ -2,8 +2,8 @@
 //   npx tsx bench/distributed.ts [--steps 10] [--batch 32]
 // Trains vgg-gap-tiny (vgg-tiny-bn at 64×64, synchronised BatchNorm) on in-memory random batches of global size
 // --batch, as (a) 1 worker with 2 TensorFlow threads and (b) 2 workers with 1 thread each on 127.0.0.1 ports, and
-// reports training images/s (global batch per step time, after 2 warm-up steps) and the share of the step time
-// spent inside all-reduces. On one 2-core machine (b) is loopback: both workers share the same two cores, so it
+// reports training images/s (global batch per step time, after 2 warm-up steps), the share of the step time spent
+// inside all-reduces and how many all-reduces a step takes. On one 2-core machine (b) is loopback: both workers share the same two cores, so it
 // measures the cost of the collective machinery, not a scale-out.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +20,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-interface WorkerResult { imagesPerSec: number; reduceShare: number; engine: string }
+interface WorkerResult { imagesPerSec: number; reduceShare: number; reducesPerStep?: number; engine: string }
 
 /** One process: `--worker <workers|single> <task>`; prints a WorkerResult as JSON. */
 async function worker(workers: string, task: number): Promise<void> {
@@ -40,12 +40,12 @@ async function worker(workers: string, task: number): Promise<void> {
   const images = tf.randomNormal([n, 64, 64, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const data = memoryData({ images, labels: Array.from({ length: n }, (_, i) => i % 10), numClasses: 10, batchSize: batch, shuffle: false });
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-dist-'));
-  let t0 = 0, r0 = 0, t1 = 0, r1 = 0;
+  let t0 = 0, r0 = 0, t1 = 0, r1 = 0, c0 = 0, c1 = 0;
   const progress = {
     log() {}, startEpoch() {}, endEpoch() {}, stop() {},
     step(s: { globalStep: number }) {
-      if (s.globalStep === WARMUP) [t0, r0] = [performance.now(), group?.reduceMs ?? 0];
-      if (s.globalStep === WARMUP + steps) [t1, r1] = [performance.now(), group?.reduceMs ?? 0];
+      if (s.globalStep === WARMUP) [t0, r0, c0] = [performance.now(), group?.reduceMs ?? 0, group?.reduceCalls ?? 0];
+      if (s.globalStep === WARMUP + steps) [t1, r1, c1] = [performance.now(), group?.reduceMs ?? 0, group?.reduceCalls ?? 0];
     },
   };
   try {
@@ -54,7 +54,8 @@ async function worker(workers: string, task: number): Promise<void> {
   } finally {
     fs.rmSync(runDir, { recursive: true, force: true });
   }
-  const result: WorkerResult = { imagesPerSec: (steps * batch) / ((t1 - t0) / 1000), reduceShare: (r1 - r0) / (t1 - t0), engine: describeEngine(info) };
+  const result: WorkerResult = { imagesPerSec: (steps * batch) / ((t1 - t0) / 1000), reduceShare: (r1 - r0) / (t1 - t0), reducesPerStep: (c1 - c0) / steps,
+    engine: describeEngine(info) };
   console.log(JSON.stringify(result));
   process.exit(0);
 }
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
     `in-memory data; LOOPBACK on one ${os.cpus().length}-core machine (load average ${load}):`);
   console.log(`  1 worker  × 2 threads: ${single.imagesPerSec.toFixed(1)} img/s`);
   console.log(`  2 workers × 1 thread : ${w0.imagesPerSec.toFixed(1)} img/s (all-reduce ${(100 * w0.reduceShare).toFixed(1)} % of the ` +
-    `step time on worker 0, ${(100 * w1.reduceShare).toFixed(1)} % on worker 1; gRPC over 127.0.0.1)`);
+    `step time on worker 0, ${(100 * w1.reduceShare).toFixed(1)} % on worker 1; ${w0.reducesPerStep} all-reduces per step; gRPC over 127.0.0.1)`);
 }
 
 main().catch((err) => {

@@ -43,6 +43,9 @@ export interface PipelineOptions {
   memoryCache?: boolean;
   /** Leave out images that fail to decode (counted in stats.skipped) instead of throwing. */
   skipBadImages?: boolean;
+  /** The sizes of consecutive batches, instead of batchSize each (e.g. one data-parallel worker's slices of the
+   *  global batches); they must add up to the number of records. */
+  batchSizes?: readonly number[];
   /** Drop a last batch smaller than batchSize. Default false. */
   dropLast?: boolean;
   /** Keep each image's RGB input pixels (HWC uint8, after transforms) in Batch.rgb, e.g. for overlays. */
@@ -107,7 +110,16 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
   async function* run(): AsyncGenerator<Batch> {
     const order = epochOrder(records.length, !!options.shuffle, seed, epoch);
     const groups: number[][] = [];
-    for (let i = 0; i < order.length; i += options.batchSize) groups.push(order.slice(i, i + options.batchSize));
+    if (options.batchSizes) {
+      let i = 0;
+      for (const n of options.batchSizes) {
+        groups.push(order.slice(i, i + n));
+        i += n;
+      }
+      if (i !== order.length) throw new Error(`batches: batchSizes add up to ${i}, but there are ${order.length} records`);
+    } else {
+      for (let i = 0; i < order.length; i += options.batchSize) groups.push(order.slice(i, i + options.batchSize));
+    }
     if (options.dropLast && groups.length && groups[groups.length - 1].length < options.batchSize) groups.pop();
 
     let aborted = false;

@@ -68,8 +68,9 @@ export class CollectiveGroup {
   private first = true;
   private readonly timeout: number;
   private readonly startTimeout: number;
-  /** Milliseconds spent inside all-reduces (for the bench's communication share). */
+  /** Milliseconds spent inside all-reduces and how many there were (for the bench's communication share). */
   reduceMs = 0;
+  reduceCalls = 0;
 
   constructor(readonly cluster: ClusterSpec, private readonly backend: NodeBackend, readonly device: string, opts: CollectiveOptions = {}) {
     this.size = cluster.workers.length;
@@ -101,6 +102,7 @@ export class CollectiveGroup {
     } finally {
       this.first = false;
       this.reduceMs += performance.now() - t0;
+      this.reduceCalls++;
       tf.dispose(ints);
     }
   }

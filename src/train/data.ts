@@ -24,6 +24,28 @@ export interface TrainData {
   dispose?(): void;
   /** Images left out so far by skipBadImages (each file once), for the run's skipped.txt. */
   skipped?(): Skip[];
+  /** The same source as worker `rank` of `size` sees it in data-parallel training: each batch is only that worker's
+   *  slice (sliceOf) of the global batch, decoded alone; sizes (trainSize, valSize) stay global. Empty validation
+   *  slices are left out; a training slice is never empty. Absent: DataParallel decodes whole batches and slices. */
+  sharded?(rank: number, size: number): TrainData;
+}
+
+/** Rows [start, end) of a batch of `rows` that worker `rank` of `size` takes (contiguous, sizes differ by ≤ 1). */
+export function sliceOf(rows: number, rank: number, size: number): [number, number] {
+  return [Math.floor((rank * rows) / size), Math.floor(((rank + 1) * rows) / size)];
+}
+
+/** Worker `rank` of `size`: which slice of every global batch a sharded source serves. */
+export interface Shard {
+  rank: number;
+  size: number;
+}
+
+/** The slice of `items` (one global batch) that `shard` takes (all of them without a shard). */
+export function shardOf<T extends { length: number; slice(start: number, end: number): T }>(items: T, shard?: Shard): T {
+  if (!shard) return items;
+  const [s, e] = sliceOf(items.length, shard.rank, shard.size);
+  return items.slice(s, e);
 }
 
 /** A seeded permutation of 0..n-1 for one epoch (the shared Fisher–Yates, seeded with `seed:epoch`). */
@@ -42,8 +64,9 @@ export interface MemoryDataOptions {
   valLabels?: Int32Array | number[];
 }
 
-/** Batches sliced from tensors in memory (the caller keeps ownership of the tensors it passes). */
-export function memoryData(opts: MemoryDataOptions): TrainData {
+/** Batches sliced from tensors in memory (the caller keeps ownership of the tensors it passes); with `shard`, only
+ *  that worker's slice of each batch (TrainData.sharded). */
+export function memoryData(opts: MemoryDataOptions, shard?: Shard): TrainData {
   const n = opts.images.shape[0];
   const labels = Int32Array.from(opts.labels);
   const bs = opts.batchSize;
@@ -55,7 +78,8 @@ export function memoryData(opts: MemoryDataOptions): TrainData {
     async *trainBatches(epoch: number, startBatch: number) {
       const order = opts.shuffle === false ? Int32Array.from({ length: n }, (_, i) => i) : epochPermutation(n, seed, epoch);
       for (let b = startBatch; b * bs < n; b++) {
-        const idx = order.subarray(b * bs, Math.min(n, (b + 1) * bs));
+        const global = order.subarray(b * bs, Math.min(n, (b + 1) * bs));
+        const idx = shardOf(global, shard);
         yield { images: gather(opts.images, idx), labels: Int32Array.from(idx, (i) => labels[i]) };
       }
     },
@@ -66,11 +90,13 @@ export function memoryData(opts: MemoryDataOptions): TrainData {
     const vn = vx.shape[0];
     src.valSize = vn;
     src.valBatches = async function* () {
-      for (let s = 0; s < vn; s += bs) {
-        const e = Math.min(vn, s + bs);
+      for (let gs = 0; gs < vn; gs += bs) {
+        const [s, e] = shard ? sliceOf(Math.min(vn, gs + bs) - gs, shard.rank, shard.size).map((i) => gs + i) : [gs, Math.min(vn, gs + bs)];
+        if (e <= s) continue;
         yield { images: tf.slice(vx, [s, 0, 0, 0], [e - s, -1, -1, -1]) as tf.Tensor4D, labels: vy.slice(s, e) };
       }
     };
   }
+  src.sharded = (rank, size) => memoryData(opts, { rank, size });
   return src;
 }

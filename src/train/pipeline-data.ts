@@ -9,7 +9,7 @@ import type { Dataset, ImageRecord, PreprocessMode } from '../data/types.js';
 import { UserError } from '../errors.js';
 import { cacheRoot } from '../data/sizes.js';
 import { sizeHW, type Recipe, type Transform } from '../recipes/schema.js';
-import type { TrainData } from './data.js';
+import { shardOf, type Shard, type TrainData } from './data.js';
 
 /** Decoded-image cache shared by runs (raw RGB after each recipe's deterministic transforms), under the data
  *  module's cache root (GAPCAM_CACHE_DIR, else .cache under the work root). */
@@ -56,7 +56,8 @@ export interface DatasetTrainDataOptions {
   preprocessing?: PreprocessMode;
 }
 
-/** TrainData over dataset records, decoded by the data pipeline. */
+/** TrainData over dataset records, decoded by the data pipeline (sharded(): each data-parallel worker decodes only its
+ *  own slice of every global batch, with the same order and per-image augmentation). */
 export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const { recipe } = o;
   const trainTransforms = pipelineTransforms(recipe.data.trainTransforms, recipe.data.inputSize, 'trainTransforms');
@@ -69,27 +70,62 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const common = { batchSize: bs, preprocess, cacheDir, memoryCache, workers: o.workers, skipBadImages: o.skipBadImages } as const;
   // Images the pipeline leaves out (skipBadImages), by file: a bad image fails again every epoch.
   const skipped = new Map<string, string>();
-  const strip = async function* (stream: BatchStream) {
+  // `slices` (sharded training): the records of each batch the stream must yield. A worker whose whole slice of a
+  // batch was skipped would run one step fewer than the others and leave them waiting in an all-reduce: say so.
+  const strip = async function* (stream: BatchStream, slices?: { records: ImageRecord[][]; firstBatch: number; epoch: number; shard: Shard }) {
+    let k = 0;
+    const lost = () => {
+      const { shard, epoch, firstBatch } = slices!;
+      const why = stream.stats.skipped.at(-1)?.reason ?? 'skipped';
+      return new UserError(`data-parallel worker ${shard.rank}: every image of its slice of batch ${firstBatch + k + 1} (epoch ${epoch + 1}) ` +
+        `was left out by --skip-bad-images (last: ${why}); each worker needs at least one image of every batch: remove the bad images ` +
+        'or use another --batch-size');
+    };
     try {
-      for await (const b of stream) yield { images: b.images, labels: b.labels };
+      for await (const b of stream) {
+        if (slices && !slices.records[k]?.includes(b.records[0])) {
+          b.images.dispose();
+          throw lost();
+        }
+        k++;
+        yield { images: b.images, labels: b.labels };
+      }
+      if (slices && k < slices.records.length) throw lost();
     } finally {
       for (const s of stream.stats.skipped) skipped.set(s.file, s.reason);
     }
   };
-  const data: TrainData = {
-    trainSize: o.train.length,
-    numClasses: o.dataset.classNames.length,
-    skipped: () => [...(o.dataset.skipped ?? []), ...[...skipped].map(([file, reason]) => ({ file, reason }))],
-    trainBatches(epoch: number, startBatch: number) {
-      const order = epochOrder(o.train.length, true, recipe.seed, epoch);
-      const records = order.slice(startBatch * bs).map((i) => o.train[i]);
-      return strip(batches(records, { ...common, transforms: trainTransforms, shuffle: false, seed: recipe.seed, epoch }));
-    },
+  /** The records of `order` from batch `first` on, in batches of `bs` (or the shard's slices, empty ones left out). */
+  const batched = (records: ImageRecord[], order: number[], first: number, shard?: Shard): ImageRecord[][] => {
+    const out: ImageRecord[][] = [];
+    for (let b = first; b * bs < order.length; b++) out.push(shardOf(order.slice(b * bs, (b + 1) * bs), shard).map((i) => records[i]));
+    return out;
   };
-  if (o.val && o.val.length) {
-    const val = o.val;
-    data.valSize = val.length;
-    data.valBatches = () => strip(batches(val, { ...common, transforms: evalTransforms, shuffle: false, seed: recipe.seed, epoch: 0 }));
-  }
-  return data;
+  const source = (shard?: Shard): TrainData => {
+    const data: TrainData = {
+      trainSize: o.train.length,
+      numClasses: o.dataset.classNames.length,
+      skipped: () => [...(o.dataset.skipped ?? []), ...[...skipped].map(([file, reason]) => ({ file, reason }))],
+      trainBatches(epoch: number, startBatch: number) {
+        const order = epochOrder(o.train.length, true, recipe.seed, epoch);
+        const opts = { ...common, transforms: trainTransforms, shuffle: false, seed: recipe.seed, epoch };
+        if (!shard) return strip(batches(order.slice(startBatch * bs).map((i) => o.train[i]), opts));
+        const slices = batched(o.train, order, startBatch, shard);
+        return strip(batches(slices.flat(), { ...opts, batchSizes: slices.map((r) => r.length) }), { records: slices, firstBatch: startBatch, epoch, shard });
+      },
+      sharded: (rank, size) => source({ rank, size }),
+    };
+    if (o.val && o.val.length) {
+      const val = o.val;
+      data.valSize = val.length;
+      const opts = { ...common, transforms: evalTransforms, shuffle: false, seed: recipe.seed, epoch: 0 };
+      data.valBatches = () => {
+        if (!shard) return strip(batches(val, opts));
+        const slices = batched(val, val.map((_, i) => i), 0, shard).filter((r) => r.length > 0);
+        return strip(batches(slices.flat(), { ...opts, batchSizes: slices.map((r) => r.length) }));
+      };
+    }
+    return data;
+  };
+  return source();
 }

@@ -390,9 +390,12 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, readDir: string
       parallel: o.parallel,
     });
     // --skip-bad-images leaves a trace: what the loader and the pipeline left out, one file per line with the reason
+    // (on a cluster each worker decodes only its slices: the chief's file lists its own, the others log theirs)
     const skipped = data.skipped?.() ?? [];
     if (skipped.length && runDir === readDir) {
       await writeFileAtomic(path.join(runDir, 'skipped.txt'), skipped.map((s) => `${s.file}\t${s.reason}\n`).join(''));
+    } else if (skipped.length) {
+      o.progress?.log(`worker ${o.parallel?.group.rank}: left out ${skipped.length} image(s): ${skipped.map((s) => s.file).join(', ')}`);
     }
     return { ...result, runDir: readDir, lastDir: path.join(readDir, 'last'), bestDir: path.join(readDir, 'best'), runName, recipe, dataset,
       classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length, validation, notice: selectionNotice(recipe) };

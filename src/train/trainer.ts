@@ -310,8 +310,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           let grads: tf.NamedTensorMap;
           if (fused) {
             // Same loss and gradients as the generic path below, at a fraction of the memory (src/perf).
-            const r = fused.gradients(batch.images, yT, { training, variables: vars,
-              reduceGradient: parallel && ((g) => parallel.sumWeighted(g, weight)) || undefined });
+            const r = fused.gradients(batch.images, yT, { training, variables: vars });
             value = r.loss;
             grads = r.grads;
             correctT = r.correct;
@@ -322,13 +321,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
               const ce = crossEntropy(out, yT, numClasses, cam.meta.outputIsSoftmax);
               return parallel ? tf.mul(ce, weight) as tf.Scalar : ce;
             }, vars));
-            if (parallel) grads = parallel.sumGradients(grads, vars);
           }
+          // Data parallel: the gradients summed over the workers in buckets (a few all-reduces per step, not one per
+          // tensor), in the variables' order — the same on every worker (names can differ between processes); the
+          // last bucket also carries the step's loss and correct count. The fused step's gradients are of this
+          // worker's mean loss: the buckets weight them.
+          const buckets = parallel?.gradientBuckets(fused ? weight : 1);
+          if (buckets) grads = buckets.add(Object.fromEntries(vars.filter((v) => grads[v.name]).map((v) => [v.name, grads[v.name]])));
           batch.images.dispose();
           yT.dispose();
-          let loss = (await value.data())[0];
-          let correct = (await correctT!.data())[0];
-          if (parallel) [loss, correct] = await parallel.sum([fused ? loss * weight : loss, correct]);
+          let loss: number, correct: number;
+          if (buckets) {
+            const last = buckets.finish(tf.tidy(() => tf.stack([fused ? tf.mul(value, weight) : value, correctT!]) as tf.Tensor1D));
+            grads = { ...grads, ...last.grads };
+            [loss, correct] = await last.extra!.data();
+            last.extra!.dispose();
+          } else {
+            loss = (await value.data())[0];
+            correct = (await correctT!.data())[0];
+          }
           value.dispose();
           correctT!.dispose();
           if (!Number.isFinite(loss)) {
