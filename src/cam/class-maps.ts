@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { CamModel } from '../models/types.js';
 import { UserError } from '../errors.js';
 import { layerTensorsIn } from './split.js';
+import { fastPredictor, fusedStepUnsupported } from '../perf/sequential-step.js';
 
 export { normalizeArray, resizeBilinearArray } from './map-arrays.js';
 
@@ -33,6 +34,9 @@ interface CamGraph {
   kernel?: tf.Tensor2D;
   bias?: tf.Tensor1D;
   numClasses: number;
+  /** The same two outputs in two parts, when input → feature map is a chain the fast forward covers (src/perf):
+   *  the feature map from fastPredictor, then the few layers from it to the second output. */
+  split?: { features: (images: tf.Tensor4D) => tf.Tensor; tail: tf.layers.Layer[] };
 }
 
 const graphs = new WeakMap<tf.LayersModel, Map<string, CamGraph>>();
@@ -56,6 +60,30 @@ function singleInput(model: tf.LayersModel, layer: tf.layers.Layer): tf.Symbolic
   const inp = layerTensorsIn(model, layer.name)?.inputs ?? [];
   if (inp.length !== 1) throw new UserError(`layer '${layer.name}': expected one input, found ${inp.length}`);
   return inp[0];
+}
+
+function splitForward(split: NonNullable<CamGraph['split']>, input: tf.Tensor4D): tf.Tensor[] {
+  const feature = split.features(input);
+  // Applied to concrete tensors, the layers compute without adding nodes to the model's graph.
+  let x = feature;
+  for (const layer of split.tail) x = layer.apply(x, { training: false }) as tf.Tensor;
+  return [feature, x];
+}
+
+/** input → feature as a fast chain, and feature → `to` through the single-input layers between them;
+ *  undefined when either part is not a plain chain. */
+function splitAtFeature(model: tf.LayersModel, feature: tf.SymbolicTensor, to: tf.SymbolicTensor): CamGraph['split'] {
+  const between: tf.layers.Layer[] = [];
+  let t = to;
+  while (t !== feature) {
+    const node = t as unknown as { sourceLayer: tf.layers.Layer; inputs: tf.SymbolicTensor[] };
+    if (!node.inputs || node.inputs.length !== 1 || between.length > 16) return undefined;
+    between.unshift(node.sourceLayer);
+    t = node.inputs[0];
+  }
+  const chain = tf.model({ inputs: model.inputs, outputs: feature });
+  if (fusedStepUnsupported(chain, { training: false })) return undefined;
+  return { features: fastPredictor(chain), tail: between };
 }
 
 /** Builds (once per model, cached) the two-output sub-model sharing the model's layers and weights. */
@@ -85,8 +113,9 @@ export function camGraph(camModel: CamModel): CamGraph {
     }
     const numClasses = kernel.shape[1];
     const bias = (weights[1] as tf.Tensor1D | undefined) ?? undefined;
-    const sub = tf.model({ inputs: model.inputs, outputs: [feature, singleInput(model, dense)] });
-    graph = { sub, kernel, bias, numClasses };
+    const classifierInput = singleInput(model, dense);
+    const sub = tf.model({ inputs: model.inputs, outputs: [feature, classifierInput] });
+    graph = { sub, kernel, bias, numClasses, split: splitAtFeature(model, feature, classifierInput) };
   } else if (meta.headKind === 'conv-gap') {
     const pooled = singleOutput(model, layerOf(model, meta.poolingLayer, 'poolingLayer'));
     const numClasses = feature.shape[3] as number;
@@ -94,7 +123,7 @@ export function camGraph(camModel: CamModel): CamGraph {
       throw new UserError(`poolingLayer '${meta.poolingLayer}': outputs ${pooled.shape[pooled.shape.length - 1]} scores but featureLayer '${meta.featureLayer}' has ${numClasses} channels`);
     }
     const sub = tf.model({ inputs: model.inputs, outputs: [feature, pooled] });
-    graph = { sub, numClasses };
+    graph = { sub, numClasses, split: splitAtFeature(model, feature, pooled) };
   } else {
     throw new UserError(`model meta: headKind '${String(meta.headKind)}' is not one of gap-dense, conv-gap`);
   }
@@ -124,7 +153,7 @@ export function classActivationMaps(camModel: CamModel, input: tf.Tensor4D, clas
   const n = input.shape[0];
   let resolved: number[][] = [];
   const out = tf.tidy(() => {
-    const [feature, head] = graph.sub.predict(input) as tf.Tensor[];
+    const [feature, head] = graph.split ? splitForward(graph.split, input) : graph.sub.predict(input) as tf.Tensor[];
     const f = feature as tf.Tensor4D;
     const [, h, w, channels] = f.shape;
     let logits: tf.Tensor2D;

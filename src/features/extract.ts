@@ -24,6 +24,7 @@ import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
 import { batchTensor, pixelBatches, unionBox } from './images.js';
 import { batches } from '../data/pipeline.js';
 import { UserError } from '../errors.js';
+import { fastPredictor } from '../perf/sequential-step.js';
 
 export const CROP_MODES = ['full', 'cam', 'gt-box'] as const;
 export type CropMode = (typeof CROP_MODES)[number];
@@ -88,15 +89,17 @@ export function resolveFeatureLayer(fm: FeatureModel, requested: string = DEFAUL
 /** A sub-model input → [N, D] features, sharing the model's weights. */
 export class FeatureExtractor {
   readonly sub: tf.LayersModel;
+  private readonly forward: (images: tf.Tensor4D) => tf.Tensor;
   constructor(readonly fm: FeatureModel, readonly layer: ResolvedLayer) {
     const out = fm.model.getLayer(layer.layer).output as tf.SymbolicTensor;
     this.sub = tf.model({ inputs: fm.model.inputs, outputs: out });
+    this.forward = fastPredictor(this.sub);
   }
 
   /** Features of a preprocessed batch; the caller disposes the result. */
   run(input: tf.Tensor4D): tf.Tensor2D {
     return tf.tidy(() => {
-      const y = this.sub.predict(input) as tf.Tensor;
+      const y = this.forward(input);
       return (this.layer.pooling === 'global-average' ? tf.mean(y, [1, 2]) : y) as tf.Tensor2D;
     });
   }

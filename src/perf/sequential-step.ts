@@ -763,3 +763,18 @@ export function createTrainStep(model: tf.LayersModel, optimizer: tf.Optimizer, 
   const why = fusedStepUnsupported(model);
   return why ? createGenericTrainStep(model, optimizer, why) : createFusedTrainStep(model, optimizer, options);
 }
+
+const predictors = new WeakMap<tf.LayersModel, (images: tf.Tensor4D) => tf.Tensor>();
+
+/** `model.predict` for inference code paths (CAMs, features, evaluation): FusedGradients.predict when the model is a
+ *  chain it covers in inference mode (fused oneDNN kernels, each activation freed once read, large batches split),
+ *  else tfjs-layers' predict. Cached per model; the model must not be changed structurally afterwards. */
+export function fastPredictor(model: tf.LayersModel): (images: tf.Tensor4D) => tf.Tensor {
+  let p = predictors.get(model);
+  if (!p) {
+    const fused = !process.env.GAPCAM_GENERIC_STEP && !fusedStepUnsupported(model, { training: false }) ? new FusedGradients(model) : undefined;
+    p = fused ? (images) => fused.predict(images) : (images) => model.predict(images) as tf.Tensor;
+    predictors.set(model, p);
+  }
+  return p;
+}

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { useEngine, expectNoTensorLeak } from '../helpers.js';
-import { classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, resizeBilinearArray } from '../../src/cam/class-maps.js';
+import { camGraph, classActivationMaps, topK, topKSelection, upsampleMaps, normalizeMaps, normalizeArray, resizeBilinearArray } from '../../src/cam/class-maps.js';
 import { tinyGapDense, tinyConvGap, seededImages, layerOutput } from './tiny-models.js';
 
 describe('cam/class-maps', () => {
@@ -26,6 +26,20 @@ describe('cam/class-maps', () => {
       }
     }
     tf.dispose([x, logits, maps]);
+  });
+
+  it('takes the fast forward (src/perf) for chain models and gives the tfjs-layers sub-model\'s two outputs', () => {
+    for (const cm of [tinyGapDense({ classes: 6 }), tinyConvGap({ classes: 4 })]) {
+      const graph = camGraph(cm);
+      expect(graph.split, cm.meta.headKind).to.not.equal(undefined);
+      const x = seededImages(3, 12);
+      const [f, h] = graph.sub.predict(x) as tf.Tensor[];
+      const { logits, maps } = classActivationMaps(cm, x, topKSelection(1));
+      // Each path's logit from its own feature map: equal up to float summation order.
+      const subLogits = graph.kernel ? tf.add(tf.matMul(h as tf.Tensor2D, graph.kernel), graph.bias ?? 0) : h;
+      expect(tf.max(tf.abs(tf.sub(logits, subLogits))).dataSync()[0]).to.be.below(1e-4);
+      tf.dispose([x, f, h, logits, maps, subLogits]);
+    }
   });
 
   it('gap-dense with a softmax Dense: logits are pre-softmax (softmax(logits) = model output)', () => {
