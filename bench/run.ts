@@ -1,7 +1,7 @@
 // `npm run bench` (node dist/bench/run.js): gapcam's speed and memory next to Keras 3 / TensorFlow 2.21 and PyTorch
 // on the same machine, in one run. Not part of `npm test`.
 //
-//   npm run build && npm run bench                 full run (~15 min on 2 cores)
+//   npm run build && npm run bench                 full run (~25 min on 2 cores; --rounds 3 of the VGG16-GAP figures)
 //   npm run bench -- --quick                       fewer timed runs, no tfjs-tape baseline, shorter sub-benchmarks
 //   npm run bench -- --threads 2 --no-peers --only vgg16-gap-train,cam
 //
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { startEngine, describeEngine, type EngineInfo } from '../src/engine.js';
 import { projectRoot } from '../src/paths.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
-import { createTrainStep, createGenericTrainStep, fusedStepUnsupported, FusedGradients, type TrainStep } from '../src/perf/sequential-step.js';
+import { createTrainStep, createGenericTrainStep, fastPredictor, fusedStepUnsupported, FusedGradients, type TrainStep } from '../src/perf/sequential-step.js';
 import { oneDnnKernels } from '../src/perf/native.js';
 import { installOneDnnKernels, tunedEngineEnv } from '../src/perf/kernels.js';
 
@@ -34,6 +34,8 @@ const flag = (f: string, d?: string) => {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : d;
 };
 const quick = has('quick');
+/** Interleaved rounds of the VGG16-GAP figures (see parent()). */
+const rounds = Math.max(1, Number(flag('rounds', quick ? '1' : '3')));
 const threads = Number(flag('threads', String(os.cpus().length)));
 /** --env tuned: gapcam's children run with tunedEngineEnv() (src/perf/kernels.ts): TensorFlow's oneDNN rewrite
  *  off + oneDNN kernels by name + fixed malloc mmap threshold. Default 'plain': as `gapcam` starts today. */
@@ -133,7 +135,8 @@ async function childCase(kase: string, engine: EngineInfo): Promise<Json> {
   if (what === 'infer') {
     const m = await buildModel(modelName);
     const { x } = inputs(m);
-    // gapcam's fast forward (src/perf) when every layer is supported, else tfjs-layers' predict
+    // gapcam's fast forward (src/perf: what `gapcam cam`, `evaluate` and `features` run, via fastPredictor) when
+    // every layer is supported, else tfjs-layers' predict
     const why = has('layers-predict') ? '--layers-predict' : fusedStepUnsupported(m.model, { training: false });
     const fg = why ? undefined : new FusedGradients(m.model);
     const t = await timeRuns(async () => {
@@ -192,8 +195,9 @@ async function childCase(kase: string, engine: EngineInfo): Promise<Json> {
     if (typeof head === 'string') throw new Error(`vgg16-gap has no CAM head: ${head}`);
     const target = { model: m.model, meta: head as never };
     const n = quick ? 3 : 7;
+    const forward = fastPredictor(m.model);
     const fwd = await timeRuns(async () => {
-      const out = m.model.predict(x) as tf.Tensor;
+      const out = forward(x);
       await out.data();
       out.dispose();
     }, warm, n);
@@ -327,6 +331,43 @@ function cpuModel(): string {
   return os.cpus()[0]?.model ?? 'unknown';
 }
 
+/** Returns a function giving the average number of cores that processes other than this one and its waited-for
+ *  children used since the call (from /proc/stat and /proc/self/stat; undefined off Linux). */
+function otherCpuMeter(): () => number | undefined {
+  const read = () => {
+    try {
+      const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+      const busy = cpu.reduce((a, b) => a + b, 0) - cpu[3] - (cpu[4] ?? 0); // all but idle and iowait
+      const self = fs.readFileSync('/proc/self/stat', 'utf8');
+      const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number); // fields from 3 (state) on
+      const own = f[11] + f[12] + f[13] + f[14]; // utime, stime, cutime, cstime
+      return { busy, own, t: performance.now() };
+    } catch {
+      return undefined;
+    }
+  };
+  const a = read();
+  return () => {
+    const b = read();
+    if (!a || !b) return undefined;
+    const hz = 100; // USER_HZ, the unit of /proc/stat and /proc/<pid>/stat on Linux
+    return Math.max(0, (b.busy - a.busy - (b.own - a.own)) / hz / ((b.t - a.t) / 1000));
+  };
+}
+
+/** Of several rounds of one figure, the round with the median speed, with the largest peak RSS and every round's
+ *  speed, CPU time and RSS kept beside it. */
+function medianRound(list: ChildResult[]): ChildResult {
+  const ok = list.filter((r) => r.ok && r.json);
+  if (!ok.length) return list[list.length - 1];
+  const speed = (r: ChildResult) => r.json!.imagesPerSec as number;
+  const sorted = [...ok].sort((x, y) => speed(x) - speed(y));
+  const mid = sorted[(sorted.length - 1) >> 1];
+  const rss = Math.max(...ok.map((r) => (r.json!.peakRssMiB as number) ?? 0));
+  const perRound = ok.map((r) => ({ imagesPerSec: speed(r), cpuMsPerRun: r.json!.cpuMsPerRun, peakRssMiB: r.json!.peakRssMiB }));
+  return { ...mid, json: { ...mid.json, peakRssMiB: rss, rounds: perRound } };
+}
+
 const num = (v: unknown, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '—');
 
 async function parent(): Promise<void> {
@@ -338,9 +379,9 @@ async function parent(): Promise<void> {
   console.log(`gapcam bench${quick ? ' (--quick)' : ''}: ${describeEngine(engine)}`);
   console.log(`CPU: ${cpuModel()}, ${os.cpus().length} cores; threads per framework: ${threads}; load average at start ${loadStart.toFixed(2)}; gapcam process env: ${envMode === 'tuned' ? JSON.stringify(tunedEngineEnv()) : 'plain'}`);
   const results: Record<string, ChildResult> = {};
-  const step = async (key: string, f: () => Promise<ChildResult>) => {
+  const step = async (label: string, f: () => Promise<ChildResult>, key = label) => {
     if (!want(key)) return;
-    process.stdout.write(`  ${key} … `);
+    process.stdout.write(`  ${label} … `);
     const t0 = performance.now();
     results[key] = await f();
     const r = results[key];
@@ -350,20 +391,31 @@ async function parent(): Promise<void> {
     if (want(key)) results[key] = { ok: false, text: '', error: why };
   };
 
-  // VGG16-GAP: gapcam (fused step; the tfjs tape as the before figure) and the peers
-  await step('vgg16-gap-infer', () => gapcamChild('infer:vgg16-gap'));
-  await step('vgg16-gap-train', () => gapcamChild('train:vgg16-gap'));
+  // VGG16-GAP: gapcam and the peers, in interleaved rounds (gapcam, Keras, PyTorch inference, then training, then
+  // again): a shared or virtual machine's speed drifts by 10-20 % from one minute to the next, so figures taken minutes
+  // apart compare the machine with itself; interleaving gives every framework the same conditions. Each figure is the
+  // round with the median speed; peak RSS is the largest over the rounds.
+  const others = otherCpuMeter();
+  const vggKeys: [string, () => Promise<ChildResult>][] = [];
+  for (const phase of ['infer', 'train'] as const) {
+    vggKeys.push([`vgg16-gap-${phase}`, () => gapcamChild(`${phase}:vgg16-gap`)]);
+    for (const p of peers()) {
+      if (has('no-peers')) skip(`${p.name}-${phase}`, '--no-peers');
+      else vggKeys.push([`${p.name}-${phase}`, () => peerChild(p, phase)]);
+    }
+  }
+  const byRound: Record<string, ChildResult[]> = {};
+  for (let r = 0; r < rounds; r++) {
+    for (const [key, f] of vggKeys) {
+      if (!want(key)) continue;
+      await step(`${key}${rounds > 1 ? ` (round ${r + 1}/${rounds})` : ''}`, f, key);
+      (byRound[key] ??= []).push(results[key]);
+    }
+  }
+  for (const [key, list] of Object.entries(byRound)) results[key] = medianRound(list);
+  const othersDuringVgg = others();
   if (quick) skip('vgg16-gap-train-tape', '--quick');
   else await step('vgg16-gap-train-tape', () => gapcamChild('train-generic:vgg16-gap'));
-  for (const p of peers()) {
-    if (has('no-peers')) {
-      skip(`${p.name}-infer`, '--no-peers');
-      skip(`${p.name}-train`, '--no-peers');
-      continue;
-    }
-    await step(`${p.name}-infer`, () => peerChild(p, 'infer'));
-    await step(`${p.name}-train`, () => peerChild(p, 'train'));
-  }
   for (const m of ['vgg-gap-tiny', 'darknet-gap'] as const) {
     await step(`${m}-infer`, () => gapcamChild(`infer:${m}`));
     await step(`${m}-train`, () => gapcamChild(`train:${m}`));
@@ -446,14 +498,18 @@ async function parent(): Promise<void> {
     lines.push(`${title}:`);
     for (const l of r.text.split('\n').filter((l) => /\d/.test(l) && !/^(WARNING|I0000)/.test(l))) lines.push(`  ${l.trim()}`);
   }
-  const underLoad = Math.max(loadStart, loadEnd) > os.cpus().length * 0.75;
+  // The load average counts the benchmark's own processes; what matters is CPU used by everything else.
+  const underLoad = othersDuringVgg !== undefined && othersDuringVgg > 0.2;
   lines.push('');
-  lines.push(`load average: ${loadStart.toFixed(2)} at start, ${loadEnd.toFixed(2)} at end${underLoad ? ' — MEASURED UNDER LOAD: other processes shared the cores; absolute numbers are low and noisy' : ''}`);
+  lines.push(`load average: ${loadStart.toFixed(2)} at start, ${loadEnd.toFixed(2)} at end (includes the benchmark itself); ` +
+    `other processes used ${othersDuringVgg === undefined ? '—' : othersDuringVgg.toFixed(2)} cores on average during the VGG16-GAP rounds` +
+    `${underLoad ? ' — MEASURED UNDER LOAD: other processes shared the cores; absolute numbers are low and noisy' : ''}`);
   console.log('\n' + lines.join('\n'));
 
   const out = {
     date: started.toISOString(), quick, threads, gapcamEnv: envMode === 'tuned' ? tunedEngineEnv() : 'plain', cpu: cpuModel(), cores: os.cpus().length, engine,
-    node: process.version, loadAverage: { start: loadStart, end: loadEnd }, measuredUnderLoad: underLoad,
+    node: process.version, loadAverage: { start: loadStart, end: loadEnd }, otherProcessesCores: othersDuringVgg, rounds,
+    measuredUnderLoad: underLoad,
     ratios, table: lines.join('\n'),
     results: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, r.ok ? (r.json ?? { text: r.text }) : { skipped: r.error }])),
   };
