@@ -52,6 +52,15 @@ function workerEntry(): string | URL {
   return `import(${JSON.stringify(apiUrl)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
 }
 
+/** Nice value of the decoding threads (GAPCAM_DECODE_NICE, 0..19, default 10; see decode-worker.ts). */
+export function decodeNiceness(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.GAPCAM_DECODE_NICE;
+  if (raw === undefined || raw.trim() === '') return 10;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new UserError(`GAPCAM_DECODE_NICE must be a whole number from 0 to 19 (0: normal priority), found '${raw}'`);
+  return n;
+}
+
 interface Slot { worker: Worker; inFlight: number }
 
 export class DecodePool {
@@ -62,13 +71,13 @@ export class DecodePool {
   /** Each worker's in-memory cache bound (bytes). */
   readonly cacheBytes: number;
 
-  constructor(readonly size: number, totalCacheBytes = decodeCacheBytes()) {
+  constructor(readonly size: number, totalCacheBytes = decodeCacheBytes(), private readonly niceness = decodeNiceness()) {
     this.cacheBytes = Math.floor(totalCacheBytes / size);
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerEntry(), { eval: fromSource, workerData: { cacheBytes: this.cacheBytes } });
+    const worker = new Worker(workerEntry(), { eval: fromSource, workerData: { cacheBytes: this.cacheBytes, niceness: this.niceness } });
     const slot: Slot = { worker, inFlight: 0 };
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {

@@ -1,6 +1,8 @@
 // A decode worker thread (started by decode-pool.ts): prepares images as the pipeline asks, with its own share of the
 // in-memory decode cache. Runs nothing but sharp and plain JS, so it keeps decoding while the main thread is blocked
 // in a synchronous TensorFlow step.
+import fs from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { prepareImage } from './prepare.js';
@@ -8,10 +10,33 @@ import { threadDecodeCache } from './decode-cache.js';
 import { UserError } from '../errors.js';
 import type { WorkerReply, WorkerRequest } from './decode-pool.js';
 
-const { cacheBytes } = workerData as { cacheBytes: number };
+const { cacheBytes, niceness } = workerData as { cacheBytes: number; niceness: number };
 // One libvips thread per image: the pool's size and its images in flight are the decode parallelism.
 sharp.concurrency(1);
 sharp.cache(false);
+
+// TensorFlow's intra-op threads split each op into shards and wait for the slowest: a decode sharing a core with one
+// shard delays the whole op. At a lower priority (Linux nice is per thread) the decoding threads — this one and
+// libvips' workers, which do the JPEG decoding — take the cores' idle moments instead. Linux only; elsewhere a no-op.
+const lowered = new Set<number>();
+let lastScan = -Infinity;
+function lowerDecodePriority(): void {
+  if (process.platform !== 'linux' || niceness <= 0 || performance.now() - lastScan < 1000) return;
+  lastScan = performance.now();
+  try {
+    const self = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    for (const t of fs.readdirSync('/proc/self/task')) {
+      const tid = Number(t);
+      if (lowered.has(tid)) continue;
+      if (tid === self || fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'libvips worker') {
+        os.setPriority(tid, niceness);
+        lowered.add(tid);
+      }
+    }
+  } catch {
+    // a thread that ended meanwhile, or no /proc: decoding runs at the normal priority
+  }
+}
 
 parentPort!.on('message', (req: WorkerRequest) => {
   void (async () => {
@@ -25,6 +50,7 @@ parentPort!.on('message', (req: WorkerRequest) => {
     }
     try {
       const p = await prepareImage(req.file, { ...req.options, memoryCache: req.options.memoryCache ? threadDecodeCache(cacheBytes) : undefined }, req.id);
+      lowerDecodePriority(); // after a decode, when libvips' threads exist
       // A copy in a fresh JS buffer, moved to the main thread (sharp's output buffers live outside V8's heap and
       // need not be transferable); the copy costs microseconds.
       const rgb = new Uint8Array(p.rgb);

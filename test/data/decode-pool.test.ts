@@ -1,10 +1,11 @@
 import { expect } from 'chai';
+import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { useEngine, makeTempDir, expectNoTensorLeak } from '../helpers.js';
 import { batches, type Batch, type PipelineOptions } from '../../src/data/pipeline.js';
-import { DecodePool, decodeWorkerCount } from '../../src/data/decode-pool.js';
+import { DecodePool, decodeNiceness, decodeWorkerCount } from '../../src/data/decode-pool.js';
 import type { ImageRecord } from '../../src/data/types.js';
 import { UserError } from '../../src/errors.js';
 
@@ -88,6 +89,23 @@ describe('data/decode-pool', () => {
     }
   });
 
+  it('on Linux, the decoding threads (the worker and libvips\' workers) run at the lower priority asked for', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const pool = new DecodePool(1, 0, 12);
+    try {
+      await pool.prepare(records[0].path, { transforms: ['resize:16'], memoryCache: false }, 'a');
+      const threads = fs.readdirSync('/proc/self/task').map((t) => ({
+        name: fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim(),
+        nice: Number(fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1].split(' ')[16]),
+      }));
+      expect(threads.filter((t) => t.name === 'libvips worker' && t.nice >= 12).length, JSON.stringify(threads)).to.be.at.least(1);
+      expect(threads.filter((t) => t.name !== 'libvips worker' && t.nice >= 12).length, 'the worker thread').to.be.at.least(1);
+      expect(fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ')[16], 'the main thread').to.not.equal('12');
+    } finally {
+      pool.close();
+    }
+  });
+
   it('tensor count stays flat over many epochs through the workers and the cache', async () => {
     await expectNoTensorLeak(async () => {
       for (let epoch = 0; epoch < 8; epoch++) {
@@ -100,10 +118,12 @@ describe('data/decode-pool', () => {
     expect(tf.memory().numTensors).to.equal(before);
   });
 
-  it('GAPCAM_DECODE_WORKERS sets the worker count (0: the main thread); the default leaves most cores to TensorFlow', () => {
+  it('GAPCAM_DECODE_WORKERS sets the worker count (0: the main thread), the default leaving most cores to TensorFlow; GAPCAM_DECODE_NICE their priority', () => {
     expect(decodeWorkerCount({ GAPCAM_DECODE_WORKERS: '3' })).to.equal(3);
     expect(decodeWorkerCount({ GAPCAM_DECODE_WORKERS: '0' })).to.equal(0);
     expect(decodeWorkerCount({})).to.be.at.least(1);
     expect(() => decodeWorkerCount({ GAPCAM_DECODE_WORKERS: '1.5' })).to.throw(UserError, /GAPCAM_DECODE_WORKERS/);
+    expect([decodeNiceness({}), decodeNiceness({ GAPCAM_DECODE_NICE: '0' }), decodeNiceness({ GAPCAM_DECODE_NICE: '19' })]).to.deep.equal([10, 0, 19]);
+    expect(() => decodeNiceness({ GAPCAM_DECODE_NICE: '20' })).to.throw(UserError, /GAPCAM_DECODE_NICE/);
   });
 });
