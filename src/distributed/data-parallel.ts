@@ -68,7 +68,7 @@ export class DataParallel {
     return new GradientBuckets(this.group, weight);
   }
 
-  /** Sums plain numbers over the workers (the step's weighted loss and correct count; validation sums). */
+  /** Sums plain numbers over the workers (validation sums). */
   sum(values: number[]): Promise<number[]> {
     return this.group.sumNumbers(values);
   }
