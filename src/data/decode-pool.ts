@@ -1,8 +1,8 @@
 // Decode worker threads shared by every pipeline in the process. tfjs-node runs each op synchronously on the main
 // thread, so while a training step runs, decodes started from the main thread cannot move to their next stage; in
 // worker threads they carry on. Sizing on a machine TensorFlow shares: TensorFlow's intra-op threads use every core
-// (engine.ts), so the default is a quarter of the cores (1 on 2 cores), each image on one libvips thread and two
-// images in flight per worker (batches()). Each image goes to the same worker every epoch (by path), so the workers'
+// (engine.ts), so the default is a quarter of the cores (1 on 2 cores), each image on one libvips thread, four
+// images in flight per worker (batches()), and the decoding threads at a lower priority (decode-worker.ts). Each image goes to the same worker every epoch (by path), so the workers'
 // in-memory caches (the bound split between them) do not hold the same image twice. Idle workers do not keep the
 // process alive.
 import fs from 'node:fs';

@@ -31,7 +31,7 @@ export interface PipelineOptions {
   epoch?: number;
   /** Batches decoded ahead of the consumer (default 2). */
   prefetch?: number;
-  /** Images decoded at once (default 2 per decode worker, 4 without workers; sharp uses one thread per image). */
+  /** Images decoded at once (default 4 per decode worker, 4 without workers; sharp uses one thread per image). */
   concurrency?: number;
   /** Decode worker threads (default GAPCAM_DECODE_WORKERS, else a quarter of the cores, at least 1: TensorFlow's
    *  threads take the rest); 0 decodes on this thread. */
@@ -102,7 +102,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
   const prefetch = Math.max(0, options.prefetch ?? 2);
   const workers = Math.max(0, options.workers ?? decodeWorkerCount());
   const pool = workers > 0 ? sharedDecodePool(workers) : undefined;
-  const concurrency = Math.max(1, options.concurrency ?? (pool ? 2 * workers : 4));
+  const concurrency = Math.max(1, options.concurrency ?? 4 * Math.max(1, workers));
   const memoryCache = options.memoryCache ? threadDecodeCache() : undefined;
   const counted = !!(options.cacheDir || (options.memoryCache && (pool ? pool.cacheBytes > 0 : memoryCache)));
   const seed = options.seed ?? 0, epoch = options.epoch ?? 0;
