@@ -113,7 +113,9 @@ function fusedConvAttrs(b: NodeBackend, spec: Conv2DSpec, fusedOps: string[]) {
     { name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: 1e-4 }];
 }
 
-/** conv + bias + ReLU as one oneDNN primitive (list attributes: needs gapcam's engine build). */
+/** conv + bias + ReLU as one oneDNN primitive (list attributes: needs gapcam's engine build). Unlike TensorFlow's
+ *  Relu, oneDNN's ReLU post-op maps NaN to 0 (as in Keras' oneDNN graphs); the trainer's weight checks still stop a
+ *  diverging run. */
 function mklFusedConv(): NodeBackend | undefined {
   return probe('_MklNativeFusedConv2D', (b) => {
     const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
