@@ -15,9 +15,8 @@
 // Gradients are then applied with the caller's own tfjs optimizer (optimizer.applyGradients), so optimizer state,
 // learning-rate schedules and checkpoints are exactly those of the generic path.
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
 import * as k from './native.js';
-import { collectGarbage } from '../util/gc.js';
+import { collectGarbage, nodeBuiltin } from '../util/gc.js';
 
 /** One optimizer update from a batch; returns the mean loss before the update (a scalar the caller disposes; read
  *  it only when needed, e.g. every N steps, to avoid a synchronous round trip per step). */
@@ -47,7 +46,7 @@ export interface ProfileEntry {
 /** Peak resident set size (MiB) since the last resetPeak(), from /proc/self/status (Linux only). */
 function peakMiB(): number | undefined {
   try {
-    const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    const m = /VmHWM:\s+(\d+)/.exec(nodeBuiltin<typeof import('node:fs')>('node:fs')!.readFileSync('/proc/self/status', 'utf8'));
     return m ? Number(m[1]) / 1024 : undefined;
   } catch {
     return undefined;
@@ -57,7 +56,7 @@ function peakMiB(): number | undefined {
 /** Resets the kernel's peak-RSS mark (VmHWM) so that the next peakMiB() is the peak of what ran in between. */
 function resetPeak(): void {
   try {
-    fs.writeFileSync('/proc/self/clear_refs', '5');
+    nodeBuiltin<typeof import('node:fs')>('node:fs')!.writeFileSync('/proc/self/clear_refs', '5');
   } catch {
     /* not Linux, or not permitted: the peak then includes earlier work */
   }
