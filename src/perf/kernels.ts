@@ -1,6 +1,7 @@
-// Routes tfjs' own convolution kernels on the native engine to TensorFlow's oneDNN kernels called by name, so that
-// every tfjs code path (tfjs-layers predict/apply, tf.grad, CAM, features) keeps oneDNN speed when TensorFlow's
-// automatic oneDNN rewrite is switched off with TF_ENABLE_ONEDNN_OPTS=0.
+// Routes tfjs' own convolution kernels on the native engine to TensorFlow's oneDNN kernels called by name (installed
+// at every native engine start), so that every tfjs code path (tfjs-layers predict/apply, tf.grad, CAM, features)
+// gets the fused conv + bias + ReLU, and keeps oneDNN speed when TensorFlow's automatic oneDNN rewrite is switched
+// off with TF_ENABLE_ONEDNN_OPTS=0.
 //
 // Why switch it off: with the rewrite on, TensorFlow allocates tensors from a oneDNN BFC pool that never returns
 // memory to the system, so a process's resident memory stays at its highest point plus fragmentation (VGG16-GAP

@@ -94,15 +94,18 @@ function close(a: tf.Tensor, b: tf.Tensor, tol: number): boolean {
   return tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] <= tol;
 }
 
+/** Checks a conv + bias kernel called by name against the portable conv2d + bias (+ `then`) on a small input. */
+function sameAsConvBias(b: NodeBackend, op: string, attrs: (spec: Conv2DSpec) => unknown[], then = (t: tf.Tensor) => t): boolean {
+  const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
+  const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 2) as tf.Tensor4D;
+  const bias = tf.tensor1d([0.5, -1, 2, 0]);
+  const spec: Conv2DSpec = { strides: [2, 1], pad: 'same' };
+  const got = b.executeSingleOutput(op, attrs(spec), [x, w, bias]);
+  return close(got, then(tf.add(tf.conv2d(x, w, spec.strides, spec.pad), bias)), 1e-4);
+}
+
 function mklConvBias(): NodeBackend | undefined {
-  return probe('_MklNativeConv2DWithBias', (b) => {
-    const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
-    const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 2) as tf.Tensor4D;
-    const bias = tf.tensor1d([0.5, -1, 2, 0]);
-    const spec: Conv2DSpec = { strides: [2, 1], pad: 'same' };
-    const got = b.executeSingleOutput('_MklNativeConv2DWithBias', convAttrs(b, spec), [x, w, bias]);
-    return close(got, tf.add(tf.conv2d(x, w, spec.strides, spec.pad), bias), 1e-4);
-  });
+  return probe('_MklNativeConv2DWithBias', (b) => sameAsConvBias(b, '_MklNativeConv2DWithBias', (spec) => convAttrs(b, spec)));
 }
 
 function fusedConvAttrs(b: NodeBackend, spec: Conv2DSpec, fusedOps: string[]) {
@@ -117,14 +120,8 @@ function fusedConvAttrs(b: NodeBackend, spec: Conv2DSpec, fusedOps: string[]) {
  *  Relu, oneDNN's ReLU post-op maps NaN to 0 (as in Keras' oneDNN graphs); the trainer's weight checks still stop a
  *  diverging run. */
 function mklFusedConv(): NodeBackend | undefined {
-  return probe('_MklNativeFusedConv2D', (b) => {
-    const x = tf.randomUniform([2, 7, 6, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
-    const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 2) as tf.Tensor4D;
-    const bias = tf.tensor1d([0.5, -1, 2, 0]);
-    const spec: Conv2DSpec = { strides: [2, 1], pad: 'same' };
-    const got = b.executeSingleOutput('_MklNativeFusedConv2D', fusedConvAttrs(b, spec, ['BiasAdd', 'Relu']), [x, w, bias]);
-    return close(got, tf.relu(tf.add(tf.conv2d(x, w, spec.strides, spec.pad), bias)), 1e-4);
-  });
+  return probe('_MklNativeFusedConv2D', (b) => sameAsConvBias(b, '_MklNativeFusedConv2D',
+    (spec) => fusedConvAttrs(b, spec, ['BiasAdd', 'Relu']), (t) => tf.relu(t)));
 }
 
 function mklPool(): NodeBackend | undefined {

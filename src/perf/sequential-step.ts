@@ -584,7 +584,7 @@ export class FusedGradients {
       for (let start = 0; start < n; start += slice) {
         const m = Math.min(slice, n - start);
         const last = start + m >= n;
-        const r = tf.tidy(() => ({ x: tf.slice(images, start, m), y: labels.rank === 1 ? tf.slice(labels, start, m) : tf.slice(labels, start, m) }));
+        const r = { x: tf.slice(images, start, m), y: tf.slice(labels, start, m) };
         let part: FusedGradientsResult;
         try {
           part = this.pass(r.x as tf.Tensor4D, r.y as tf.Tensor1D | tf.Tensor2D,

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { startEngine, describeEngine } from '../../src/engine.js';
 import { joinCluster } from '../../src/distributed/collective.js';
-import { UserError } from '../../src/errors.js';
+import { exitOnUserError } from './cluster-helpers.js';
 
 const [workers, task, stopAfter] = process.argv.slice(2);
 const info = await startEngine('tensorflow');
@@ -24,10 +24,6 @@ try {
     console.log('unexpected: the all-reduce completed');
   }
 } catch (err) {
-  if (err instanceof UserError) {
-    process.stderr.write(`gapcam: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  throw err;
+  exitOnUserError(err);
 }
 process.exit(0);

@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { localTfjsNodeDir } from '../../src/engine.js';
 import { projectRoot } from '../../src/paths.js';
+import { UserError } from '../../src/errors.js';
 
 /** `n` distinct ports that were free on 127.0.0.1 a moment ago. */
 export async function freePorts(n: number): Promise<number[]> {
@@ -85,4 +86,14 @@ export function ok(d: Finished, what: string): Finished {
 /** `n` worker addresses on free loopback ports, as --workers takes them. */
 export async function workerAddresses(n: number): Promise<string> {
   return (await freePorts(n)).map((p) => `127.0.0.1:${p}`).join(',');
+}
+
+/** A worker script's failure path: a UserError becomes one line on stderr and its exit code, as in the CLI; anything
+ *  else is rethrown. */
+export function exitOnUserError(err: unknown): never {
+  if (err instanceof UserError) {
+    process.stderr.write(`gapcam: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  throw err;
 }

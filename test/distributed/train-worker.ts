@@ -11,7 +11,7 @@ import { DataParallel } from '../../src/distributed/data-parallel.js';
 import { memoryData } from '../../src/train/data.js';
 import { readMetrics } from '../../src/train/metrics.js';
 import { train } from '../../src/train/trainer.js';
-import { UserError } from '../../src/errors.js';
+import { exitOnUserError } from './cluster-helpers.js';
 import { tinyCam, tinyRecipe, tinySet, weightsOf, TINY_HEAD } from '../train/tiny.js';
 
 const [out, workers, task] = process.argv.slice(2);
@@ -44,10 +44,6 @@ try {
   }
   console.log(JSON.stringify(results));
 } catch (err) {
-  if (err instanceof UserError) {
-    process.stderr.write(`gapcam: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  throw err;
+  exitOnUserError(err);
 }
 process.exit(0);
