@@ -17,7 +17,7 @@ import type { CamModel } from '../models/types.js';
 import { loadRecipe, parseRecipe, applyOverrides, type RecipeOverrides } from '../recipes/loader.js';
 import { sizeHW, type Recipe } from '../recipes/schema.js';
 import { resolveAtomicDir, writeFileAtomic } from '../util/atomic.js';
-import { loadLastCheckpoint, removeStaleTemps } from './checkpoint.js';
+import { loadLastCheckpoint, readBestOnDisk, removeStaleTemps } from './checkpoint.js';
 import { lockRun } from './run-lock.js';
 import { readMetrics } from './metrics.js';
 import { datasetTrainData } from './pipeline-data.js';
@@ -289,6 +289,21 @@ function planRun(o: TrainRunOptions): { recipe: Recipe; runDir: string } {
   return { recipe, runDir: path.join(o.checkpointRoot, runName) };
 }
 
+/** The best/ (or its best.old copy) of a run that has no last/, with the epoch it records; undefined otherwise. */
+function bestWithoutLast(runDir: string): { dir: string; epoch: string } | undefined {
+  if (resolveAtomicDir(path.join(runDir, 'last'))) return undefined;
+  const dir = resolveAtomicDir(path.join(runDir, 'best'));
+  if (!dir) return undefined;
+  let epoch = '';
+  try {
+    const best = readBestOnDisk(runDir)?.best;
+    if (best) epoch = ` (epoch ${best.epoch})`;
+  } catch {
+    // a best/ whose state cannot be read is still the user's folder
+  }
+  return { dir, epoch };
+}
+
 /** Trains per a recipe (or resumes a run) holding the run folder's lock, then runs `after` (still locked). */
 async function trainLocked<T>(o: TrainRunOptions, after: (res: TrainRunResult) => Promise<T>): Promise<T> {
   const { recipe, runDir } = planRun(o);
@@ -304,9 +319,15 @@ async function trainLocked<T>(o: TrainRunOptions, after: (res: TrainRunResult) =
       if (resolveAtomicDir(path.join(runDir, 'last'))) {
         throw new UserError(`run folder ${runDir} already exists: continue it with --resume ${runName} or pick another --run-name`);
       }
+      // A best/ without last/ (killed between the two saves of the first epoch) is a trained model: a restart would
+      // have to replace it, so the run counts as having a checkpoint and is refused (train has no --force).
+      const best = bestWithoutLast(runDir);
+      if (best) {
+        throw new UserError(`run folder ${runDir} holds the model ${best.dir}${best.epoch} but no last/ checkpoint (it stopped ` +
+          `between the two saves of its first epoch), and a restart would replace it: start a new run with another --run-name, ` +
+          `or move ${best.dir} out of the run folder to start ${runName} again`);
+      }
       o.progress?.log(`run ${runName} has no checkpoint yet (it stopped before its first one): starting it again`);
-      // A best/ without last/ is from the killed first epoch of that attempt; the new first epoch replaces it.
-      for (const d of ['best', 'best.old']) fs.rmSync(path.join(runDir, d), { recursive: true, force: true });
     }
     removeStaleTemps(runDir);
     const res = await trainUnlocked(o, recipe, runDir);
@@ -327,6 +348,11 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, readDir: string
   if (o.resume) {
     resumeFrom = await loadLastCheckpoint(readDir).catch((err) => {
       if (err instanceof UserError && /has no last checkpoint/.test(err.message)) {
+        const best = bestWithoutLast(readDir);
+        if (best) {
+          throw new UserError(`--resume: run ${runName} has no last/ checkpoint to continue from, only the model ${best.dir}${best.epoch} ` +
+            `(saved before last/ in its first epoch, without optimizer state); use it as a model, or start a new run with another --run-name`);
+        }
         throw new UserError(`--resume: run ${runName} has no checkpoint yet (it stopped before its first one); start it again with: ` +
           `gapcam train ${path.join(readDir, RECIPE_JSON)} --run-name ${runName}${o.checkpointRoot === defaultCheckpointRoot() ? '' : ` --checkpoints ${o.checkpointRoot}`}`);
       }

@@ -185,6 +185,16 @@ describe('train: the CLI under signals', function () {
     const seen: string[] = [];
     for (const point of points) {
       const last = resolveAtomicDir(path.join(runDir, 'last'));
+      const bestAlone = !last && resolveAtomicDir(path.join(runDir, 'best'));
+      if (bestAlone) {
+        // best/ without last/ is a model: a restart refuses to replace it (one line, exit 2) and leaves it; the user
+        // moves it out of the run folder and starts again
+        const refused = await gapcam(['train', recipe, '--run-name', 'c', '--dataset', cub, '--checkpoints', out, '--no-cache']).done;
+        expect(refused.code, refused.stderr).to.equal(2);
+        const line = refused.stderr.trim().split('\n').pop()!; // (the native engine logs its start before)
+        expect(line).to.match(/^gapcam: run folder .* holds the model .*best \(epoch 1\) but no last\/ checkpoint .*start c again$/);
+        fs.renameSync(bestAlone, path.join(out, `kept-${point}`));
+      }
       // a run without last/ (killed before its first) is started again under its name; otherwise resumed
       const args = last ? ['train', '--resume', 'c'] : ['train', recipe, '--run-name', 'c'];
       const res = await gapcam([...args, '--dataset', cub, '--checkpoints', out, '--no-cache'], { GAPCAM_TEST_CRASH_AT: point }).done;
@@ -194,7 +204,7 @@ describe('train: the CLI under signals', function () {
     }
     expect(seen, seen.join('; ')).to.deep.equal([
       'dir:best:filled: last none, best/ none', // killed before the first checkpoint: started again next
-      'dir:last:filled: last none, best/ 1', // best/ written, last/ not yet: started again next
+      'dir:last:filled: last none, best/ 1', // best/ written, last/ not yet: refused next, started again once moved out
       'dir:best:moved-aside: last epoch 1, best 1, best/ 1', // epoch 2's best/ save cut short: best.old is epoch 1
       'dir:last:moved-aside: last epoch 1, best 1, best/ 2', // epoch 2's best/ in place, last/ (.old) still at epoch 1
     ]);

@@ -145,6 +145,43 @@ describe('train: safety of the run folder', function () {
     });
   });
 
+  describe('a restart never removes best/', () => {
+    /** Every file under `dir` with its bytes, by relative path. */
+    const snapshot = (dir: string) => Object.fromEntries((fs.readdirSync(dir, { recursive: true }) as string[]).sort()
+      .filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('base64')]));
+
+    it('a run with best/ (or best.old/) but no last/ is refused with one line, exit 2, and best/ stays byte-identical', async () => {
+      const out = path.join(work, 'restart');
+      const runDir = path.join(out, 'r');
+      const file = recipe('restart');
+      await runTraining({ recipe: file, checkpointRoot: out, runName: 'r', cacheDir: null });
+      // what a kill between the first epoch's best/ save and its last/ save leaves
+      fs.rmSync(path.join(runDir, 'last'), { recursive: true });
+      const bestDir = path.join(runDir, 'best');
+      const before = snapshot(bestDir);
+      expect(Object.keys(before)).to.include.members(['model.json', 'meta.json', 'train-state.json']);
+      for (const name of ['best', 'best.old']) {
+        if (name === 'best.old') fs.renameSync(bestDir, path.join(runDir, 'best.old')); // a kill inside best/'s own swap
+        const dir = path.join(runDir, name);
+        const err = await rejection(runTraining({ recipe: file, checkpointRoot: out, runName: 'r', cacheDir: null }));
+        expect(err).to.be.instanceOf(UserError);
+        expect((err as UserError).exitCode).to.equal(2);
+        expect(err.message).to.equal(`run folder ${runDir} holds the model ${dir} (epoch 1) but no last/ checkpoint (it stopped between the two ` +
+          `saves of its first epoch), and a restart would replace it: start a new run with another --run-name, or move ${dir} out of the run folder to start r again`);
+        const resume = await rejection(runTraining({ resume: 'r', checkpointRoot: out, cacheDir: null }));
+        expect(resume.message).to.match(new RegExp(`^--resume: run r has no last/ checkpoint to continue from, only the model ${dir} \\(epoch 1\\) .*use it as a model`));
+        expect(resume.message).to.not.contain('\n');
+        expect(snapshot(dir), name).to.deep.equal(before);
+        expect(fs.existsSync(path.join(runDir, RUN_LOCK)), 'the refused run released its lock').to.equal(false);
+      }
+      // moved out of the run folder by the user, the run starts again under its name
+      fs.renameSync(path.join(runDir, 'best.old'), path.join(out, 'kept-best'));
+      const res = await runTraining({ recipe: file, checkpointRoot: out, runName: 'r', cacheDir: null });
+      expect(res.status).to.equal('completed');
+      expect(snapshot(path.join(out, 'kept-best'))).to.deep.equal(before);
+    });
+  });
+
   describe('--resume checks the checkpoint against the run', () => {
     it('refuses a recipe on the command line that differs from the run\'s, accepts the same one', async () => {
       const out = path.join(work, 'rec');
