@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { useEngine, makeTempDir } from '../helpers.js';
 import { runTraining } from '../../src/train/run.js';
 import { loadLastCheckpoint, readBestOnDisk, readTrainState } from '../../src/train/checkpoint.js';
-import { lockRun, RUN_LOCK } from '../../src/train/run-lock.js';
+import { lockRun, RUN_LOCK, RUN_LOCK_TAKEOVER, type LockTakeoverHooks, type RunLock } from '../../src/train/run-lock.js';
 import { TrainingDivergedError, firstNonFiniteWeight } from '../../src/train/trainer.js';
 import { loadCamModel } from '../../src/models/meta.js';
 import { UserError } from '../../src/errors.js';
@@ -84,6 +84,70 @@ describe('train: safety of the run folder', function () {
       expect(fs.existsSync(lock.file)).to.equal(false);
       fs.writeFileSync(path.join(dir, RUN_LOCK), JSON.stringify({ pid: Number(dead), host: 'elsewhere', startedAt: 'then' }));
       expect(() => lockRun(dir)).to.throw(UserError, /in use by gapcam pid \d+ on elsewhere .*remove .*\.lock\)$/);
+    });
+  });
+
+  describe('taking over a stale lock is atomic', () => {
+    const deadPid = () => Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
+    const staleLockIn = (name: string) => {
+      const dir = path.join(work, name);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, RUN_LOCK), JSON.stringify({ pid: deadPid(), host: os.hostname(), startedAt: 'then' }));
+      return dir;
+    };
+    /** Two takers of one stale lock, the second run to its end at `at` inside the first: who won, who was refused. */
+    const race = (dir: string, at: keyof LockTakeoverHooks) => {
+      const won: string[] = [];
+      const refused: string[] = [];
+      let second: RunLock | undefined;
+      const attempt = (who: string, hooks: LockTakeoverHooks) => {
+        try {
+          const lock = lockRun(dir, hooks);
+          won.push(who);
+          return lock;
+        } catch (err) {
+          expect(err).to.be.instanceOf(UserError);
+          expect((err as Error).message).to.not.contain('\n');
+          refused.push(`${who}: ${(err as Error).message}`);
+          return undefined;
+        }
+      };
+      const first = attempt('first', { [at]: () => { second = attempt('second', {}); } });
+      const lockText = fs.readFileSync(path.join(dir, RUN_LOCK), 'utf8');
+      for (const l of [first, second]) l?.release();
+      return { won, refused, lockText };
+    };
+
+    it('a second taker arriving between the stale check and the takeover finds the lock live: exactly one wins', () => {
+      const dir = staleLockIn('race1');
+      const { won, refused, lockText } = race(dir, 'judgedStale');
+      expect(won).to.deep.equal(['second']);
+      expect(refused).to.have.length(1);
+      expect(refused[0]).to.match(new RegExp(`^first: run folder .*race1 is in use by gapcam pid ${process.pid} on `));
+      expect(JSON.parse(lockText).pid).to.equal(process.pid); // the winner's lock was not removed by the loser
+      expect(fs.readdirSync(dir)).to.deep.equal([]); // released: no lock, no takeover file, no temporary
+    });
+
+    it('a second taker arriving while the first holds the takeover is refused: exactly one wins', () => {
+      const dir = staleLockIn('race2');
+      const { won, refused } = race(dir, 'holdingTakeover');
+      expect(won).to.deep.equal(['first']);
+      expect(refused).to.have.length(1);
+      expect(refused[0]).to.match(/^second: run folder .*race2 is being taken over by another gapcam process .*: one training process per run$/);
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+    });
+
+    it('a takeover file left by a process killed during its takeover is cleared once it is old', () => {
+      const dir = staleLockIn('race3');
+      const guard = path.join(dir, RUN_LOCK_TAKEOVER);
+      fs.writeFileSync(guard, '');
+      expect(() => lockRun(dir)).to.throw(UserError, /is being taken over by another gapcam process/);
+      const old = new Date(Date.now() - 60_000);
+      fs.utimesSync(guard, old, old);
+      const lock = lockRun(dir);
+      expect(JSON.parse(fs.readFileSync(lock.file, 'utf8')).pid).to.equal(process.pid);
+      expect(fs.existsSync(guard)).to.equal(false);
+      lock.release();
     });
   });
 
