@@ -1,5 +1,5 @@
 // Training throughput of every shipped training recipe on this machine's engine (a benchmark, not a test):
-//   npx tsx bench/train.ts [--steps 3] [--batch N] [--recipe vgg-gap-tiny] [--backend tensorflow] [--rounds 1] [--real-only]
+//   npx tsx bench/train.ts [--steps 3] [--batch N] [--recipe vgg-gap-tiny] [--backend tensorflow] [--rounds 1] [--real-only] [--quick]
 //   node dist/bench/train.js …   (after npm run build)
 // Each recipe's model is built as `gapcam train` builds it (backbone + GAP surgery at the recipe's input size;
 // ImageNet weights are replaced by random ones because nothing downloads here, which does not change the speed;
@@ -24,6 +24,7 @@ import { loadDataset } from '../src/data/datasets.js';
 import { split } from '../src/data/split.js';
 import { projectRoot } from '../src/paths.js';
 import type { TrainData } from '../src/train/data.js';
+import type { Dataset } from '../src/data/types.js';
 import { clearDecodeCaches, decodeWorkerCount } from '../src/data/decode-pool.js';
 import { decodeCacheBytes } from '../src/data/decode-cache.js';
 
@@ -35,7 +36,7 @@ function arg(name: string): string | undefined {
 async function main(): Promise<void> {
   const info = await startEngine(parseEngineRequest(arg('backend')));
   console.log(describeEngine(info));
-  const steps = Number(arg('steps') ?? 3);
+  const steps = Number(arg('steps') ?? (process.argv.includes('--quick') ? 2 : 3));
   const only = arg('recipe');
   const rows: string[] = [];
   for (const entry of listRecipes()) {
@@ -89,76 +90,85 @@ async function timedImagesPerSec(recipe: Recipe, cam: Awaited<ReturnType<typeof 
   return (timed.length * batch) / secs;
 }
 
-/** How much each recipe's model waits for data: its step time on real JPEGs (wild2's photos, the only real ones
- *  here, through the recipe's own train transforms, input size and preprocessing) vs on the same images held in
- *  memory as one tensor, for the pipeline as it was (decoding on the main thread, no cache), and as `gapcam train` runs it now
- *  (decode workers, in-memory + on-disk decode cache) in the first epoch (cold caches) and in later ones (warm).
- *  Each variant gets a fresh model; the variants take turns `rounds` times and the best of each is kept, so that
- *  another process's burst does not decide a ratio. */
+/** How much each recipe's model waits for data: its step time on real image files through the recipe's own train
+ *  transforms, input size and preprocessing vs on the same images held in memory as one tensor. The files are the
+ *  recipe's own dataset where it is here (digits-loc is embedded, wild2 is ../shared's photos), and wild2's photos
+ *  (the only real JPEGs here) for every recipe, standing in for CUB where that is the recipe's dataset. Variants: the
+ *  pipeline as it was (`before`: decoding on the main thread, no cache), and as `gapcam train` runs it now (decode
+ *  workers, in-memory + folder decode cache) in the first epoch (`cold`) and in later ones (`warm`; also every epoch
+ *  of a later run over the same data, from the folder). Each variant gets a fresh model; the variants take turns
+ *  `rounds` times and the best of each is kept, so that another process's burst does not decide a ratio. */
 async function realVsMemory(steps: number, only: string | undefined, rounds: number): Promise<void> {
-  const dataRoot = path.resolve(projectRoot, '..', 'shared', 'datasets');
-  if (!fs.existsSync(path.join(dataRoot, 'kangaroo'))) {
-    console.log('real JPEGs vs in-memory: skipped (needs ../shared/datasets)');
-    return;
-  }
-  const dataset = await loadDataset('wild2', { dataRoot });
+  const sharedRoot = path.resolve(projectRoot, '..', 'shared', 'datasets');
   const rows: string[] = [];
   for (const entry of listRecipes()) {
     if (!entry.recipe || (only && entry.name !== only)) continue;
-    const [h, w] = sizeHW(entry.recipe.data.inputSize);
-    const batch = Number(arg('batch') ?? (h * w > 128 * 128 ? Math.min(entry.recipe.batchSize, 8) : entry.recipe.batchSize));
     const weights = entry.recipe.model.weights === 'imagenet' ? 'none' : entry.recipe.model.weights;
     if (weights !== 'none' && !fs.existsSync(weights)) continue;
-    const recipe: Recipe = { ...entry.recipe, batchSize: batch, epochs: 1, model: { ...entry.recipe.model, weights },
-      data: { ...entry.recipe.data, preprocessing: entry.recipe.data.preprocessing ?? 'caffe' } };
-    const n = batch * (steps + 1);
-    const trainRecords = split(dataset, 'train').slice(0, n);
-    const variants = ['in-memory', 'random', 'before', 'cold', 'warm'] as const;
-    // The same images, decoded once and held as one tensor: the in-memory reference (random pixels are also timed,
-    // because the step's speed depends on the values it sees).
-    const decoded: tf.Tensor4D[] = [];
-    for await (const b of datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir: null, workers: 0 }).trainBatches(0, 0)) decoded.push(b.images);
-    const realPixels = tf.concat(decoded) as tf.Tensor4D;
-    tf.dispose(decoded);
-    const best: Record<string, number> = {};
-    for (let round = 0; round < rounds; round++) {
-      for (const kind of variants) {
-        const { cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, createRandom(1));
-        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-real-'));
-        const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-cache-'));
-        const images = kind === 'random' ? tf.randomNormal([n, h, w, 3], 0, 1, 'float32', 1) as tf.Tensor4D : kind === 'in-memory' ? realPixels.clone() : undefined;
-        // Every variant gets an empty cache folder; 'cold' also empties the decode workers' in-memory caches, and
-        // 'warm' first runs one untimed epoch over the same images.
-        const data = images
-          ? memoryData({ images, labels: Array.from({ length: n }, (_, i) => i % 2), numClasses: 2, batchSize: batch, shuffle: false })
-          : kind === 'before'
-            ? datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir: null, workers: 0 })
-            : datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir });
-        try {
-          if (kind === 'cold') await clearDecodeCaches();
-          if (kind === 'warm') for await (const b of data.trainBatches(0, 0)) b.images.dispose();
-          const ips = await timedImagesPerSec(recipe, cam, headLayers, data, runDir, steps, batch);
-          best[kind] = Math.max(best[kind] ?? 0, ips);
-        } finally {
-          cam.model.dispose();
-          images?.dispose();
-          fs.rmSync(runDir, { recursive: true, force: true });
-          fs.rmSync(cacheDir, { recursive: true, force: true });
-        }
+    const own = entry.recipe.data.dataset;
+    const sources: { label: string; dataset: Dataset }[] = [];
+    if (own !== 'wild2' && own !== 'cub200') sources.push({ label: `${own} (its own)`, dataset: await loadDataset(own) });
+    if (fs.existsSync(path.join(sharedRoot, 'kangaroo'))) sources.push({ label: own === 'wild2' ? 'wild2 (its own)' : 'wild2 photos', dataset: await loadDataset('wild2', { dataRoot: sharedRoot }) });
+    for (const { label, dataset } of sources) rows.push(await realVsMemoryRow(entry.name, entry.recipe, weights, label, dataset, steps, rounds));
+  }
+  if (!rows.length) {
+    console.log('real images vs in-memory: skipped (no recipe with its data here)');
+    return;
+  }
+  console.log(`\nreal image files vs in-memory step time (each recipe's train transforms; ${steps} timed steps, best of ${rounds}; ` +
+    `before: main-thread decoding, no cache; now: ${decodeWorkerCount()} decode worker(s), decode cache ${decodeCacheBytes() / 2 ** 20} MiB + folder; ` +
+    'cold: first epoch, warm: later epochs and later runs):');
+  for (const r of rows) console.log('  ' + r);
+}
+
+async function realVsMemoryRow(name: string, base: Recipe, weights: string, label: string, dataset: Dataset, steps: number, rounds: number): Promise<string> {
+  const [h, w] = sizeHW(base.data.inputSize);
+  const batch = Number(arg('batch') ?? (h * w > 128 * 128 ? Math.min(base.batchSize, 8) : base.batchSize));
+  const recipe: Recipe = { ...base, batchSize: batch, epochs: 1, model: { ...base.model, weights },
+    data: { ...base.data, preprocessing: base.data.preprocessing ?? 'caffe' } };
+  const n = batch * (steps + 1);
+  const trainRecords = split(dataset, 'train').slice(0, n);
+  const numClasses = dataset.classNames.length;
+  const variants = ['in-memory', 'random', 'before', 'cold', 'warm'] as const;
+  // The same images, decoded once and held as one tensor: the in-memory reference (random pixels are also timed,
+  // because the step's speed depends on the values it sees).
+  const decoded: tf.Tensor4D[] = [];
+  for await (const b of datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir: null, workers: 0 }).trainBatches(0, 0)) decoded.push(b.images);
+  const realPixels = tf.concat(decoded) as tf.Tensor4D;
+  tf.dispose(decoded);
+  const best: Record<string, number> = {};
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of variants) {
+      const { cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, createRandom(1));
+      const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-real-'));
+      const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gapcam-bench-cache-'));
+      const images = kind === 'random' ? tf.randomNormal([n, h, w, 3], 0, 1, 'float32', 1) as tf.Tensor4D : kind === 'in-memory' ? realPixels.clone() : undefined;
+      // Every variant gets an empty cache folder; 'cold' also empties the decode workers' in-memory caches, and
+      // 'warm' first runs one untimed epoch over the same images.
+      const data = images
+        ? memoryData({ images, labels: Array.from({ length: n }, (_, i) => i % numClasses), numClasses, batchSize: batch, shuffle: false })
+        : kind === 'before'
+          ? datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir: null, workers: 0 })
+          : datasetTrainData({ recipe, dataset, train: trainRecords, cacheDir });
+      try {
+        if (kind === 'cold') await clearDecodeCaches();
+        if (kind === 'warm') for await (const b of data.trainBatches(0, 0)) b.images.dispose();
+        const ips = await timedImagesPerSec(recipe, cam, headLayers, data, runDir, steps, batch);
+        best[kind] = Math.max(best[kind] ?? 0, ips);
+      } finally {
+        cam.model.dispose();
+        images?.dispose();
+        fs.rmSync(runDir, { recursive: true, force: true });
+        fs.rmSync(cacheDir, { recursive: true, force: true });
       }
     }
-    realPixels.dispose();
-    const ratio = (k: string) => (best['in-memory'] / best[k]).toFixed(3);
-    const line = `${entry.name.padEnd(14)} ${h}×${w} batch ${String(batch).padStart(2)}  in-memory ${best['in-memory'].toFixed(1)} images/s ` +
-      `(random pixels ${best.random.toFixed(1)}); ` +
-      `real JPEGs step time ×: before ${ratio('before')}, now cold ${ratio('cold')}, now warm ${ratio('warm')}`;
-    console.log(line);
-    rows.push(line);
   }
-  console.log(`\nreal JPEGs vs in-memory step time (wild2 photos through each recipe's train transforms; ${steps} timed steps, best of ${rounds}; ` +
-    `before: main-thread decoding, no cache; now: ${decodeWorkerCount()} decode worker(s), decode cache ${decodeCacheBytes() / 2 ** 20} MiB + folder; ` +
-    'cold: first epoch, warm: later epochs):');
-  for (const r of rows) console.log('  ' + r);
+  realPixels.dispose();
+  const ratio = (k: string) => (best['in-memory'] / best[k]).toFixed(3);
+  const line = `${name.padEnd(14)} ${label.padEnd(22)} ${h}×${w} batch ${String(batch).padStart(2)}  in-memory ${best['in-memory'].toFixed(1)} images/s ` +
+    `(random pixels ${best.random.toFixed(1)}); step time ×: before ${ratio('before')}, now cold ${ratio('cold')}, now warm ${ratio('warm')}`;
+  console.log(line);
+  return line;
 }
 
 main().catch((err) => {

@@ -91,7 +91,7 @@ export const trainCommand: GapcamCommand = {
       .option('select-on-test', { type: 'boolean', default: false, describe: "allow a recipe whose data.valSplit is 'test' (model selection on the test split; every report says so first)" })
       .option('workers', { type: 'string', describe: 'multi-worker training: every worker\'s host:port, task 0 (the chief) first (default: TF_CONFIG)' })
       .option('task-index', { type: 'number', describe: 'with --workers: this process\'s position in the list' })
-      .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images (GAPCAM_CACHE_DIR overrides .cache; --no-cache: decode every epoch)' })
+      .option('cache', { type: 'boolean', default: true, describe: 'cache decoded images in .cache/images, bounded by GAPCAM_IMAGE_CACHE_MB (GAPCAM_CACHE_DIR overrides .cache; --no-cache: decode every epoch)' })
       .example('$0 train vgg-gap-tiny', 'train the tiny recipe on the embedded digits-loc set (minutes on a CPU)')
       .example('$0 train darknet-gap --data-root ../shared/datasets', 'transfer darknet-tiny to kangaroo vs raccoon (wild2)')
       .example('$0 train vgg-gap --dataset cub200 --epochs 30', "the CAM paper's VGGnet-GAP on CUB-200-2011 (GPU)")

@@ -1,7 +1,7 @@
 // The image pipeline: records → decoded, transformed, preprocessed batches of tensors. Decoding runs ahead of the
 // consumer (up to `prefetch` batches, `concurrency` images at once) in decode worker threads (decode-pool.ts), which
 // keep working while a synchronous TensorFlow step blocks this thread; a bounded in-memory cache and an optional
-// on-disk cache keep the decoded result of the recipe's deterministic prefix (raw RGB) so later epochs skip JPEG
+// bounded folder (disk-cache.ts) keep the decoded result of the recipe's deterministic prefix (raw RGB) so later epochs skip JPEG
 // decoding (prepare.ts), and shuffling/augmentation are seeded per (seed, epoch, image id), so results do not depend
 // on decode timing or on which thread decoded. Each batch's image tensor is created once, when the consumer asks for
 // the batch, and the consumer disposes it.
@@ -14,6 +14,7 @@ import { boxToInput, clipBox, type Geometry } from './geometry.js';
 import { parseTransform, recipeOutputSize, type Transform } from './transforms.js';
 import { prepareImage, type PreparedImage } from './prepare.js';
 import { threadDecodeCache } from './decode-cache.js';
+import { cacheFolderBudget, imageCacheBytes, type CacheFolderBudget } from './disk-cache.js';
 import { decodeWorkerCount, sharedDecodePool } from './decode-pool.js';
 import { makeRng, shuffleInPlace } from '../util/random.js';
 import { UserError } from '../errors.js';
@@ -36,8 +37,10 @@ export interface PipelineOptions {
   /** Decode worker threads (default GAPCAM_DECODE_WORKERS, else a quarter of the cores, at least 1: TensorFlow's
    *  threads take the rest); 0 decodes on this thread. */
   workers?: number;
-  /** Folder for cached decoded images (raw RGB after the recipe's deterministic prefix); off when unset. */
+  /** Folder for cached decoded images (raw RGB after the recipe's deterministic prefix, disk-cache.ts); off when unset. */
   cacheDir?: string;
+  /** Bound of that folder in bytes (default GAPCAM_IMAGE_CACHE_MB; 0: the folder is not used). */
+  cacheMaxBytes?: number;
   /** Keep decoded prefixes in the decoding thread's bounded in-memory cache (decode-cache.ts; GAPCAM_DECODE_CACHE_MB).
    *  Default false: worth it for data read every epoch (training), not for one pass. */
   memoryCache?: boolean;
@@ -104,7 +107,9 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
   const pool = workers > 0 ? sharedDecodePool(workers) : undefined;
   const concurrency = Math.max(1, options.concurrency ?? 4 * Math.max(1, workers));
   const memoryCache = options.memoryCache ? threadDecodeCache() : undefined;
-  const counted = !!(options.cacheDir || (options.memoryCache && (pool ? pool.cacheBytes > 0 : memoryCache)));
+  const cacheMaxBytes = options.cacheDir ? options.cacheMaxBytes ?? imageCacheBytes() : 0;
+  const cacheDir = cacheMaxBytes > 0 ? options.cacheDir : undefined;
+  const counted = !!(cacheDir || (options.memoryCache && (pool ? pool.cacheBytes > 0 : memoryCache)));
   const seed = options.seed ?? 0, epoch = options.epoch ?? 0;
 
   async function* run(): AsyncGenerator<Batch> {
@@ -122,6 +127,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
     }
     if (options.dropLast && groups.length && groups[groups.length - 1].length < options.batchSize) groups.pop();
 
+    const budget: CacheFolderBudget | undefined = cacheDir ? await cacheFolderBudget(cacheDir, cacheMaxBytes) : undefined;
     let aborted = false;
     let active = 0;
     const queue: (() => void)[] = [];
@@ -131,10 +137,12 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
       await acquire();
       try {
         if (aborted) return { ok: false, error: new Error('aborted') };
-        const job = { transforms, seed, epoch, cacheDir: options.cacheDir, kernel: options.kernel, background: options.background, outputSize: size };
+        const cacheWrite = !!budget && budget.remaining > 0;
+        const job = { transforms, seed, epoch, cacheDir, cacheWrite, kernel: options.kernel, background: options.background, outputSize: size };
         const value = pool
           ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id)
           : await prepareImage(r.path, { ...job, memoryCache }, r.id);
+        if (budget) budget.remaining -= value.cachedBytes;
         return { ok: true, value };
       } catch (error) {
         return { ok: false, error };

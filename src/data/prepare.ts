@@ -1,17 +1,16 @@
 // One image file → the model's input pixels: decode with sharp, apply the recipe's transforms, and keep the exact
 // geometry. Free of TensorFlow so that the decode workers (decode-worker.ts) can run it. Two caches keep the decoded
 // result of the recipe's deterministic prefix (raw RGB, e.g. after `resize:256:shorter`): a bounded in-memory LRU
-// (decode-cache.ts) and an optional on-disk folder; random transforms always run after the cache, seeded per image.
-import crypto from 'node:crypto';
+// (decode-cache.ts) and an optional bounded folder (disk-cache.ts); random transforms always run after the cache,
+// seeded per image.
 import fs from 'node:fs';
-import path from 'node:path';
 import sharp from 'sharp';
 import { checkImageFile, decodeError, decodeWith, toRgb, type DecodeOptions } from './image.js';
 import { identityGeometry, type Geometry } from './geometry.js';
 import { deterministicPrefixLength, parseTransform, planTransforms, pushResize, type PlanState, type Primitive, type Transform } from './transforms.js';
 import type { CachedDecode, DecodeCache, RawImage } from './decode-cache.js';
+import { cacheEntryFile, decodeCacheKey, readCacheEntry, writeCacheEntry } from './disk-cache.js';
 import { makeRng } from '../util/random.js';
-import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../errors.js';
 
 /** One image ready for the model: RGB input pixels (owned by the caller) and its geometry. */
@@ -21,34 +20,8 @@ export interface PreparedImage {
   height: number;
   geometry: Geometry;
   fromCache: boolean;
-}
-
-const CACHE_MAGIC = 0x57524347; // 'GCRW'
-const CACHE_VERSION = 1;
-
-function cacheKey(file: string, st: fs.Stats, prefix: Transform[], o: { kernel?: string; background?: number[] }): string {
-  const h = crypto.createHash('sha1');
-  h.update(JSON.stringify([CACHE_VERSION, path.resolve(file), st.size, st.mtimeMs, prefix, o.kernel ?? 'lanczos3', o.background ?? null]));
-  return h.digest('hex');
-}
-
-async function readCache(file: string): Promise<CachedDecode | undefined> {
-  let buf: Buffer;
-  try {
-    buf = await fs.promises.readFile(file);
-  } catch {
-    return undefined;
-  }
-  if (buf.length < 20 || buf.readUInt32LE(0) !== CACHE_MAGIC) return undefined;
-  const [srcWidth, srcHeight, width, height] = [4, 8, 12, 16].map((o) => buf.readUInt32LE(o));
-  if (buf.length !== 20 + width * height * 3) return undefined;
-  return { srcWidth, srcHeight, img: { data: new Uint8Array(buf.buffer, buf.byteOffset + 20, width * height * 3), width, height } };
-}
-
-async function writeCache(file: string, srcWidth: number, srcHeight: number, img: RawImage): Promise<void> {
-  const head = Buffer.alloc(20);
-  [CACHE_MAGIC, srcWidth, srcHeight, img.width, img.height].forEach((v, i) => head.writeUInt32LE(v, i * 4));
-  await writeFileAtomic(file, Buffer.concat([head, Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength)]));
+  /** Bytes this call added to the cache folder (0: none). */
+  cachedBytes: number;
 }
 
 /** Mirrors an RGB image left-right (in place into a new array). */
@@ -161,6 +134,8 @@ export interface PrepareOptions {
   epoch?: number;
   /** Folder for cached decoded images (raw RGB after the recipe's deterministic prefix); off when unset. */
   cacheDir?: string;
+  /** Add a missing entry to the folder (default true; false once the folder's bound is reached: reads go on). */
+  cacheWrite?: boolean;
   /** In-memory cache of the same decoded prefix (checked before the folder); off when unset. */
   memoryCache?: DecodeCache;
   kernel?: keyof sharp.KernelEnum;
@@ -188,12 +163,12 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   const fresh = (w: number, h: number): PlanState => ({ width: w, height: h, geometry: identityGeometry(w, h), ops: [] });
   const constant = () => 0.5; // deterministic transforms draw nothing that matters
   // The random rest of the recipe on the cached prefix; a copy when nothing is left to do (the cache keeps its pixels).
-  const fromBase = async (base: CachedDecode, fromCache: boolean): Promise<PreparedImage> => {
+  const fromBase = async (base: CachedDecode, fromCache: boolean, cachedBytes = 0): Promise<PreparedImage> => {
     const pre = planTransforms(prefix, fresh(base.srcWidth, base.srcHeight), constant);
     const after = finish(planTransforms(rest, fresh(pre.width, pre.height), rng));
     const img = await runOps(file, { img: base.img }, after.ops, pre.width, pre.height, { kernel, background: options.background });
     const rgb = img.data === base.img.data ? img.data.slice() : img.data;
-    return { rgb, width: img.width, height: img.height, geometry: composeAll(pre.geometry, after.geometry), fromCache };
+    return { rgb, width: img.width, height: img.height, geometry: composeAll(pre.geometry, after.geometry), fromCache, cachedBytes };
   };
   const fits = (c: CachedDecode) => {
     const pre = planTransforms(prefix, fresh(c.srcWidth, c.srcHeight), constant);
@@ -204,12 +179,12 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   let cacheFile: string | undefined;
   if (cached) {
     await checkImageFile(file);
-    key = cacheKey(file, await fs.promises.stat(file), prefix, options);
+    key = decodeCacheKey(file, await fs.promises.stat(file), prefix, options);
     const inMemory = options.memoryCache?.get(key);
     if (inMemory) return fromBase(inMemory, true);
     if (options.cacheDir) {
-      cacheFile = path.join(options.cacheDir, key.slice(0, 2), `${key}.rgb`);
-      const hit = await readCache(cacheFile);
+      cacheFile = cacheEntryFile(options.cacheDir, key);
+      const hit = await readCacheEntry(cacheFile);
       if (hit && fits(hit)) {
         options.memoryCache?.set(key, hit);
         return fromBase(hit, true);
@@ -228,13 +203,13 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   if (key) {
     const pre = planTransforms(prefix, fresh(src.width, src.height), constant);
     const base: CachedDecode = { srcWidth: src.width, srcHeight: src.height, img: await runOps(file, { bytes }, pre.ops, src.width, src.height, { kernel, background: options.background }) };
-    if (cacheFile) await writeCache(cacheFile, src.width, src.height, base.img);
+    const cachedBytes = cacheFile && options.cacheWrite !== false ? await writeCacheEntry(cacheFile, src.width, src.height, base.img) : 0;
     options.memoryCache?.set(key, base);
-    return fromBase(base, false);
+    return fromBase(base, false, cachedBytes);
   }
   const plan = finish(planTransforms(transforms, fresh(src.width, src.height), rng));
   const img = await runOps(file, { bytes }, plan.ops, src.width, src.height, { kernel, background: options.background });
-  return { rgb: img.data, width: img.width, height: img.height, geometry: plan.geometry, fromCache: false };
+  return { rgb: img.data, width: img.width, height: img.height, geometry: plan.geometry, fromCache: false, cachedBytes: 0 };
 }
 
 /** Composes two geometries: `first` (original → middle), then `second` (middle → input). */
