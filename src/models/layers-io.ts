@@ -2,10 +2,12 @@
 // Loading goes through tf.io.fromMemory with bytes read here by node fs (or fetch for http(s)), so it works the
 // same on every engine (tensorflow, wasm, cpu) and never lets a model.json reach files outside its own folder.
 import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFilesAtomic, resolveAtomicDir } from '../util/atomic.js';
+import { crashPoint } from '../util/crash-points.js';
 import { quantizeWeights, type WeightQuantization } from './quantize.js';
 import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 import { resolveInside } from '../util/inside.js';
@@ -218,7 +220,7 @@ export async function loadLayersModel(source: string, opts: LoadLayersOptions = 
 }
 
 /** Our shard names (as the tfjs converter's): the only files of a previous model that a save may remove. */
-const SHARD_NAME = /^group\d+-shard\d+of\d+\.bin$/;
+export const SHARD_NAME = /^group\d+-shard\d+of\d+(-r\d+)?\.bin$/;
 
 /** The shard files a model.json in `dir` lists (none when there is no readable model.json). */
 function listedShards(dir: string): string[] {
@@ -265,20 +267,94 @@ export async function layersModelFiles(model: tf.LayersModel, options: { quantiz
   return files;
 }
 
-/** Writes `model` in the tfjs Layers format (layersModelFiles) into `dir` (which must exist), plus `extraFiles`
- *  (name → text, e.g. meta.json). All files are staged under temporary names, then renamed into place with
- *  model.json and the extras last (util/atomic.ts writeFilesAtomic: a full disk leaves the previous model intact);
- *  shards of a previous model there that the new one does not use are removed; nothing else in `dir` is touched. */
-export async function writeLayersModelFiles(dir: string, model: tf.LayersModel, extraFiles: [string, string][] = []): Promise<void> {
+/** A model folder's companion files (meta.json, classes.txt): name → content, or null for "this model has none". */
+export type Companions = readonly (readonly [string, string | null])[];
+
+/** What a save records in its model.json (`userDefinedMetadata.gapcamSave`): the companion files it writes (content,
+ *  or null: removed) and the sha-256 of each as it was before (null: absent). model.json is renamed into place
+ *  before the companions, so a crash between the two leaves the replaced model's companions beside the new
+ *  model.json; a load recognises them by their hash and reads this save's own (companionOverride). */
+interface SaveRecord {
+  files: Record<string, string | null>;
+  replaced: Record<string, string | null>;
+}
+
+const SAVE_RECORD_KEY = 'gapcamSave';
+
+function sha256Of(file: string): string | null {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st?.isFile() || st.size > READ_LIMITS.json) return null;
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** The content a load should use for the companion `name` of the model in `dir` instead of the file there: set
+ *  only when that file is still the one the last save replaced (a crash between its model.json and the file's own
+ *  rename); `{ text: null }` when that save removed the file. Undefined: read the file as it is (also when it was
+ *  edited by hand since). */
+export function companionOverride(dir: string, name: string): { text: string | null } | undefined {
+  let record: SaveRecord | undefined;
+  try {
+    const file = path.join(dir, MODEL_JSON);
+    record = (JSON.parse(readTextBounded(file, 'model', READ_LIMITS.json)) as { userDefinedMetadata?: Record<string, SaveRecord> })
+      .userDefinedMetadata?.[SAVE_RECORD_KEY];
+  } catch {
+    return undefined; // the model load reports a broken model.json
+  }
+  if (!record?.files || !(name in record.files) || !record.replaced) return undefined;
+  const written = record.files[name];
+  const now = sha256Of(path.join(dir, name));
+  const mine = written === null ? null : createHash('sha256').update(written).digest('hex');
+  return now !== mine && now === (record.replaced[name] ?? null) ? { text: written } : undefined;
+}
+
+/** Gives the shards in `files` names no file in `dir` has (`group1-shard1of2-r2.bin`, …) when the converter's own
+ *  are taken (a previous model's): the new shards then never overwrite the ones the current model.json lists. */
+export function withFreeShardNames(files: Map<string, string | Uint8Array>, dir: string): Map<string, string | Uint8Array> {
+  const shards = [...files.keys()].filter((n) => n !== MODEL_JSON);
+  const named = (suffix: string) => shards.map((n) => n.replace(/\.bin$/, `${suffix}.bin`));
+  let suffix = '';
+  for (let r = 2; named(suffix).some((n) => fs.existsSync(path.join(dir, n))); r++) suffix = `-r${r}`;
+  if (!suffix) return files;
+  const rename = new Map(shards.map((n, i) => [n, named(suffix)[i]]));
+  const json = JSON.parse(files.get(MODEL_JSON) as string) as tf.io.ModelJSON;
+  for (const g of json.weightsManifest) g.paths = g.paths.map((p) => rename.get(p) ?? p);
+  return new Map([...files].map(([n, data]) => (n === MODEL_JSON ? [n, JSON.stringify(json)] : [rename.get(n)!, data])));
+}
+
+/** Writes `model` in the tfjs Layers format (layersModelFiles) into `dir` (which must exist), with its companion
+ *  files (e.g. meta.json; null removes one), so that a crash at any moment leaves a loadable model that is entirely
+ *  the previous one or entirely the new one: the new shards get names no file there has; everything is staged
+ *  under temporary names (a full disk leaves the previous model intact); the shards are renamed in, then model.json
+ *  — the moment the new model replaces the old — then the companions (which a load reads from model.json's save
+ *  record until then, companionOverride); last the previous model's shards are removed. Nothing else in `dir` is
+ *  touched. */
+export async function writeLayersModelFiles(dir: string, model: tf.LayersModel, companions: Companions = []): Promise<void> {
   const previousShards = listedShards(dir);
-  const files = [...(await layersModelFiles(model))];
-  await writeFilesAtomic(dir, [...files, ...extraFiles]);
-  for (const old of previousShards) if (!files.some(([name]) => name === old)) fs.rmSync(path.join(dir, old), { force: true });
+  const files = withFreeShardNames(await layersModelFiles(model), dir);
+  const record: SaveRecord = {
+    files: Object.fromEntries(companions),
+    replaced: Object.fromEntries(companions.map(([name]) => [name, sha256Of(path.join(dir, name))])),
+  };
+  const json = JSON.parse(files.get(MODEL_JSON) as string) as tf.io.ModelJSON;
+  json.userDefinedMetadata = { ...json.userDefinedMetadata, [SAVE_RECORD_KEY]: record as unknown as object };
+  const shards = [...files].filter(([name]) => name !== MODEL_JSON);
+  const written = companions.filter((c): c is readonly [string, string] => c[1] !== null);
+  try {
+    await writeFilesAtomic(dir, [...shards, [MODEL_JSON, JSON.stringify(json)], ...written], (name) => crashPoint(`model:${name}:renamed`));
+  } catch (err) {
+    // new shards renamed in before a failure that kept the previous model.json: this save's own, unused
+    const listed = new Set(listedShards(dir));
+    for (const [name] of shards) if (!listed.has(name) && !previousShards.includes(name)) fs.rmSync(path.join(dir, name), { force: true });
+    throw err;
+  }
+  for (const [name, text] of companions) if (text === null) fs.rmSync(path.join(dir, name), { force: true });
+  crashPoint('model:companions-removed');
+  for (const old of previousShards) if (!files.has(old)) fs.rmSync(path.join(dir, old), { force: true });
 }
 
 /** Saves a plain Layers model (no meta) into `dir` (created when missing), file by file (see writeLayersModelFiles).
  *  Whether `dir` may be written at all is the caller's decision (models/service.ts checks a user's --out). */
-export async function saveLayersModelToDir(dir: string, model: tf.LayersModel): Promise<void> {
+export async function saveLayersModelToDir(dir: string, model: tf.LayersModel, companions: Companions = []): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
-  await writeLayersModelFiles(dir, model);
+  await writeLayersModelFiles(dir, model, companions);
 }

@@ -8,14 +8,14 @@ import type { CamModel, ModelMeta, HeadKind } from './types.js';
 import { PREPROCESS_MODES, preprocessingProblem } from '../data/preprocess-modes.js';
 import { assumedPreprocessing } from './keras-apps.js';
 import { asCamModel, detectCamHead, type AsCamModelOptions } from './head.js';
-import { isUrl, loadLayersModelFromDir, loadLayersModelFromUrl, modelJsonPathOf, readJsonFile, writeLayersModelFiles } from './layers-io.js';
+import { companionOverride, isUrl, loadLayersModelFromDir, loadLayersModelFromUrl, MODEL_JSON, modelJsonPathOf, readJsonFile, writeLayersModelFiles } from './layers-io.js';
 import { READ_LIMITS, readTextBounded } from '../util/bounded-read.js';
 
 export const META_JSON = 'meta.json';
 export const CLASSES_TXT = 'classes.txt';
 
 /** Saves a CAM model into `dir` (created when missing): model.json + shards + meta.json (+ classes.txt for people and
- *  other tools), each file atomically; nothing else in `dir` is touched. */
+ *  other tools), replacing a model there as one step (writeLayersModelFiles); nothing else in `dir` is touched. */
 export async function saveCamModel(dir: string, cam: CamModel): Promise<void> {
   validateMeta(cam.meta, 'saveCamModel meta');
   fs.mkdirSync(dir, { recursive: true });
@@ -46,20 +46,35 @@ export function validateMeta(meta: unknown, where: string): asserts meta is Mode
   if (typeof m.outputIsSoftmax !== 'boolean') throw fail('outputIsSoftmax', 'true or false');
 }
 
-/** Reads and checks `dir/meta.json`; undefined when absent. */
+/** Reads and checks `dir/meta.json`; undefined when absent. (Right after a crash inside a save that replaced the
+ *  model, the new model.json's own copy stands in for the previous model's meta.json: companionOverride.) */
 export function readMeta(dir: string): ModelMeta | undefined {
   const file = path.join(dir, META_JSON);
-  if (!fs.existsSync(file)) return undefined;
-  const meta = readJsonFile<unknown>(file, 'model meta');
+  const override = companionOverride(dir, META_JSON);
+  if (override?.text === null) return undefined;
+  let meta: unknown;
+  if (override) {
+    try {
+      meta = JSON.parse(override.text);
+    } catch (err) {
+      throw new UserError(`model meta: ${path.join(dir, MODEL_JSON)}'s copy of ${META_JSON} is not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+    }
+  } else {
+    if (!fs.existsSync(file)) return undefined;
+    meta = readJsonFile<unknown>(file, 'model meta');
+  }
   validateMeta(meta, file);
   return meta;
 }
 
-/** Class names from `dir/classes.txt` (one a line; blank trailing lines ignored); undefined when absent. */
+/** Class names from `dir/classes.txt` (one a line; blank trailing lines ignored); undefined when absent (see
+ *  readMeta for a save cut short). */
 export function readClassesTxt(dir: string): string[] | undefined {
   const file = path.join(dir, CLASSES_TXT);
-  if (!fs.existsSync(file)) return undefined;
-  const lines = readTextBounded(file, 'class list', READ_LIMITS.labels).split(/\r?\n/).map((l) => l.trim());
+  const override = companionOverride(dir, CLASSES_TXT);
+  if (override?.text === null || (!override && !fs.existsSync(file))) return undefined;
+  const text = override ? override.text! : readTextBounded(file, 'class list', READ_LIMITS.labels);
+  const lines = text.split(/\r?\n/).map((l) => l.trim());
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
   return lines;
 }

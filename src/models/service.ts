@@ -220,9 +220,8 @@ export async function exportModel(req: ExportRequest): Promise<ExportResult> {
     if (prepared) {
       if (loaded.meta) await saveCamModel(req.out, { model: loaded.model, meta: loaded.meta });
       else {
-        await saveLayersModelToDir(req.out, loaded.model);
-        // a previous model's meta.json would describe the wrong model
-        if (prepared.rerun) for (const f of [META_JSON, CLASSES_TXT]) fs.rmSync(path.join(prepared.dir, f), { force: true });
+        // a previous model's meta.json would describe the wrong model: removed with the save
+        await saveLayersModelToDir(req.out, loaded.model, prepared.rerun ? [[META_JSON, null], [CLASSES_TXT, null]] : []);
       }
       return { files: [req.out], loaded: loaded.kind, source: loaded.source };
     }

@@ -47,8 +47,10 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
 
 /** Writes several files of `dir` as one step as far as a file system allows: every file goes to its temporary name
  *  first (where a full disk or a permission error strikes; then all temporaries are removed and every previous file
- *  is intact), then each is renamed into place, in the given order (put a marker file last). */
-export async function writeFilesAtomic(dir: string, files: readonly (readonly [string, string | Uint8Array])[]): Promise<void> {
+ *  is intact), then each is renamed into place, in the given order (put a marker file last), `afterRename` called
+ *  with each name once it is in place. */
+export async function writeFilesAtomic(dir: string, files: readonly (readonly [string, string | Uint8Array])[],
+  afterRename?: (name: string) => void): Promise<void> {
   await fs.promises.mkdir(dir, { recursive: true });
   const staged: [string, string][] = [];
   try {
@@ -58,7 +60,10 @@ export async function writeFilesAtomic(dir: string, files: readonly (readonly [s
       staged.push([tmp, target]);
       await fs.promises.writeFile(tmp, data).catch((err) => { throw withPath(err, tmp); });
     }
-    for (const [tmp, target] of staged) await fs.promises.rename(tmp, target).catch((err) => { throw withPath(err, tmp); });
+    for (const [i, [tmp, target]] of staged.entries()) {
+      await fs.promises.rename(tmp, target).catch((err) => { throw withPath(err, tmp); });
+      afterRename?.(files[i][0]);
+    }
   } catch (err) {
     await Promise.all(staged.map(([tmp]) => fs.promises.rm(tmp, { force: true }).catch(() => undefined)));
     throw err;

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { layersModelFiles, MODEL_JSON } from '../models/layers-io.js';
+import { layersModelFiles, MODEL_JSON, SHARD_NAME, withFreeShardNames } from '../models/layers-io.js';
 import { loadModelRef, type LoadModelRefOptions } from '../models/refs.js';
 import type { WeightQuantization } from '../models/quantize.js';
 import { prepareOutFolder, writeOwnFiles, type OutputOwner, type PreparedOutFolder } from '../util/out-folder.js';
@@ -77,7 +77,8 @@ export async function exportWeb(req: WebExportRequest): Promise<WebExportResult>
       throw new UserError(`model '${req.model}': not CAM-ready (expected conv → GAP → dense softmax or a class-score conv → GAP); make one with \`gapcam model surgery\``);
     }
     const float32 = weightBytesOf(await layersModelFiles(loaded.model));
-    const modelFiles = await layersModelFiles(loaded.model, { quantization: req.quantization });
+    // shards under names the previous export's model.json does not list: that model stays whole until it is replaced
+    const modelFiles = withFreeShardNames(await layersModelFiles(loaded.model, { quantization: req.quantization }), path.join(prepared.dir, WEB_MODEL_DIR));
     const weights = req.quantization ?? 'float32';
     const meta: WebMeta = {
       ...loaded.meta,
@@ -106,7 +107,7 @@ export async function exportWeb(req: WebExportRequest): Promise<WebExportResult>
 
 /** Weight shards of a previous export (tfjs converter names), removed when the new model has fewer. */
 function shardsIn(dir: string): string[] {
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^group\d+-shard\d+of\d+\.bin$/.test(f)) : [];
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => SHARD_NAME.test(f)) : [];
 }
 
 /** model.json and the weights (base64) in one script defining window.__gapcamInlineModel. */

@@ -61,6 +61,11 @@ describe('web export: the folder on disk', function () {
     const params = (await loadLayersModelFromDir(model)).countParams();
     expect(q.weightBytes).to.deep.equal({ float32: params * 4, written: params });
     expect(JSON.parse(fs.readFileSync(path.join(out, 'meta.json'), 'utf8')).web.weights).to.equal('uint8');
+    // the new shard took a name the previous model.json did not list (that model stayed whole until replaced), and
+    // the previous shard is gone
+    const listed = (JSON.parse(fs.readFileSync(path.join(out, 'model', 'model.json'), 'utf8')) as { weightsManifest: { paths: string[] }[] }).weightsManifest[0].paths;
+    expect(listed).to.deep.equal(['group1-shard1of1-r2.bin']);
+    expect(fs.readdirSync(path.join(out, 'model')).filter((f) => f.endsWith('.bin'))).to.deep.equal(listed);
     const reloaded = await loadLayersModelFromDir(path.join(out, 'model'));
     expect(reloaded.countParams()).to.equal(params);
     reloaded.dispose();
