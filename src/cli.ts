@@ -24,12 +24,12 @@ class UsageError extends UserError {
   }
 }
 
-/** Options every command accepts (typed in commands/common.ts as GlobalOptions). */
+/** Options every command accepts (typed in commands/common.ts as GlobalOptions). `--out` is not one: only the
+ *  commands that write an output folder declare it (commands/common.ts withOutOption), so the others refuse it. */
 const GLOBAL_OPTIONS: Record<string, Options> = {
   backend: { type: 'string', requiresArg: true, describe: 'engine: auto|tensorflow-gpu|tensorflow|wasm|cpu (env GAPCAM_BACKEND)', global: true },
   seed: { type: 'number', requiresArg: true, describe: 'random seed', global: true },
   'data-root': { type: 'string', requiresArg: true, describe: 'folder holding the datasets (default: datasets/)', global: true },
-  out: { type: 'string', requiresArg: true, describe: 'output folder', global: true },
   verbose: { type: 'boolean', describe: 'print stack traces', global: true },
 };
 
@@ -132,6 +132,16 @@ function activeCommand(argv: string[]): { cmd: GapcamCommand; name: string; inde
 
 const flag = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`);
 
+/** `--out` given to a command that writes no output folder: train and demo take `--checkpoints` for their run
+ *  folders; the others write no files. */
+function unknownOut(where: string, options: string[], argv: string[], active: ReturnType<typeof activeCommand>): string {
+  if (options.includes('checkpoints') && !options.includes('out')) {
+    return `Unknown option '--out' for '${where}'; did you mean '--checkpoints'? (the folder that holds the run folders; default checkpoints/)`;
+  }
+  const sub = active && describeBuilder(active.cmd).subcommands.includes(argv[active.index + 1]) ? ` ${argv[active.index + 1]}` : '';
+  return `Unknown option '--out' for '${where}${sub}': it writes no output folder (${where}${sub} --help lists the options)`;
+}
+
 /** Turns a yargs validation message into gapcam's one-line form with a suggestion. */
 function explainUsage(msg: string, argv: string[]): string {
   const active = activeCommand(argv);
@@ -154,6 +164,7 @@ function explainUsage(msg: string, argv: string[]): string {
     const known = [...Object.keys(GLOBAL_OPTIONS), 'help', ...describeBuilder(active?.cmd).options]
       .filter((k) => !/[A-Z]/.test(k) && k !== 'version');
     const words = unknownOption[1].split(', ');
+    if (words.length === 1 && words[0] === 'out') return unknownOut(where, describeBuilder(active?.cmd).options, argv, active);
     const guesses = words.map((w) => [w, closest(w, known)] as const).filter(([, g]) => g !== undefined);
     const listed = words.map((w) => `'${flag(w)}'`).join(', ');
     const head = `Unknown option${words.length > 1 ? 's' : ''} ${listed} for '${where}'`;

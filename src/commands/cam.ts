@@ -2,7 +2,7 @@
 // overlays at the original size, top-k strips, .npy maps, an index.html gallery and faithfulness metrics.
 import fs from 'node:fs';
 import type { GapcamCommand, Args } from './common.js';
-import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOptions } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withOutOption, withShardOptions, type OutOption } from './common.js';
 import type { ShardArgs } from '../shard/spec.js';
 import type { NpyMode } from '../cam/service.js';
 import type { MethodName } from '../cam/registry.js';
@@ -13,7 +13,7 @@ import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 
-interface CamArgs {
+interface CamArgs extends OutOption {
   model: string;
   images?: string;
   dataset?: string;
@@ -42,7 +42,7 @@ export const camCommand: GapcamCommand = {
   command: 'cam <model> [images]',
   describe: 'Class activation maps (CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, Layer-CAM, Score-CAM): overlays, strips, .npy, gallery, faithfulness',
   builder: (y) =>
-    withShardOptions(y)
+    withOutOption(withShardOptions(y), 'output folder for the overlays, strips, gallery and cam.json (written into, never removed)', true)
       .positional('model', { type: 'string', describe: 'model folder, checkpoint run (best/, else last/), run name, URL or backbone name', demandOption: true })
       .positional('images', { type: 'string', describe: 'an image file or a folder of images (or use --dataset)' })
       .option('dataset', { type: 'string', describe: 'dataset name (digits-loc, cub200, wild2), folder or CSV, instead of images' })
@@ -65,7 +65,6 @@ export const camCommand: GapcamCommand = {
       .option('class-map', { type: 'string', describe: 'datasetClass=modelClass,… for --class gt when the model has other class names' })
       .option('overlay-size', { type: 'number', default: 2048, describe: 'longest side of the originals, overlays and strips written; larger images are shrunk while decoding, and their CAM boxes and IoU computed at that size (reported in original pixels)' })
       .option('force', { type: 'boolean', default: false, describe: 'write into an --out folder that holds a previous cam result (its files are replaced one by one; other files are never touched)' })
-      .demandOption('out')
       .example('$0 cam ../shared/models/darknet-tiny photo.jpg --class top5 --out /tmp/cam', 'CAMs of the 5 best classes, a strip and a gallery')
       .example('$0 cam ../shared/models/darknet-tiny --dataset kangaroo --data-root ../shared/datasets --class wallaby --out /tmp/k', 'a dataset with GT boxes: IoU per image, sortable gallery')
       .example('$0 cam my-run photos/ --method cam gradcam scorecam --metrics --out /tmp/cmp', 'compare methods: overlays side by side and faithfulness metrics')

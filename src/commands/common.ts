@@ -11,8 +11,18 @@ export interface GlobalOptions {
   backend?: string;
   seed?: number;
   dataRoot?: string;
-  out?: string;
   verbose?: boolean;
+}
+
+/** The output folder of a command that writes one. */
+export interface OutOption {
+  out?: string;
+}
+
+/** `--out`, declared only by the commands that write an output folder (any other refuses it as an unknown option),
+ *  with what that command writes there. */
+export function withOutOption<T>(y: Argv<T>, describe: string, demand = false): Argv<T & OutOption> {
+  return y.option('out', { type: 'string', requiresArg: true, describe, ...(demand ? { demandOption: true } : {}) }) as Argv<T & OutOption>;
 }
 
 export type Args<T> = ArgumentsCamelCase<T & GlobalOptions>;
@@ -51,12 +61,9 @@ export function dataRootOf(args: GlobalOptions): string {
   return args.dataRoot ?? process.env.GAPCAM_DATA_ROOT ?? defaultDataRoot();
 }
 
-/** Where train and demo put run folders: `--checkpoints` (as `model` names it), else checkpoints/. `--out` means an
- *  output folder everywhere else, so on these two it is refused rather than silently taken for the checkpoint root. */
-export function checkpointRootOf(args: GlobalOptions & { checkpoints?: string }, command: string): string {
-  if (args.out !== undefined) {
-    throw new UserError(`${command}: --out is not used here; give the folder for run folders with --checkpoints ${args.out} (default checkpoints/)`);
-  }
+/** Where train and demo put run folders: `--checkpoints` (as `model` names it), else checkpoints/. (`--out`, an
+ *  output folder elsewhere, is not an option of these two: cli.ts points its users to --checkpoints.) */
+export function checkpointRootOf(args: GlobalOptions & { checkpoints?: string }): string {
   return args.checkpoints ?? defaultCheckpointRoot();
 }
 

@@ -23,7 +23,7 @@ export const demoCommand: GapcamCommand = {
       .example('$0 demo --epochs 2 --checkpoints /tmp/gapcam', 'a shorter run, written elsewhere'),
   handler: async (argv) => {
     const args = argv as Args<DemoArgs>;
-    const checkpointRoot = checkpointRootOf(args, 'demo');
+    const checkpointRoot = checkpointRootOf(args);
     const overrides = { epochs: args.epochs, seed: args.seed };
     (await import('../recipes/loader.js')).loadRecipe(DEMO_RECIPE, overrides); // bad flag values fail before the engine starts
     const [{ trainAndEvaluate }, { consoleProgress, describeEngineShort }] = await Promise.all([import('../train/run.js'), import('../train/progress.js')]);

@@ -3,13 +3,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { GapcamCommand, Args } from './common.js';
-import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOptions } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withOutOption, withShardOptions, type OutOption } from './common.js';
 import type { ShardArgs } from '../shard/spec.js';
 import type { Split } from '../data/types.js';
 import { UserError } from '../errors.js';
 import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
 
-interface EvaluateArgs {
+interface EvaluateArgs extends OutOption {
   checkpoint: string;
   dataset?: string;
   split: string;
@@ -33,7 +33,7 @@ export const evaluateCommand: GapcamCommand = {
   command: 'evaluate <checkpoint>',
   describe: 'Classification and CAM localization accuracy (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, center baseline)',
   builder: (y) =>
-    withShardOptions(y)
+    withOutOption(withShardOptions(y), 'output folder (default <run>/eval-<dataset>-<split>); see below')
       .positional('checkpoint', { type: 'string', describe: 'model folder, checkpoint run (uses best/, else last/), run name under checkpoints/, or URL', demandOption: true })
       .option('dataset', { type: 'string', describe: "dataset name (digits-loc, cub200, wild2), folder or CSV (default: the training run's own dataset and data root, from its run.json)" })
       .option('protocol', { type: 'string', choices: ['gapcam', 'wsolevaluation'], default: 'gapcam', describe: "localization geometry: gapcam's exact boxes in original pixels, or clovaai/wsolevaluation's BoxEvaluator bit for bit (resized boxes, cv2 contours, x+w boxes, [0,0,0,0] fallback)" })

@@ -1,12 +1,12 @@
 import path from 'node:path';
-import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withShardOptions, type Args, type GapcamCommand } from './common.js';
+import { startCommandEngine, dataRootOf, checkModelRef, shardOf, withOutOption, withShardOptions, type Args, type GapcamCommand, type OutOption } from './common.js';
 import type { ShardArgs } from '../shard/spec.js';
 import type { SplitChoice } from '../features/service.js';
 import type { CropMode } from '../features/extract.js';
 import { SPLIT_CHOICES, CROP_MODES, FEATURES_DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE, FEATURES_DEFAULT_CAM_THRESHOLD as DEFAULT_CAM_THRESHOLD } from './choices.js';
 import { defaultCheckpointRoot } from '../paths.js';
 
-interface FeaturesArgs {
+interface FeaturesArgs extends OutOption {
   checkpoint: string;
   dataset?: string;
   split: SplitChoice;
@@ -31,7 +31,7 @@ export const featuresCommand: GapcamCommand = {
   command: 'features <checkpoint>',
   describe: 'Extract GAP-layer features (or any layer, globally pooled) for every image: features.npy + index.csv',
   builder: (y) =>
-    withShardOptions(y)
+    withOutOption(withShardOptions(y), 'output folder for features.npy, index.csv and features.json (default checkpoints/features/<model>/<dataset>-<split>-<layer>-<crop>)')
       .positional('checkpoint', { type: 'string', demandOption: true, describe: 'model folder, checkpoint run, run name or backbone' })
       .option('dataset', { type: 'string', describe: 'dataset name or path (default: digits-loc)' })
       .option('split', { choices: SPLIT_CHOICES, default: 'all' as SplitChoice, describe: 'which images' })

@@ -1,8 +1,8 @@
 // gapcam merge: joins the parts of a sharded features / cam / evaluate run into the unsharded run's output.
 import path from 'node:path';
-import type { Args, GapcamCommand } from './common.js';
+import { withOutOption, type Args, type GapcamCommand, type OutOption } from './common.js';
 
-interface MergeArgs {
+interface MergeArgs extends OutOption {
   parts: string[];
 }
 
@@ -10,7 +10,7 @@ export const mergeCommand: GapcamCommand = {
   command: 'merge <parts..>',
   describe: 'Join the parts of a sharded features / cam / evaluate run (--shard i/n) into the output of the unsharded run',
   builder: (y) =>
-    y
+    withOutOption(y, 'output folder (default: the folder holding the parts)')
       .positional('parts', { type: 'string', array: true, demandOption: true, describe: 'part folders (shard-<i>-of-<n>), or the folder holding them' })
       .example('$0 merge runs/feat', 'runs/feat/shard-*-of-* → runs/feat/features.npy + index.csv, in dataset order')
       .example('$0 merge runs/eval --out runs/eval-merged', 'evaluation.json with metrics recomputed from the merged counts')

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
-import type { Args, GapcamCommand, GlobalOptions } from './common.js';
-import { startCommandEngine, checkModelRef, parseInputSize } from './common.js';
+import type { Args, GapcamCommand, GlobalOptions, OutOption } from './common.js';
+import { startCommandEngine, checkModelRef, parseInputSize, withOutOption } from './common.js';
 import { UserError } from '../errors.js';
 import type { BackboneBuildOptions } from '../models/registry.js';
 import type { ExportFormat } from '../models/service.js';
@@ -59,7 +59,7 @@ const summaryCommand: GapcamCommand = {
 /** What --out does for the commands writing a model folder (the rule of src/util/out-folder.ts). */
 const FORCE_MODEL = '--out is a folder: an existing one is written into (model.json, shards, meta.json, classes.txt, each replaced atomically; nothing else touched); a folder already holding a model is replaced only with --force, a training checkpoint (optimizer.bin, train-state.json) never';
 
-interface SurgeryArgs extends BackboneArgs {
+interface SurgeryArgs extends BackboneArgs, OutOption {
   model: string;
   cutAt?: string;
   classes: string;
@@ -74,7 +74,8 @@ const surgeryCommand: GapcamCommand = {
   command: 'surgery <model>',
   describe: 'Cut a model at a layer and add the CAM head: conv (ReLU) → global average pooling → dense softmax',
   builder: (y) =>
-    withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
+    withOutOption(withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true })),
+      'folder to write the new model to (model.json, shards, meta.json, classes.txt)')
       .option('cut-at', { type: 'string', describe: 'keep the graph up to this layer (default: the backbone\'s, e.g. block5_conv3 for VGG16)' })
       .option('classes', { type: 'string', demandOption: true, describe: 'number of classes, comma-separated names, or a file with one name a line' })
       .option('conv-filters', { type: 'number', default: 1024, describe: 'filters of the added conv (0: no conv, GAP on the cut layer)' })
@@ -113,7 +114,7 @@ const surgeryCommand: GapcamCommand = {
   },
 };
 
-interface ExportArgs extends BackboneArgs {
+interface ExportArgs extends BackboneArgs, OutOption {
   model: string;
   format?: ExportFormat;
   modelConfig: boolean;
@@ -126,7 +127,8 @@ const exportCommand: GapcamCommand = {
   command: 'export <model>',
   describe: 'Write a model as a tfjs Layers folder (browser-loadable), a Keras .h5 weights file (Keras load_weights), or a static web page showing its CAMs (--web)',
   builder: (y) =>
-    withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true }))
+    withOutOption(withBackboneOptions(y.positional('model', { type: 'string', describe: MODEL_REF, demandOption: true })),
+      'tfjs and --web: the folder to write; keras-h5: the .h5 file (or a folder, for <model name>.h5)')
       .option('format', { choices: EXPORT_FORMATS as readonly ExportFormat[], describe: 'tfjs: model.json + shards + meta.json; keras-h5: Keras 2 HDF5 layout' })
       .option('force', { type: 'boolean', default: false, describe: `${FORCE_MODEL}; keras-h5: replace an existing .h5 file` })
       .option('web', { type: 'boolean', describe: 'a self-contained static page: drop a photo, see the top-5 classes and their CAMs (tfjs bundled, no CDN)' })

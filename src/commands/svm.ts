@@ -1,10 +1,10 @@
-import type { Args, GapcamCommand } from './common.js';
+import { withOutOption, type Args, type GapcamCommand, type OutOption } from './common.js';
 import { DEFAULT_C_GRID, DEFAULT_FOLDS } from '../svm/cv.js';
 import { SCALE_MODES, type ScaleMode } from '../svm/scale.js';
 import { LIBLINEAR_DEFAULT_EPS } from '../svm/solver.js';
 import { UserError } from '../errors.js';
 
-interface SvmArgs {
+interface SvmArgs extends OutOption {
   train: string;
   test?: string;
   trainSplit?: string;
@@ -30,7 +30,7 @@ export const svmCommand: GapcamCommand = {
   command: 'svm',
   describe: 'Linear SVM (LIBLINEAR -s 1: L2-regularised squared hinge, dual coordinate descent), one-vs-rest, on feature folders',
   builder: (y) =>
-    y
+    withOutOption(y, 'output folder (default svm-<train folder>[-vs-<test folder>] beside the --train folder); see below')
       .option('train', { type: 'string', demandOption: true, describe: 'feature folder to fit on (written by gapcam features)' })
       .option('test', { type: 'string', describe: 'feature folder to score (default with --test-split: the --train folder)' })
       .option('train-split', { type: 'string', describe: "fit only on the --train rows of this split (index.csv's split column)" })

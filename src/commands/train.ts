@@ -106,7 +106,7 @@ export const trainCommand: GapcamCommand = {
     if (args.maxSteps !== undefined && !(Number.isInteger(args.maxSteps) && args.maxSteps > 0)) {
       throw new UserError(`--max-steps: expected a positive integer; got ${args.maxSteps}`);
     }
-    const checkpointRoot = checkpointRootOf(args, 'train');
+    const checkpointRoot = checkpointRootOf(args);
     const overrides = overridesOf(args);
     // The recipe and the flags that override it are checked before the engine starts (a resumed run's recipe is
     // read from its folder by the service).

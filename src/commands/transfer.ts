@@ -1,8 +1,8 @@
-import { dataRootOf, startCommandEngine, type Args, type GapcamCommand } from './common.js';
+import { dataRootOf, startCommandEngine, withOutOption, type Args, type GapcamCommand, type OutOption } from './common.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { progressPrinter } from './features.js';
 
-interface TransferArgs {
+interface TransferArgs extends OutOption {
   experiment: string;
   force: boolean;
   source?: string[];
@@ -13,7 +13,7 @@ export const transferCommand: GapcamCommand = {
   command: 'transfer <experiment>',
   describe: 'GAP-feature transfer: features + linear SVM per (feature source, dataset), mean ± std over random splits (the CAM paper\'s Table 5)',
   builder: (y) =>
-    y
+    withOutOption(y, 'output folder (default checkpoints/transfer/<experiment>); see below')
       .positional('experiment', { type: 'string', demandOption: true, describe: 'experiment file (recipes/transfer-*.json) or its name' })
       .option('force', { type: 'boolean', default: false, describe: 'extract features again even when cached' })
       .option('source', { type: 'string', array: true, describe: 'only these feature sources (by name)' })

@@ -57,11 +57,30 @@ describe('cli: one-line user errors, exit 2, for every command', function () {
   });
 
   it('train and demo: --out is refused with one line pointing to --checkpoints (where run folders go)', async () => {
-    expectUserError(await runMain(['train', 'vgg-gap-tiny', '--out', out()]),
-      new RegExp(`^gapcam: train: --out is not used here; give the folder for run folders with --checkpoints ${out()} \\(default checkpoints/\\)$`));
-    expectUserError(await runMain(['train', '--resume', 'x', '--out', out()]), /^gapcam: train: --out is not used here; .*--checkpoints/);
-    expectUserError(await runMain(['demo', '--out', out()]), /^gapcam: demo: --out is not used here; .*--checkpoints/);
+    for (const args of [['train', 'vgg-gap-tiny'], ['train', '--resume', 'x'], ['demo']]) {
+      expectUserError(await runMain([...args, '--out', out()]),
+        new RegExp(`^gapcam: Unknown option '--out' for 'gapcam ${args[0]}'; did you mean '--checkpoints'\\? \\(the folder that holds the run folders; default checkpoints/\\)$`));
+    }
     expect(fs.existsSync(out())).to.equal(false);
+  });
+
+  it('--out is an option only of the commands that write an output folder: the others refuse it as unknown', async () => {
+    for (const args of [['models'], ['recipes'], ['engine'], ['datasets'], ['model', 'summary', model]]) {
+      const where = `gapcam ${args[0] === 'model' ? 'model summary' : args[0]}`;
+      for (const given of [['--out', out()], [`--out=${out()}`]]) {
+        expectUserError(await runMain([...args, ...given]),
+          new RegExp(`^gapcam: Unknown option '--out' for '${where}': it writes no output folder \\(${where} --help lists the options\\)$`));
+      }
+    }
+    expect(fs.existsSync(out())).to.equal(false);
+    // the writing commands list it in their help, the top-level help (global options) does not
+    for (const args of [['evaluate'], ['features'], ['cam'], ['svm'], ['transfer'], ['merge'], ['model', 'surgery'], ['model', 'export']]) {
+      expect((await runMain([...args, '--help'])).stdout, args.join(' ')).to.match(/^ +--out +\S/m);
+    }
+    for (const args of [[], ['models'], ['train'], ['model', 'summary']]) {
+      expect((await runMain([...args, '--help'])).stdout, args.join(' ')).to.not.match(/^ +--out /m);
+    }
+    expectUserError(await runMain(['cam', model, images]), /^gapcam: 'gapcam cam' needs option '--out'/);
   });
 
   it('evaluate: a missing checkpoint', async () => {

@@ -51,7 +51,8 @@ describe('engine: the gapcam command line', function () {
   it('no command, a stray argument, a missing value and a non-number are one-line usage errors', async () => {
     expectUsageError(await runMain([]), /name a command/);
     expectUsageError(await runMain(['engine', 'extra']), /'gapcam engine' takes no argument 'extra'/);
-    expectUsageError(await runMain(['engine', '--out']), /--out: expected a value/);
+    expectUsageError(await runMain(['engine', '--data-root']), /--data-root: expected a value/);
+    expectUsageError(await runMain(['evaluate', 'run', '--out']), /--out: expected a value/);
     expectUsageError(await runMain(['--seed', 'abc', 'engine']), /--seed: expected a number/);
   });
 
