@@ -568,7 +568,9 @@ export function gridMappingFromGeometry(g: Geometry): GridMapping {
 }
 
 /** The data pipeline as a batch source: decode, resize exactly to the input size (no crop: the whole image is
- *  scored, as wsolevaluation does), preprocess with the model's mode, keep each image's geometry. */
+ *  scored, as wsolevaluation does), preprocess with the model's mode, keep each image's geometry. The resize runs
+ *  inside the decode (sharp: JPEG shrink-on-load, PNG read sequentially; data/prepare.ts), so a huge photo never has
+ *  a full-size copy in memory, and its boxes map back exactly (test/eval/large-images.test.ts). */
 export const pipelineBatchSource: BatchSource = (records, { inputSize, preprocessing, batchSize, skipBadImages, skipped }) => {
   const stream = pipelineBatches([...records], {
     batchSize,
