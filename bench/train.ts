@@ -143,9 +143,9 @@ async function realVsMemoryRow(name: string, base: Recipe, weights: string, labe
   const realPixels = tf.concat(decoded) as tf.Tensor4D;
   tf.dispose(decoded);
   // What one image costs in CPU (all threads): decoding it through the recipe's train transforms, one at a time on
-  // this thread with no cache, and the model's training step (the in-memory runs). Decoding in the first epoch needs
-  // that CPU on the cores TensorFlow uses, so when the step keeps every core busy the first epoch cannot be faster
-  // than in-memory × (1 + decode ÷ model): the floor printed beside the ratios.
+  // this thread with no cache, and the model's training step (the in-memory runs). In the first epoch both need the
+  // same cores: the decoding fits in what the step leaves idle (cores × in-memory wall time − model CPU) or the step
+  // time grows to at least (model + decode CPU) ÷ cores — the first-epoch floor printed beside the ratios.
   const transforms = pipelineTransforms(recipe.data.trainTransforms, recipe.data.inputSize, 'trainTransforms');
   const c0 = process.cpuUsage();
   for (const r of trainRecords) await prepareImage(r.path, { transforms, seed: recipe.seed, outputSize: [h, w] }, r.id);
@@ -182,9 +182,11 @@ async function realVsMemoryRow(name: string, base: Recipe, weights: string, labe
   }
   realPixels.dispose();
   const ratio = (k: string) => (best['in-memory'] / best[k]).toFixed(3);
+  const cores = os.cpus().length, wallMs = 1000 / best['in-memory'];
   const line = `${name.padEnd(14)} ${label.padEnd(22)} ${h}×${w} batch ${String(batch).padStart(2)}  in-memory ${best['in-memory'].toFixed(1)} images/s ` +
     `(random pixels ${best.random.toFixed(1)}); step time ×: before ${ratio('before')}, now cold ${ratio('cold')}, now warm ${ratio('warm')}; ` +
-    `CPU per image: decode ${decodeMs.toFixed(1)} ms, model ${modelMs.toFixed(1)} ms (first-epoch floor on busy cores ${(1 + decodeMs / modelMs).toFixed(3)})`;
+    `CPU per image: decode ${decodeMs.toFixed(1)} ms, model ${modelMs.toFixed(1)} ms of ${cores} cores × ${wallMs.toFixed(1)} ms ` +
+    `(first-epoch floor ${Math.max(1, (modelMs + decodeMs) / (cores * wallMs)).toFixed(3)})`;
   console.log(line);
   return line;
 }
