@@ -57,12 +57,28 @@ export async function readCacheEntry(file: string): Promise<CachedDecode | undef
   return { srcWidth, srcHeight, img: { data: new Uint8Array(buf.buffer, buf.byteOffset + HEADER_BYTES, width * height * 3), width, height } };
 }
 
+// The shard folders this thread has made: a first epoch writes thousands of entries, and on a virtual machine a
+// recursive mkdir per entry costs a noticeable share of decoding a small image.
+const madeShards = new Set<string>();
+
 /** Writes one entry atomically; returns the bytes it takes. */
 export async function writeCacheEntry(file: string, srcWidth: number, srcHeight: number, img: RawImage): Promise<number> {
   const head = Buffer.alloc(HEADER_BYTES);
   [CACHE_MAGIC, srcWidth, srcHeight, img.width, img.height].forEach((v, i) => head.writeUInt32LE(v, i * 4));
-  await writeFileAtomic(file, Buffer.concat([head, Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength)]));
-  return HEADER_BYTES + img.data.byteLength;
+  const data = Buffer.concat([head, Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength)]);
+  const shard = path.dirname(file);
+  if (madeShards.has(shard)) {
+    try {
+      await writeFileAtomic(file, data, { parentExists: true });
+      return data.length;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      madeShards.delete(shard); // the folder went away meanwhile (pruned by hand): make it again
+    }
+  }
+  await writeFileAtomic(file, data);
+  madeShards.add(shard);
+  return data.length;
 }
 
 async function isOurEntry(file: string): Promise<boolean> {

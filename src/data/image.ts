@@ -23,8 +23,8 @@ export interface DecodeOptions {
 // sharp's own thread pool decodes in parallel; the pipeline adds Promise-level concurrency on top.
 sharp.cache(false);
 
-/** Throws a one-line UserError unless `file` exists, is a file and is not empty. */
-export async function checkImageFile(file: string): Promise<void> {
+/** Throws a one-line UserError unless `file` exists, is a file and is not empty; returns its stats. */
+export async function checkImageFile(file: string): Promise<fs.Stats> {
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(file);
@@ -33,6 +33,7 @@ export async function checkImageFile(file: string): Promise<void> {
   }
   if (!st.isFile()) throw new UserError(`image path is not a file: ${file}`);
   if (st.size === 0) throw new UserError(`image file is empty (0 bytes): ${file}`);
+  return st;
 }
 
 function firstLine(err: unknown): string {

@@ -178,8 +178,7 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   let key: string | undefined;
   let cacheFile: string | undefined;
   if (cached) {
-    await checkImageFile(file);
-    key = decodeCacheKey(file, await fs.promises.stat(file), prefix, options);
+    key = decodeCacheKey(file, await checkImageFile(file), prefix, options);
     const inMemory = options.memoryCache?.get(key);
     if (inMemory) return fromBase(inMemory, true);
     if (options.cacheDir) {

@@ -32,9 +32,10 @@ export function isTempName(name: string): boolean {
 }
 
 /** Writes `data` to a temporary file beside `target` and renames it into place; on any failure (a full disk, no
- *  permission) the temporary file is removed and `target` keeps its previous content. */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await fs.promises.mkdir(path.dirname(target), { recursive: true });
+ *  permission) the temporary file is removed and `target` keeps its previous content. The folder is made first
+ *  unless the caller knows it exists (`parentExists`). */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, o: { parentExists?: boolean } = {}): Promise<void> {
+  if (!o.parentExists) await fs.promises.mkdir(path.dirname(target), { recursive: true });
   const tmp = tempName(target);
   try {
     await fs.promises.writeFile(tmp, data);

@@ -63,6 +63,15 @@ describe('data/disk-cache', () => {
     expect(await pruneCacheFolder(path.join(dir, 'missing'), 0)).to.deep.equal({ bytes: 0, removed: 0 });
   });
 
+  it('an entry is written again after its shard folder was removed behind the cache\'s back', async () => {
+    const dir = makeTempDir();
+    const img = { data: new Uint8Array(4 * 4 * 3).fill(9), width: 4, height: 4 };
+    await writeCacheEntry(cacheEntryFile(dir, key(1)), 4, 4, img); // the shard folder is made and remembered
+    fs.rmSync(path.join(dir, key(1).slice(0, 2)), { recursive: true });
+    await writeCacheEntry(cacheEntryFile(dir, key(1)), 4, 4, img);
+    expect((await readCacheEntry(cacheEntryFile(dir, key(1))))!.img.data).to.deep.equal(img.data);
+  });
+
   describe('in the pipeline', () => {
     let records: ImageRecord[];
     before(async () => {
