@@ -107,7 +107,8 @@ describe('data/pipeline', () => {
     await writeRgb(f, rectImage(40, 32, box), 40, 32);
     let flips = 0;
     for (let epoch = 0; epoch < 12; epoch++) {
-      const p = await prepareImage(f, { transforms: ['random-crop:24:0.5-1', 'flip'], seed: 7, epoch, kernel: 'nearest' });
+      // an explicit id: the default (the file's path, under a random temp folder) would seed other crops every run
+      const p = await prepareImage(f, { transforms: ['random-crop:24:0.5-1', 'flip'], seed: 7, epoch, kernel: 'nearest' }, 'rect3');
       if (p.geometry.flipped) flips++;
       const mapped = boxToInput(box, p.geometry);
       const back = boxToOriginal(mapped, p.geometry);
@@ -115,7 +116,7 @@ describe('data/pipeline', () => {
       const seen = whiteBox(p.rgb, 24, 24)!;
       // nearest sampling at a non-integer scale: every edge within one pixel of the exact mapped box
       const clipped = [Math.max(0, mapped[0]), Math.max(0, mapped[1]), Math.min(23, mapped[2]), Math.min(23, mapped[3])];
-      // (1 + 1e-9: an edge exactly one pixel off computes as 1.0000000000000036)
+      // (1 + 1e-9: an edge exactly one pixel off can compute as 1.0000000000000036)
       seen.forEach((v, i) => expect(Math.abs(v - clipped[i]), `epoch ${epoch} edge ${i}`).to.be.at.most(1 + 1e-9));
     }
     expect(flips).to.be.within(1, 11);
