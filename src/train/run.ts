@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { loadDataset, resolveDataRoot } from '../data/datasets.js';
-import type { Dataset, ImageRecord, PreprocessMode } from '../data/types.js';
+import type { Dataset, ImageRecord, PreprocessMode, Skip } from '../data/types.js';
 import { defaultCheckpointRoot } from '../paths.js';
 import { UserError } from '../errors.js';
 import { buildBackbone, getBackbone, isBackboneName } from '../models/registry.js';
@@ -415,13 +415,14 @@ async function trainUnlocked(o: TrainRunOptions, recipe: Recipe, readDir: string
       recipe, cam, data, runDir, headLayers, rng, resume, maxSteps: o.maxSteps, signal: o.signal, progress: o.progress, engine: o.engine, sinks,
       parallel: o.parallel,
     });
-    // --skip-bad-images leaves a trace: what the loader and the pipeline left out, one file per line with the reason
-    // (on a cluster each worker decodes only its slices: the chief's file lists its own, the others log theirs)
-    const skipped = data.skipped?.() ?? [];
+    // --skip-bad-images leaves a trace: what the loader and the pipeline left out, one file per line with the reason.
+    // On a cluster each worker decodes only its slices: every worker's list goes to the chief, which writes them all.
+    const own = data.skipped?.() ?? [];
+    const skipped = o.parallel ? mergeSkips(await o.parallel.group.gatherJson(own)) : own;
     if (skipped.length && runDir === readDir) {
       await writeFileAtomic(path.join(runDir, 'skipped.txt'), skipped.map((s) => `${s.file}\t${s.reason}\n`).join(''));
-    } else if (skipped.length) {
-      o.progress?.log(`worker ${o.parallel?.group.rank}: left out ${skipped.length} image(s): ${skipped.map((s) => s.file).join(', ')}`);
+    } else if (own.length) {
+      o.progress?.log(`worker ${o.parallel?.group.rank}: left out ${own.length} image(s) (listed in the chief's skipped.txt): ${own.map((s) => s.file).join(', ')}`);
     }
     return { ...result, runDir: readDir, lastDir: path.join(readDir, 'last'), bestDir: path.join(readDir, 'best'), runName, recipe, dataset,
       classNames: dataset.classNames, numTrain: trainRecs.length, numVal: valRecs.length, validation, notice: selectionNotice(recipe) };
@@ -473,4 +474,11 @@ async function evaluateTrained(o: TrainAndEvaluateOptions, train: TrainRunResult
   if (evaluation.cams) final['CAM images'] = `${path.relative(train.runDir, evaluation.cams.gallery)} (${evaluation.cams.images} images)`;
   await finishReport(train.runDir, train.recipe, `finished ${train.epochsDone} epochs; evaluated ${path.basename(evaluation.checkpoint)}`, final, o.engine);
   return { train, evaluation: { ...evaluation, selectedOn } };
+}
+
+/** One list of the images several workers left out: each file once (the first worker's reason), in rank order. */
+export function mergeSkips(lists: readonly Skip[][]): Skip[] {
+  const byFile = new Map<string, Skip>();
+  for (const list of lists) for (const s of list) if (!byFile.has(s.file)) byFile.set(s.file, s);
+  return [...byFile.values()];
 }

@@ -17,7 +17,9 @@ try {
   const sum = Array.from(await group.allReduce(x, 'sum').data());
   const ints = await group.sumNumbers([rank + 1, 7], 'int32');
   const after = tf.add(x, 1); // tensors made after enabling land on the renamed device
-  console.log(JSON.stringify({ rank, mean, sum, ints, after: Array.from(await after.data()), device: group.device }));
+  // worker 1 sends more, and text beyond ASCII
+  const gathered = await group.gatherJson(rank === 0 ? { rank, files: ['a.jpg'] } : { rank, files: ['b/ünï.jpg', 'c.png'], note: 'tab\tend' });
+  console.log(JSON.stringify({ rank, mean, sum, ints, gathered, after: Array.from(await after.data()), device: group.device }));
   if (stopAfter === 'hang' && rank === 1) await new Promise((r) => setTimeout(r, 60_000));
   if (stopAfter === 'hang') {
     await group.sumNumbers([1]);

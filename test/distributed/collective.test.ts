@@ -67,7 +67,7 @@ describe('distributed: all-reduce across two processes (gRPC on 127.0.0.1)', fun
     skipWithoutCollectives(this);
   });
 
-  it('CollectiveReduceV2 gives every worker the sum and the mean', async () => {
+  it('CollectiveReduceV2 gives every worker the sum and the mean, and gatherJson every worker\'s value', async () => {
     const ports = await freePorts(2);
     const workers = ports.map((p) => `127.0.0.1:${p}`).join(',');
     const runs = [0, 1].map((i) => startNode(['test/distributed/allreduce-worker.ts', workers, String(i)]));
@@ -80,6 +80,7 @@ describe('distributed: all-reduce across two processes (gRPC on 127.0.0.1)', fun
       expect(out.mean).to.deep.equal([1.5, 15, -0.5]);
       expect(out.sum).to.deep.equal([3, 30, -1]);
       expect(out.ints).to.deep.equal([3, 14]);
+      expect(out.gathered, 'gatherJson').to.deep.equal([{ rank: 0, files: ['a.jpg'] }, { rank: 1, files: ['b/ünï.jpg', 'c.png'], note: 'tab\tend' }]);
       expect(out.device).to.equal(`/job:worker/replica:0/task:${i}/device:CPU:0`);
       expect(out.after).to.deep.equal([i + 2, 10 * (i + 1) + 1, 1 - i]);
     }

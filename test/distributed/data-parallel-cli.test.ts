@@ -60,6 +60,39 @@ describe('distributed: gapcam train on 2 workers (CLI)', function () {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
+  it('--skip-bad-images on 2 workers: the chief\'s skipped.txt lists what the other worker left out too', async () => {
+    const tmp = makeTempDir('gapcam-dp-skip-');
+    const rows = ['path,label,split'];
+    for (let i = 0; i < 28; i++) {
+      const f = path.join(tmp, `ok${i}.png`);
+      const px = Buffer.from(new Uint8Array(24 * 20 * 3).map((_, k) => (k * 7 + i * 31) % 256));
+      await sharp(px, { raw: { width: 24, height: 20, channels: 3 } }).png().toFile(f);
+      rows.push(`ok${i}.png,c${i % 2},${i < 24 ? 'train' : 'test'}`);
+    }
+    // truncated PNGs: their headers read (the loader keeps them), their pixels do not — left out by the worker that
+    // decodes them
+    const whole = fs.readFileSync(path.join(tmp, 'ok0.png'));
+    const bad = Array.from({ length: 6 }, (_, i) => `bad${i}.png`);
+    for (const [i, f] of bad.entries()) {
+      fs.writeFileSync(path.join(tmp, f), whole.subarray(0, Math.floor(whole.length * 0.6)));
+      rows.push(`${f},c${i % 2},train`);
+    }
+    fs.writeFileSync(path.join(tmp, 'data.csv'), rows.join('\n') + '\n');
+    const workers = await workerAddresses(2);
+    const common = ['src/cli.ts', 'train', 'vgg-gap-tiny', '--dataset', path.join(tmp, 'data.csv'), '--skip-bad-images', '--max-steps', '3',
+      '--batch-size', '8', '--no-eval', '--no-cache', '--checkpoints', path.join(tmp, 'ck'), '--run-name', 'dp', '--workers', workers];
+    const [w0, w1] = await Promise.all([0, 1].map((i) => startNode([...common, '--task-index', String(i)], {}, 300_000).done));
+    ok(w0, 'worker 0');
+    ok(w1, 'worker 1');
+    const logged = /worker 1: left out \d+ image\(s\) \(listed in the chief's skipped\.txt\): (.*)/.exec(w1.stdout + w1.stderr);
+    expect(logged, 'worker 1 left out images of its own\n' + w1.stdout + w1.stderr).to.not.equal(null);
+    const listed = fs.readFileSync(path.join(tmp, 'ck', 'dp', 'skipped.txt'), 'utf8').trim().split('\n').map((l) => path.basename(l.split('\t')[0]));
+    for (const f of logged![1].split(', ').map((x) => path.basename(x.trim()))) expect(listed, f).to.include(f);
+    expect(new Set(listed).size, 'each file once').to.equal(listed.length);
+    for (const f of listed) expect(bad, f).to.include(f);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
   it('a worker killed mid-epoch stops the other with one line; both resume and end where an uninterrupted 2-worker run ends', async () => {
     const tmp = makeTempDir('gapcam-dp-kill-');
     // 2 classes × 24 train + 8 test images of 32×32 (validation carved from train): ~6 steps per epoch at batch 8, 3 epochs; plain SGD with a small

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { useEngine, makeTempDir, expectNoTensorLeak } from '../helpers.js';
-import { runTraining, heNormalInit, trainAndEvaluate, buildRecipeModel } from '../../src/train/run.js';
+import { runTraining, heNormalInit, trainAndEvaluate, buildRecipeModel, mergeSkips } from '../../src/train/run.js';
 import { parseRecipe } from '../../src/recipes/loader.js';
 import { loadLastCheckpoint } from '../../src/train/checkpoint.js';
 import { UserError } from '../../src/errors.js';
@@ -231,5 +231,17 @@ describe('train: the run service', function () {
     expect(tf.util.arraysEqual(v, await m2.getWeights()[0].data())).to.equal(true);
     m1.dispose();
     m2.dispose();
+  });
+});
+
+describe('train: skipped images of several workers', () => {
+  it('one list: each file once with the first worker\'s reason, in rank order', () => {
+    const lists = [
+      [{ file: 'a.jpg', reason: 'cannot decode image a.jpg' }, { file: 'gone.jpg', reason: 'image file not found: gone.jpg' }],
+      [{ file: 'b.png', reason: 'image file is empty (0 bytes): b.png' }, { file: 'a.jpg', reason: 'another worker, another epoch' }],
+      [],
+    ];
+    expect(mergeSkips(lists)).to.deep.equal([lists[0][0], lists[0][1], lists[1][0]]);
+    expect(mergeSkips([[], []])).to.deep.equal([]);
   });
 });
