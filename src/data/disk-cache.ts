@@ -119,9 +119,9 @@ export async function pruneCacheFolder(dir: string, maxBytes: number): Promise<{
     try {
       await fs.promises.unlink(e.file);
       removed++;
-    } catch {
-      // gone already (another run pruned it), or not ours to remove: counted as still there only if it is
-      if (fs.existsSync(e.file)) continue;
+    } catch (err) {
+      // gone already (another run pruned it) counts as removed; anything else (no permission) keeps it
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') continue;
     }
     bytes -= e.bytes;
   }
