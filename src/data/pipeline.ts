@@ -13,9 +13,9 @@ import { preprocessPixels } from './preprocess.js';
 import { boxToInput, clipBox, type Geometry } from './geometry.js';
 import { parseTransform, recipeOutputSize, type Transform } from './transforms.js';
 import { prepareImage, type PreparedImage } from './prepare.js';
-import { threadDecodeCache } from './decode-cache.js';
+import { decodeCacheBytes, threadDecodeCache } from './decode-cache.js';
 import { cacheFolderBudget, imageCacheBytes, type CacheFolderBudget } from './disk-cache.js';
-import { decodeWorkerCount, sharedDecodePool } from './decode-pool.js';
+import { decodeNiceness, decodeWorkerCount, sharedDecodePool } from './decode-pool.js';
 import { makeRng, shuffleInPlace } from '../util/random.js';
 import { UserError } from '../errors.js';
 
@@ -84,6 +84,15 @@ export interface PipelineStats {
 export interface BatchStream extends AsyncIterable<Batch> {
   readonly stats: PipelineStats;
   readonly inputSize: [number, number];
+}
+
+/** Reads every environment setting of the pipeline (decode workers, their nice value, the two cache bounds), so that
+ *  a command refuses a bad value in one line before it writes anything, not at its first batch. */
+export function checkPipelineEnvironment(env: NodeJS.ProcessEnv = process.env): void {
+  decodeWorkerCount(env);
+  decodeNiceness(env);
+  decodeCacheBytes(env);
+  imageCacheBytes(env);
 }
 
 /** The order of one epoch: identity, or a Fisher–Yates shuffle seeded by (seed, epoch). */

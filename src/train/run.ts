@@ -19,6 +19,7 @@ import { sizeHW, type Recipe } from '../recipes/schema.js';
 import { resolveAtomicDir, writeFileAtomic } from '../util/atomic.js';
 import { loadLastCheckpoint, readBestOnDisk, removeStaleTemps } from './checkpoint.js';
 import { lockRun } from './run-lock.js';
+import { checkPipelineEnvironment } from '../data/pipeline.js';
 import { readMetrics } from './metrics.js';
 import { datasetTrainData } from './pipeline-data.js';
 import { evaluateRun, type FinalEvaluation } from './final.js';
@@ -266,6 +267,7 @@ export function checkCheckpointMatchesRecipe(cam: CamModel, recipe: Recipe, head
 
 /** The run folder, recipe and start mode a call names, checked before anything is written. */
 function planRun(o: TrainRunOptions): { recipe: Recipe; runDir: string } {
+  checkPipelineEnvironment();
   if (o.resume) {
     const runDir = resolveRunDir(o.resume, o.checkpointRoot);
     const recipe = readRunRecipe(runDir, o.overrides ?? {});

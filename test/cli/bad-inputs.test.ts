@@ -98,4 +98,13 @@ describe('cli: bad images and one-class datasets', function () {
     // evaluation and CAMs classify with the model's own classes: one class is fine there
     expect((await runMain(['evaluate', model, '--dataset', one, '--out', path.join(tmp, 'e-one')])).code).to.equal(0);
   });
+
+  it('a bad decode setting in the environment is refused by train in one line before anything is written', async () => {
+    const runs = path.join(tmp, 'runs-env');
+    for (const [name, value] of [['GAPCAM_IMAGE_CACHE_MB', 'lots'], ['GAPCAM_DECODE_WORKERS', '-1'], ['GAPCAM_DECODE_NICE', '40'], ['GAPCAM_DECODE_CACHE_MB', 'x']]) {
+      const msg = oneLine(await runMain(['train', 'vgg-gap-tiny', '--dataset', manifest, '--checkpoints', runs, '--max-steps', '1'], { [name]: value }));
+      expect(msg, name).to.contain(name).and.to.contain(`'${value}'`);
+      expect(fs.existsSync(runs), `${name}: nothing written`).to.equal(false);
+    }
+  });
 });
