@@ -2,7 +2,8 @@
 // thread, so while a training step runs, decodes started from the main thread cannot move to their next stage; in
 // worker threads they carry on. Sizing on a machine TensorFlow shares: TensorFlow's intra-op threads use every core
 // (engine.ts), so the default is a quarter of the cores (1 on 2 cores), each image on one libvips thread, four
-// images in flight per worker (batches()), and the decoding threads at a lower priority (decode-worker.ts). Each image goes to the same worker every epoch (by path), so the workers'
+// images decoding at a time per worker (the worker queues the rest, decode-worker.ts), and the decoding threads at a
+// lower priority. Each image goes to the same worker every epoch (by path), so the workers'
 // in-memory caches (the bound split between them) do not hold the same image twice. Idle workers do not keep the
 // process alive.
 import fs from 'node:fs';
@@ -19,7 +20,11 @@ import { UserError } from '../errors.js';
  *  empty its cache. */
 export type WorkerRequest =
   | { n: number; file: string; id: string; options: PrepareJob }
+  | { n: number; cancel: number }
   | { n: number; cache: 'clear' | 'stats' };
+
+/** Images each worker decodes at a time (each on one libvips thread); it queues the others. */
+const IN_FLIGHT_PER_WORKER = 4;
 
 /** One worker's in-memory decode cache. */
 export interface CacheStats { entries: number; bytes: number; maxBytes: number }
@@ -67,6 +72,7 @@ export class DecodePool {
   private readonly slots: Slot[] = [];
   private readonly waiting = new Map<number, { resolve: (r: Extract<WorkerReply, { ok: true }>) => void; reject: (e: Error) => void; slot: Slot }>();
   private next = 0;
+  private readonly bySignal = new WeakMap<AbortSignal, Map<number, Slot>>();
   private closed = false;
   /** Each worker's in-memory cache bound (bytes). */
   readonly cacheBytes: number;
@@ -77,7 +83,7 @@ export class DecodePool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerEntry(), { eval: fromSource, workerData: { cacheBytes: this.cacheBytes, niceness: this.niceness } });
+    const worker = new Worker(workerEntry(), { eval: fromSource, workerData: { cacheBytes: this.cacheBytes, niceness: this.niceness, inFlight: IN_FLIGHT_PER_WORKER } });
     const slot: Slot = { worker, inFlight: 0 };
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
@@ -117,9 +123,10 @@ export class DecodePool {
     for (const slot of this.slots) if (slot.inFlight === 0) void slot.worker.terminate();
   }
 
-  /** prepareImage(file, options, id) in a worker. */
-  async prepare(file: string, options: PrepareJob, id: string): Promise<PreparedImage> {
-    return (await this.ask(this.slots[hash(file) % this.slots.length], { file, id, options })).value!;
+  /** prepareImage(file, options, id) in a worker. Aborting `signal` drops the image if its worker has not started
+   *  it (the promise then rejects). */
+  async prepare(file: string, options: PrepareJob, id: string, signal?: AbortSignal): Promise<PreparedImage> {
+    return (await this.ask(this.slots[hash(file) % this.slots.length], { file, id, options }, signal)).value!;
   }
 
   /** Empties every worker's in-memory decode cache. */
@@ -132,15 +139,31 @@ export class DecodePool {
     return Promise.all(this.slots.map(async (slot) => (await this.ask(slot, { cache: 'stats' })).cache!));
   }
 
-  private ask(slot: Slot, req: DistributiveOmit<WorkerRequest, 'n'>): Promise<Extract<WorkerReply, { ok: true }>> {
+  private ask(slot: Slot, req: DistributiveOmit<WorkerRequest, 'n'>, signal?: AbortSignal): Promise<Extract<WorkerReply, { ok: true }>> {
     if (this.closed) throw new Error('the decode pool is closed');
     const n = this.next++;
     // Keep the process alive while a worker has work the caller awaits.
     if (slot.inFlight++ === 0) slot.worker.ref();
-    return new Promise((resolve, reject) => {
+    const asked = signal ? this.askedUnder(signal) : undefined;
+    asked?.set(n, slot);
+    return new Promise<Extract<WorkerReply, { ok: true }>>((resolve, reject) => {
       this.waiting.set(n, { resolve, reject, slot });
       slot.worker.postMessage({ ...req, n } satisfies WorkerRequest);
-    });
+    }).finally(() => asked?.delete(n));
+  }
+
+  /** The requests still awaited under `signal`, cancelled in their workers when it aborts (one listener per signal,
+   *  however many images it covers). */
+  private askedUnder(signal: AbortSignal): Map<number, Slot> {
+    let asked = this.bySignal.get(signal);
+    if (!asked) {
+      const requests = new Map<number, Slot>();
+      signal.addEventListener('abort', () => {
+        for (const [n, slot] of requests) slot.worker.postMessage({ n: this.next++, cancel: n } satisfies WorkerRequest);
+      }, { once: true });
+      this.bySignal.set(signal, (asked = requests));
+    }
+    return asked;
   }
 }
 

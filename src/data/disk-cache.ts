@@ -2,8 +2,8 @@
 // of a recipe's deterministic transforms, one file per (image, transforms) key, so that a later epoch or a later run
 // over the same data skips JPEG decoding. The folder is bounded (GAPCAM_IMAGE_CACHE_MB, default 4096): the first use
 // in a process removes the least recently used files (mtime, refreshed on every hit) until the folder fits, and the
-// run then stops adding files once the folder is full, so it exceeds the bound by at most the images being decoded at
-// that moment; reads go on. Only files in the cache's own format (`<2 hex>/<40 hex>.rgb` starting with its magic)
+// process then adds a file only while the bound has room for it (a budget in shared memory that the decode workers
+// take from as they write); reads go on. Only files in the cache's own format (`<2 hex>/<40 hex>.rgb` starting with its magic)
 // are ever removed: whatever else is in the folder is left alone.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -61,8 +61,10 @@ export async function readCacheEntry(file: string): Promise<CachedDecode | undef
 // recursive mkdir per entry costs a noticeable share of decoding a small image.
 const madeShards = new Set<string>();
 
-/** Writes one entry atomically; returns the bytes it takes. */
-export async function writeCacheEntry(file: string, srcWidth: number, srcHeight: number, img: RawImage): Promise<number> {
+/** Writes one entry atomically if `budget` (CacheFolderBudget.remaining) has room for it; returns the bytes written
+ *  (0: no room). */
+export async function writeCacheEntry(file: string, srcWidth: number, srcHeight: number, img: RawImage, budget?: BigInt64Array): Promise<number> {
+  if (budget && !takeFromBudget(budget, HEADER_BYTES + img.data.byteLength)) return 0;
   const head = Buffer.alloc(HEADER_BYTES);
   [CACHE_MAGIC, srcWidth, srcHeight, img.width, img.height].forEach((v, i) => head.writeUInt32LE(v, i * 4));
   const data = Buffer.concat([head, Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength)]);
@@ -128,8 +130,18 @@ export async function pruneCacheFolder(dir: string, maxBytes: number): Promise<{
   return { bytes, removed };
 }
 
-/** How much a process may still add to a cache folder; shared by every pipeline of the process over that folder. */
-export interface CacheFolderBudget { readonly dir: string; readonly maxBytes: number; remaining: number }
+/** How much a process may still add to a cache folder; shared by every pipeline of the process over that folder, and
+ *  by the decode workers that write the entries (`remaining` is one 64-bit integer in shared memory). */
+export interface CacheFolderBudget { readonly dir: string; readonly maxBytes: number; readonly remaining: BigInt64Array }
+
+/** Takes `bytes` from a budget if it has that much left (atomically: several threads write entries at once). */
+export function takeFromBudget(remaining: BigInt64Array, bytes: number): boolean {
+  const n = BigInt(bytes);
+  const before = Atomics.sub(remaining, 0, n);
+  if (before >= n) return true;
+  Atomics.add(remaining, 0, n); // no room: give it back
+  return false;
+}
 
 const budgets = new Map<string, Promise<CacheFolderBudget>>();
 
@@ -138,7 +150,11 @@ export function cacheFolderBudget(dir: string, maxBytes = imageCacheBytes()): Pr
   const id = `${path.resolve(dir)}\0${maxBytes}`;
   let b = budgets.get(id);
   if (!b) {
-    b = pruneCacheFolder(dir, maxBytes).then(({ bytes }) => ({ dir, maxBytes, remaining: maxBytes - bytes }));
+    b = pruneCacheFolder(dir, maxBytes).then(({ bytes }) => {
+      const remaining = new BigInt64Array(new SharedArrayBuffer(8));
+      remaining[0] = BigInt(Math.max(0, maxBytes - bytes));
+      return { dir, maxBytes, remaining };
+    });
     budgets.set(id, b);
   }
   return b;

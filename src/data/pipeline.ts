@@ -1,6 +1,6 @@
 // The image pipeline: records → decoded, transformed, preprocessed batches of tensors. Decoding runs ahead of the
-// consumer (up to `prefetch` batches, `concurrency` images at once) in decode worker threads (decode-pool.ts), which
-// keep working while a synchronous TensorFlow step blocks this thread; a bounded in-memory cache and an optional
+// consumer (up to `prefetch` batches) in decode worker threads (decode-pool.ts), which are handed the whole window at
+// once and keep working through it while a synchronous TensorFlow step blocks this thread; a bounded in-memory cache and an optional
 // bounded folder (disk-cache.ts) keep the decoded result of the recipe's deterministic prefix (raw RGB) so later
 // epochs skip JPEG decoding (prepare.ts), and shuffling/augmentation are seeded per (seed, epoch, image id), so results do not depend
 // on decode timing or on which thread decoded. Each batch's image tensor is created once, when the consumer asks for
@@ -32,7 +32,8 @@ export interface PipelineOptions {
   epoch?: number;
   /** Batches decoded ahead of the consumer (default 2). */
   prefetch?: number;
-  /** Images decoded at once (default 4 per decode worker, 4 without workers; sharp uses one thread per image). */
+  /** Images decoded at once on this thread when there are no decode workers (default 4; sharp uses one thread per
+   *  image). Decode workers are given the whole prefetch window and bound their own share (decode-pool.ts). */
   concurrency?: number;
   /** Decode worker threads (default GAPCAM_DECODE_WORKERS, else a quarter of the cores, at least 1: TensorFlow's
    *  threads take the rest); 0 decodes on this thread. */
@@ -114,7 +115,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
   const prefetch = Math.max(0, options.prefetch ?? 2);
   const workers = Math.max(0, options.workers ?? decodeWorkerCount());
   const pool = workers > 0 ? sharedDecodePool(workers) : undefined;
-  const concurrency = Math.max(1, options.concurrency ?? 4 * Math.max(1, workers));
+  const concurrency = Math.max(1, options.concurrency ?? 4);
   const memoryCache = options.memoryCache ? threadDecodeCache() : undefined;
   const cacheMaxBytes = options.cacheDir ? options.cacheMaxBytes ?? imageCacheBytes() : 0;
   const cacheDir = cacheMaxBytes > 0 ? options.cacheDir : undefined;
@@ -137,26 +138,25 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
     if (options.dropLast && groups.length && groups[groups.length - 1].length < options.batchSize) groups.pop();
 
     const budget: CacheFolderBudget | undefined = cacheDir ? await cacheFolderBudget(cacheDir, cacheMaxBytes) : undefined;
-    let aborted = false;
+    // Stopping early (the consumer leaves the loop) drops the images the workers have not started.
+    const abort = new AbortController();
     let active = 0;
     const queue: (() => void)[] = [];
     const acquire = () => new Promise<void>((resolve) => (active < concurrency ? (active++, resolve()) : queue.push(() => (active++, resolve()))));
     const release = () => { active--; const next = queue.shift(); if (next) next(); };
     const decode = async (r: ImageRecord): Promise<Outcome> => {
-      await acquire();
+      const job = { transforms, seed, epoch, cacheDir, cacheBudget: budget?.remaining, kernel: options.kernel, background: options.background, outputSize: size };
+      if (!pool) await acquire();
       try {
-        if (aborted) return { ok: false, error: new Error('aborted') };
-        const cacheWrite = !!budget && budget.remaining > 0;
-        const job = { transforms, seed, epoch, cacheDir, cacheWrite, kernel: options.kernel, background: options.background, outputSize: size };
+        if (abort.signal.aborted) return { ok: false, error: new Error('aborted') };
         const value = pool
-          ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id)
+          ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id, abort.signal)
           : await prepareImage(r.path, { ...job, memoryCache }, r.id);
-        if (budget) budget.remaining -= value.cachedBytes;
         return { ok: true, value };
       } catch (error) {
         return { ok: false, error };
       } finally {
-        release();
+        if (!pool) release();
       }
     };
     const pending: Promise<Outcome>[][] = [];
@@ -197,7 +197,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
         yield batch;
       }
     } finally {
-      aborted = true;
+      abort.abort();
     }
   }
   return { stats, inputSize: [H, W], [Symbol.asyncIterator]: () => run() };

@@ -20,8 +20,6 @@ export interface PreparedImage {
   height: number;
   geometry: Geometry;
   fromCache: boolean;
-  /** Bytes this call added to the cache folder (0: none). */
-  cachedBytes: number;
 }
 
 /** Mirrors an RGB image left-right (in place into a new array). */
@@ -134,8 +132,9 @@ export interface PrepareOptions {
   epoch?: number;
   /** Folder for cached decoded images (raw RGB after the recipe's deterministic prefix); off when unset. */
   cacheDir?: string;
-  /** Add a missing entry to the folder (default true; false once the folder's bound is reached: reads go on). */
-  cacheWrite?: boolean;
+  /** What may still be added to the folder (disk-cache.ts: CacheFolderBudget.remaining, shared with other threads);
+   *  a missing entry is written only if it fits. Unset: no bound. */
+  cacheBudget?: BigInt64Array;
   /** In-memory cache of the same decoded prefix (checked before the folder); off when unset. */
   memoryCache?: DecodeCache;
   kernel?: keyof sharp.KernelEnum;
@@ -163,12 +162,12 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   const fresh = (w: number, h: number): PlanState => ({ width: w, height: h, geometry: identityGeometry(w, h), ops: [] });
   const constant = () => 0.5; // deterministic transforms draw nothing that matters
   // The random rest of the recipe on the cached prefix; a copy when nothing is left to do (the cache keeps its pixels).
-  const fromBase = async (base: CachedDecode, fromCache: boolean, cachedBytes = 0): Promise<PreparedImage> => {
+  const fromBase = async (base: CachedDecode, fromCache: boolean): Promise<PreparedImage> => {
     const pre = planTransforms(prefix, fresh(base.srcWidth, base.srcHeight), constant);
     const after = finish(planTransforms(rest, fresh(pre.width, pre.height), rng));
     const img = await runOps(file, { img: base.img }, after.ops, pre.width, pre.height, { kernel, background: options.background });
     const rgb = img.data === base.img.data ? img.data.slice() : img.data;
-    return { rgb, width: img.width, height: img.height, geometry: composeAll(pre.geometry, after.geometry), fromCache, cachedBytes };
+    return { rgb, width: img.width, height: img.height, geometry: composeAll(pre.geometry, after.geometry), fromCache };
   };
   const fits = (c: CachedDecode) => {
     const pre = planTransforms(prefix, fresh(c.srcWidth, c.srcHeight), constant);
@@ -202,13 +201,13 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   if (key) {
     const pre = planTransforms(prefix, fresh(src.width, src.height), constant);
     const base: CachedDecode = { srcWidth: src.width, srcHeight: src.height, img: await runOps(file, { bytes }, pre.ops, src.width, src.height, { kernel, background: options.background }) };
-    const cachedBytes = cacheFile && options.cacheWrite !== false ? await writeCacheEntry(cacheFile, src.width, src.height, base.img) : 0;
+    if (cacheFile) await writeCacheEntry(cacheFile, src.width, src.height, base.img, options.cacheBudget);
     options.memoryCache?.set(key, base);
-    return fromBase(base, false, cachedBytes);
+    return fromBase(base, false);
   }
   const plan = finish(planTransforms(transforms, fresh(src.width, src.height), rng));
   const img = await runOps(file, { bytes }, plan.ops, src.width, src.height, { kernel, background: options.background });
-  return { rgb: img.data, width: img.width, height: img.height, geometry: plan.geometry, fromCache: false, cachedBytes: 0 };
+  return { rgb: img.data, width: img.width, height: img.height, geometry: plan.geometry, fromCache: false };
 }
 
 /** Composes two geometries: `first` (original → middle), then `second` (middle → input). */

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { useEngine, makeTempDir, expectNoTensorLeak } from '../helpers.js';
 import { batches, type Batch, type PipelineOptions } from '../../src/data/pipeline.js';
-import { DecodePool, decodeNiceness, decodeWorkerCount } from '../../src/data/decode-pool.js';
+import { DecodePool, decodeNiceness, decodeWorkerCount, sharedDecodePool } from '../../src/data/decode-pool.js';
 import type { ImageRecord } from '../../src/data/types.js';
 import { UserError } from '../../src/errors.js';
 
@@ -72,6 +72,41 @@ describe('data/decode-pool', () => {
       expect(again.filter((p) => p.fromCache).length).to.be.at.most(3);
       await pool.clearCaches();
       expect((await pool.cacheStats())[0]).to.deep.include({ entries: 0, bytes: 0 });
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('the worker decodes the whole prefetch window while this thread is blocked in a synchronous step', async () => {
+    // 16 images, batches of 4, 2 batches ahead: once the first batch is out, batches 0..3 have been asked for. A
+    // bound kept on this thread would let the worker finish only the images it already had (4 in flight).
+    const pool = sharedDecodePool(1);
+    await pool.clearCaches();
+    const recs = [...records, ...records.slice(0, 4).map((r, i) => ({ ...r, id: `again${i}`, path: `${r.path}.copy${i}.jpg` }))];
+    for (const r of recs.slice(12)) fs.copyFileSync(r.path.replace(/\.copy\d\.jpg$/, ''), r.path);
+    const it = batches(recs, { ...opts, batchSize: 4, prefetch: 2, workers: 1, memoryCache: true })[Symbol.asyncIterator]();
+    const first = await it.next();
+    first.value.images.dispose();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500); // what a long TensorFlow step does to this thread
+    const [stats] = await pool.cacheStats();
+    expect(stats.entries).to.equal(16);
+    for (let r = await it.next(); !r.done; r = await it.next()) r.value.images.dispose();
+  });
+
+  it('an aborted request is dropped if its worker has not started it; the others complete', async () => {
+    const pool = new DecodePool(1, 0);
+    try {
+      const abort = new AbortController();
+      const job = { transforms: ['resize:16'], memoryCache: false };
+      const asked = Array.from({ length: 40 }, (_, i) => pool.prepare(records[i % 12].path, job, `a${i}`, abort.signal));
+      abort.abort();
+      const settled = await Promise.allSettled(asked);
+      const cancelled = settled.filter((s) => s.status === 'rejected' && (s.reason as Error).message === 'cancelled').length;
+      const done = settled.filter((s) => s.status === 'fulfilled').length;
+      expect(cancelled, 'dropped').to.be.greaterThan(0);
+      expect(done + cancelled).to.equal(40);
+      // the pool still works after a cancellation
+      expect((await pool.prepare(records[0].path, job, 'b')).rgb.length).to.equal(16 * 16 * 3);
     } finally {
       pool.close();
     }
