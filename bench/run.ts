@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { startEngine, describeEngine, type EngineInfo } from '../src/engine.js';
 import { projectRoot } from '../src/paths.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
+import { median } from './stats.js';
 import { createTrainStep, createGenericTrainStep, fastPredictor, fusedStepUnsupported, FusedGradients, type TrainStep } from '../src/perf/sequential-step.js';
 import { oneDnnKernels } from '../src/perf/native.js';
 import { installOneDnnKernels, tunedEngineEnv } from '../src/perf/kernels.js';
@@ -50,12 +51,6 @@ function peakRssMiB(): number | undefined {
     return undefined;
   }
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 interface Timing {
   medianMs: number;

@@ -29,6 +29,7 @@ import type { TrainData } from '../src/train/data.js';
 import type { Dataset } from '../src/data/types.js';
 import { clearDecodeCaches, decodeWorkerCount } from '../src/data/decode-pool.js';
 import { decodeCacheBytes } from '../src/data/decode-cache.js';
+import { median } from './stats.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -104,7 +105,9 @@ async function timedImagesPerSec(recipe: Recipe, cam: Awaited<ReturnType<typeof 
  *  pipeline as it was (`before`: decoding on the main thread, no cache), and as `gapcam train` runs it now (decode
  *  workers, in-memory + folder decode cache) in the first epoch (`cold`) and in later ones (`warm`; also every epoch
  *  of a later run over the same data, from the folder). Each variant gets a fresh model; the variants take turns
- *  `rounds` times and the best of each is kept, so that another process's burst does not decide a ratio. */
+ *  `rounds` times. Each ratio is the median over rounds of in-memory ÷ variant within the same round: this machine's
+ *  speed drifts by 10–30 % between minutes, so a ratio of two bests taken minutes apart says more about the drift than
+ *  about the pipeline. */
 async function realVsMemory(steps: number, only: string | undefined, rounds: number): Promise<void> {
   const sharedRoot = path.resolve(projectRoot, '..', 'shared', 'datasets');
   const rows: string[] = [];
@@ -123,7 +126,7 @@ async function realVsMemory(steps: number, only: string | undefined, rounds: num
     console.log('real images vs in-memory: skipped (no recipe with its data here)');
     return;
   }
-  console.log(`\nreal image files vs in-memory step time (each recipe's train transforms; ${steps} timed steps, best of ${rounds}; ` +
+  console.log(`\nreal image files vs in-memory step time (each recipe's train transforms; ${steps} timed steps; step time × is the median over ${rounds} round(s) of in-memory ÷ files in the same round; ` +
     `before: main-thread decoding, no cache; now: ${decodeWorkerCount()} decode worker(s), decode cache ${decodeCacheBytes() / 2 ** 20} MiB + folder; ` +
     'cold: first epoch, warm: later epochs and later runs):');
   for (const r of rows) console.log('  ' + r);
@@ -158,6 +161,7 @@ async function realVsMemoryRow(name: string, base: Recipe, weights: string, labe
   const decodeMs = cpuMs(c0) / trainRecords.length;
   let modelMs = Infinity;
   const best: Record<string, number> = {};
+  const perRound: Record<string, number[]> = {};
   for (let round = 0; round < rounds; round++) {
     for (const kind of variants) {
       const { cam, headLayers } = await buildRecipeModel(recipe, dataset.classNames, createRandom(1));
@@ -180,6 +184,7 @@ async function realVsMemoryRow(name: string, base: Recipe, weights: string, labe
         // kept busy (CPU ÷ wall over the whole run) times a timed step's wall time per image
         if (kind === 'in-memory') modelMs = Math.min(modelMs, (cpuMs(c1) / (performance.now() - t1)) * (1000 / ips));
         best[kind] = Math.max(best[kind] ?? 0, ips);
+        (perRound[kind] ??= []).push(ips);
       } finally {
         cam.model.dispose();
         images?.dispose();
@@ -189,7 +194,11 @@ async function realVsMemoryRow(name: string, base: Recipe, weights: string, labe
     }
   }
   realPixels.dispose();
-  const ratio = (k: string) => (best[k] ? (best['in-memory'] / best[k]).toFixed(3) : '—');
+  const ratio = (k: string) => {
+    if (!perRound[k]) return '—';
+    const rs = perRound[k].map((ips, r) => perRound['in-memory'][r] / ips);
+    return rs.length < 3 ? median(rs).toFixed(3) : `${median(rs).toFixed(3)} (${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)})`;
+  };
   const cores = os.cpus().length, wallMs = 1000 / best['in-memory'];
   const line = `${name.padEnd(14)} ${label.padEnd(22)} ${h}×${w} batch ${String(batch).padStart(2)}  in-memory ${best['in-memory'].toFixed(1)} images/s ` +
     `(random pixels ${best.random?.toFixed(1) ?? '—'}); step time ×: before ${ratio('before')}, now cold ${ratio('cold')}, now warm ${ratio('warm')}; ` +

@@ -1,9 +1,9 @@
 // Decode worker threads shared by every pipeline in the process. tfjs-node runs each op synchronously on the main
 // thread, so while a training step runs, decodes started from the main thread cannot move to their next stage; in
 // worker threads they carry on. Sizing on a machine TensorFlow shares: TensorFlow's intra-op threads use every core
-// (engine.ts), so the default is a quarter of the cores (1 on 2 cores), each image on one libvips thread, four
-// images decoding at a time per worker (the worker queues the rest, decode-worker.ts), and the decoding threads at a
-// lower priority. Each image goes to the same worker every epoch (by path), so the workers'
+// (engine.ts), so the default is a quarter of the cores (1 on 2 cores), each image on one libvips thread, a few
+// images decoding at a time per worker as each request says (the worker queues the rest, decode-worker.ts), and the
+// decoding threads at a lower priority. Each image goes to the same worker every epoch (by path), so the workers'
 // in-memory caches (the bound split between them) do not hold the same image twice. Idle workers do not keep the
 // process alive.
 import fs from 'node:fs';
@@ -19,12 +19,10 @@ import { UserError } from '../errors.js';
 /** What a worker is asked: prepareImage's arguments, with the cache as a switch (each worker has its own), or to
  *  empty its cache. */
 export type WorkerRequest =
-  | { n: number; file: string; id: string; options: PrepareJob }
+  | { n: number; file: string; id: string; options: PrepareJob; inFlight: number }
   | { n: number; cancel: number }
   | { n: number; cache: 'clear' | 'stats' };
 
-/** Images each worker decodes at a time (each on one libvips thread); it queues the others. */
-const IN_FLIGHT_PER_WORKER = 4;
 
 /** One worker's in-memory decode cache. */
 export interface CacheStats { entries: number; bytes: number; maxBytes: number }
@@ -83,7 +81,7 @@ export class DecodePool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerEntry(), { eval: fromSource, workerData: { cacheBytes: this.cacheBytes, niceness: this.niceness, inFlight: IN_FLIGHT_PER_WORKER } });
+    const worker = new Worker(workerEntry(), { eval: fromSource, workerData: { cacheBytes: this.cacheBytes, niceness: this.niceness } });
     const slot: Slot = { worker, inFlight: 0 };
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
@@ -123,10 +121,10 @@ export class DecodePool {
     for (const slot of this.slots) if (slot.inFlight === 0) void slot.worker.terminate();
   }
 
-  /** prepareImage(file, options, id) in a worker. Aborting `signal` drops the image if its worker has not started
-   *  it (the promise then rejects). */
-  async prepare(file: string, options: PrepareJob, id: string, signal?: AbortSignal): Promise<PreparedImage> {
-    return (await this.ask(this.slots[hash(file) % this.slots.length], { file, id, options }, signal)).value!;
+  /** prepareImage(file, options, id) in a worker, which starts it once fewer than `inFlight` images (default 4) are
+   *  decoding there. Aborting `signal` drops the image if its worker has not started it (the promise then rejects). */
+  async prepare(file: string, options: PrepareJob, id: string, o: { signal?: AbortSignal; inFlight?: number } = {}): Promise<PreparedImage> {
+    return (await this.ask(this.slots[hash(file) % this.slots.length], { file, id, options, inFlight: o.inFlight ?? 4 }, o.signal)).value!;
   }
 
   /** Empties every worker's in-memory decode cache. */

@@ -12,7 +12,7 @@ import { threadDecodeCache } from './decode-cache.js';
 import { UserError } from '../errors.js';
 import type { WorkerReply, WorkerRequest } from './decode-pool.js';
 
-const { cacheBytes, niceness, inFlight } = workerData as { cacheBytes: number; niceness: number; inFlight: number };
+const { cacheBytes, niceness } = workerData as { cacheBytes: number; niceness: number };
 // One libvips thread per image: the pool's size and its images in flight are the decode parallelism.
 sharp.concurrency(1);
 sharp.cache(false);
@@ -66,7 +66,7 @@ parentPort!.on('message', (req: WorkerRequest) => {
 });
 
 function startQueued(): void {
-  while (running < inFlight && queued.length) {
+  while (queued.length && running < queued[0].inFlight) {
     running++;
     void prepare(queued.shift()!).finally(() => {
       running--;

@@ -33,8 +33,11 @@ export interface PipelineOptions {
   /** Batches decoded ahead of the consumer (default 2). */
   prefetch?: number;
   /** Images decoded at once on this thread when there are no decode workers (default 4; sharp uses one thread per
-   *  image). Decode workers are given the whole prefetch window and bound their own share (decode-pool.ts). */
+   *  image). */
   concurrency?: number;
+  /** Images each decode worker decodes at once (default 4); the workers are given the whole prefetch window and queue
+   *  the rest. Training on the CPU engine uses 1 (pipeline-data.ts). */
+  decodesPerWorker?: number;
   /** Decode worker threads (default GAPCAM_DECODE_WORKERS, else a quarter of the cores, at least 1: TensorFlow's
    *  threads take the rest); 0 decodes on this thread. */
   workers?: number;
@@ -150,7 +153,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
       try {
         if (abort.signal.aborted) return { ok: false, error: new Error('aborted') };
         const value = pool
-          ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id, abort.signal)
+          ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id, { signal: abort.signal, inFlight: options.decodesPerWorker })
           : await prepareImage(r.path, { ...job, memoryCache }, r.id);
         return { ok: true, value };
       } catch (error) {

@@ -38,7 +38,7 @@ describe('data/decode-pool', () => {
 
   it('decode workers with prefetching give the same batches as sequential decoding on the main thread, with or without the cache', async () => {
     const sequential = plain(await collect(batches(records, { ...opts, epoch: 2, workers: 0, prefetch: 0, concurrency: 1 })));
-    for (const variant of [{ workers: 1 }, { workers: 2, concurrency: 8, prefetch: 3 }, { workers: 1, memoryCache: true }, { workers: 0, memoryCache: true }]) {
+    for (const variant of [{ workers: 1 }, { workers: 1, decodesPerWorker: 1 }, { workers: 2, concurrency: 8, prefetch: 3 }, { workers: 1, memoryCache: true }, { workers: 0, memoryCache: true }]) {
       // twice: with the cache, the second pass reads every image's resized prefix from memory
       for (let pass = 0; pass < 2; pass++) {
         const s = batches(records, { ...opts, epoch: 2, ...variant });
@@ -98,7 +98,7 @@ describe('data/decode-pool', () => {
     try {
       const abort = new AbortController();
       const job = { transforms: ['resize:16'], memoryCache: false };
-      const asked = Array.from({ length: 40 }, (_, i) => pool.prepare(records[i % 12].path, job, `a${i}`, abort.signal));
+      const asked = Array.from({ length: 40 }, (_, i) => pool.prepare(records[i % 12].path, job, `a${i}`, { signal: abort.signal }));
       abort.abort();
       const settled = await Promise.allSettled(asked);
       const cancelled = settled.filter((s) => s.status === 'rejected' && (s.reason as Error).message === 'cancelled').length;
