@@ -23,7 +23,6 @@ export type WorkerRequest =
   | { n: number; cancel: number }
   | { n: number; cache: 'clear' | 'stats' };
 
-
 /** One worker's in-memory decode cache. */
 export interface CacheStats { entries: number; bytes: number; maxBytes: number }
 

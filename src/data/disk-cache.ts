@@ -3,8 +3,8 @@
 // over the same data skips JPEG decoding. The folder is bounded (GAPCAM_IMAGE_CACHE_MB, default 4096): the first use
 // in a process removes the least recently used files (mtime, refreshed on every hit) until the folder fits, and the
 // process then adds a file only while the bound has room for it (a budget in shared memory that the decode workers
-// take from as they write); reads go on. Only files in the cache's own format (`<2 hex>/<40 hex>.rgb` starting with its magic)
-// are ever removed: whatever else is in the folder is left alone.
+// take from as they write); reads go on. Only files in the cache's own format (`<2 hex>/<40 hex>.rgb` starting with
+// its magic) are ever removed: whatever else is in the folder is left alone.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';

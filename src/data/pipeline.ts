@@ -1,10 +1,10 @@
 // The image pipeline: records → decoded, transformed, preprocessed batches of tensors. Decoding runs ahead of the
 // consumer (up to `prefetch` batches) in decode worker threads (decode-pool.ts), which are handed the whole window at
-// once and keep working through it while a synchronous TensorFlow step blocks this thread; a bounded in-memory cache and an optional
-// bounded folder (disk-cache.ts) keep the decoded result of the recipe's deterministic prefix (raw RGB) so later
-// epochs skip JPEG decoding (prepare.ts), and shuffling/augmentation are seeded per (seed, epoch, image id), so results do not depend
-// on decode timing or on which thread decoded. Each batch's image tensor is created once, when the consumer asks for
-// the batch, and the consumer disposes it.
+// once and keep working through it while a synchronous TensorFlow step blocks this thread; a bounded in-memory cache
+// and an optional bounded folder (disk-cache.ts) keep the decoded result of the recipe's deterministic prefix (raw
+// RGB) so later epochs skip JPEG decoding (prepare.ts), and shuffling/augmentation are seeded per (seed, epoch, image
+// id), so results do not depend on decode timing or on which thread decoded. Each batch's image tensor is created
+// once, when the consumer asks for the batch, and the consumer disposes it.
 import type sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import type { Box, ImageRecord, PreprocessMode, Skip } from './types.js';
