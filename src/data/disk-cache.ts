@@ -28,10 +28,11 @@ export function imageCacheBytes(env: NodeJS.ProcessEnv = process.env): number {
   return Math.floor(mb * 2 ** 20);
 }
 
-/** The key of one image's cached prefix: the file's identity (path, size, mtime) and everything that shapes the pixels. */
-export function decodeCacheKey(file: string, st: fs.Stats, prefix: Transform[], o: { kernel?: string; background?: number[] }): string {
+/** The key of one image's cached prefix: the file's identity (path, size, mtime) and everything that shapes the pixels
+ *  (a region cut first is added only when there is one, so the keys of whole images stay as they were). */
+export function decodeCacheKey(file: string, st: fs.Stats, prefix: Transform[], o: { kernel?: string; background?: number[]; region?: number[] }): string {
   const h = crypto.createHash('sha1');
-  h.update(JSON.stringify([CACHE_VERSION, path.resolve(file), st.size, st.mtimeMs, prefix, o.kernel ?? 'lanczos3', o.background ?? null]));
+  h.update(JSON.stringify([CACHE_VERSION, path.resolve(file), st.size, st.mtimeMs, prefix, o.kernel ?? 'lanczos3', o.background ?? null, ...(o.region ? [o.region] : [])]));
   return h.digest('hex');
 }
 

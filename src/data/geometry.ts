@@ -69,3 +69,20 @@ export function clipBox(box: Box, width: number, height: number): Box | undefine
 export function inputRegionInOriginal(g: Geometry): Box {
   return boxToOriginal([0, 0, g.width - 1, g.height - 1], g);
 }
+
+/** The whole pixels covering an inclusive (possibly fractional) box, clipped to a width×height image, as a crop
+ *  [left, top, width, height]; at least 1×1. */
+export function boxRegion(box: Box, width: number, height: number): { left: number; top: number; width: number; height: number } {
+  const clip = (v: number, hi: number): number => Math.min(Math.max(v, 0), hi);
+  const x0 = clip(Math.floor(box[0]), width - 1);
+  const y0 = clip(Math.floor(box[1]), height - 1);
+  const x1 = clip(Math.ceil(box[2]), width - 1);
+  const y1 = clip(Math.ceil(box[3]), height - 1);
+  return { left: x0, top: y0, width: Math.max(x1, x0) - x0 + 1, height: Math.max(y1, y0) - y0 + 1 };
+}
+
+/** The smallest box holding all `boxes` (undefined for none). */
+export function unionBox(boxes: readonly Box[]): Box | undefined {
+  if (!boxes.length) return undefined;
+  return boxes.reduce<Box>((u, b) => [Math.min(u[0], b[0]), Math.min(u[1], b[1]), Math.max(u[2], b[2]), Math.max(u[3], b[3])], [...boxes[0]] as Box);
+}

@@ -25,6 +25,10 @@ export interface PipelineOptions {
   batchSize: number;
   /** The recipe's transforms (objects or 'resize:224'-style strings); must end at a fixed size. */
   transforms: (Transform | string)[];
+  /** Per record (aligned with `records`): a region cut before the transforms, in original pixels (prepare.ts
+   *  PrepareOptions.region), or undefined for the whole image. Batch.geometry and Batch.boxes then map the original
+   *  image to the input through the region. */
+  regions?: readonly (Box | undefined)[];
   preprocess: PreprocessMode;
   /** Shuffle the order each epoch (seeded by seed and epoch). Default false. */
   shuffle?: boolean;
@@ -67,6 +71,8 @@ export interface Batch {
   images: tf.Tensor4D;
   labels: Int32Array;
   records: ImageRecord[];
+  /** Each image's position in the `records` given to batches() (records may repeat). */
+  indices: number[];
   /** Each record's boxes in input coordinates (clipped to the input; boxes left entirely outside are dropped). */
   boxes: Box[][];
   /** Each image's exact map from original to input pixels (geometry.ts: boxToInput / boxToOriginal). */
@@ -114,6 +120,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
   const size = recipeOutputSize(transforms);
   if (!size) throw new UserError(`the transforms (${transforms.map((t) => t.op).join(', ') || 'none'}) do not end at a fixed size: end the recipe with resize:N, center-crop:N or random-crop:N`);
   const [H, W] = size;
+  if (options.regions && options.regions.length !== records.length) throw new Error(`batches: ${options.regions.length} regions for ${records.length} records`);
   const stats: PipelineStats = { batches: 0, images: 0, skipped: [], cacheHits: 0, cacheMisses: 0, waitSeconds: 0 };
   const prefetch = Math.max(0, options.prefetch ?? 2);
   const workers = Math.max(0, options.workers ?? decodeWorkerCount());
@@ -147,8 +154,9 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
     const queue: (() => void)[] = [];
     const acquire = () => new Promise<void>((resolve) => (active < concurrency ? (active++, resolve()) : queue.push(() => (active++, resolve()))));
     const release = () => { active--; const next = queue.shift(); if (next) next(); };
-    const decode = async (r: ImageRecord): Promise<Outcome> => {
-      const job = { transforms, seed, epoch, cacheDir, cacheBudget: budget?.remaining, kernel: options.kernel, background: options.background, outputSize: size };
+    const decode = async (i: number): Promise<Outcome> => {
+      const r = records[i];
+      const job = { transforms, region: options.regions?.[i], seed, epoch, cacheDir, cacheBudget: budget?.remaining, kernel: options.kernel, background: options.background, outputSize: size };
       if (!pool) await acquire();
       try {
         if (abort.signal.aborted) return { ok: false, error: new Error('aborted') };
@@ -163,7 +171,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
       }
     };
     const pending: Promise<Outcome>[][] = [];
-    const start = (b: number) => { if (b < groups.length) pending[b] = groups[b].map((i) => decode(records[i])); };
+    const start = (b: number) => { if (b < groups.length) pending[b] = groups[b].map(decode); };
     for (let b = 0; b <= prefetch; b++) start(b);
     try {
       for (let b = 0; b < groups.length; b++) {
@@ -172,11 +180,11 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
         stats.waitSeconds += (performance.now() - t0) / 1000;
         delete pending[b];
         start(b + prefetch + 1);
-        const kept: { r: ImageRecord; p: PreparedImage }[] = [];
+        const kept: { i: number; r: ImageRecord; p: PreparedImage }[] = [];
         outcomes.forEach((o, k) => {
-          const r = records[groups[b][k]];
+          const i = groups[b][k], r = records[i];
           if (o.ok) {
-            kept.push({ r, p: o.value });
+            kept.push({ i, r, p: o.value });
             if (counted) o.value.fromCache ? stats.cacheHits++ : stats.cacheMisses++;
             return;
           }
@@ -191,6 +199,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
           images: tf.tensor4d(data, [n, H, W, 3]),
           labels: Int32Array.from(kept.map(({ r }) => r.label)),
           records: kept.map(({ r }) => r),
+          indices: kept.map(({ i }) => i),
           boxes: kept.map(({ r, p }) => r.boxes.map((bx) => clipBox(boxToInput(bx, p.geometry), W, H)).filter((bx): bx is Box => !!bx)),
           geometry: kept.map(({ p }) => p.geometry),
         };

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import sharp from 'sharp';
 import { checkImageFile, decodeError, decodeWith, toRgb, type DecodeOptions } from './image.js';
 import { identityGeometry, type Geometry } from './geometry.js';
-import { deterministicPrefixLength, parseTransform, planTransforms, pushResize, type PlanState, type Primitive, type Transform } from './transforms.js';
+import { deterministicPrefixLength, parseTransform, planTransforms, pushRegion, pushResize, type PlanState, type Primitive, type Transform } from './transforms.js';
+import type { Box } from './types.js';
 import type { CachedDecode, DecodeCache, RawImage } from './decode-cache.js';
 import { cacheEntryFile, decodeCacheKey, readCacheEntry, writeCacheEntry } from './disk-cache.js';
 import { makeRng } from '../util/random.js';
@@ -126,6 +127,9 @@ async function sourceSize(file: string, bytes: Buffer): Promise<{ width: number;
 
 export interface PrepareOptions {
   transforms: (Transform | string)[];
+  /** A region to cut before the transforms: an inclusive box in original pixels (after EXIF orientation, as
+   *  ImageRecord boxes are), taken as the whole pixels covering it (geometry.ts boxRegion). Part of the cache key. */
+  region?: Box;
   /** Random generator for the random transforms (default: seeded by seed/epoch/id). */
   rng?: () => number;
   seed?: number | string;
@@ -160,17 +164,23 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
     return s;
   };
   const fresh = (w: number, h: number): PlanState => ({ width: w, height: h, geometry: identityGeometry(w, h), ops: [] });
+  // The source frame the recipe starts from: the image, or its region.
+  const origin = (w: number, h: number): PlanState => {
+    const s = fresh(w, h);
+    if (options.region) pushRegion(s, options.region);
+    return s;
+  };
   const constant = () => 0.5; // deterministic transforms draw nothing that matters
   // The random rest of the recipe on the cached prefix; a copy when nothing is left to do (the cache keeps its pixels).
   const fromBase = async (base: CachedDecode, fromCache: boolean): Promise<PreparedImage> => {
-    const pre = planTransforms(prefix, fresh(base.srcWidth, base.srcHeight), constant);
+    const pre = planTransforms(prefix, origin(base.srcWidth, base.srcHeight), constant);
     const after = finish(planTransforms(rest, fresh(pre.width, pre.height), rng));
     const img = await runOps(file, { img: base.img }, after.ops, pre.width, pre.height, { kernel, background: options.background });
     const rgb = img.data === base.img.data ? img.data.slice() : img.data;
     return { rgb, width: img.width, height: img.height, geometry: composeAll(pre.geometry, after.geometry), fromCache };
   };
   const fits = (c: CachedDecode) => {
-    const pre = planTransforms(prefix, fresh(c.srcWidth, c.srcHeight), constant);
+    const pre = planTransforms(prefix, origin(c.srcWidth, c.srcHeight), constant);
     return pre.width === c.img.width && pre.height === c.img.height;
   };
 
@@ -199,13 +209,13 @@ export async function prepareImage(file: string, options: PrepareOptions, id = f
   if (bytes.length === 0) throw new UserError(`image file is empty (0 bytes): ${file}`);
   const src = await sourceSize(file, bytes);
   if (key) {
-    const pre = planTransforms(prefix, fresh(src.width, src.height), constant);
+    const pre = planTransforms(prefix, origin(src.width, src.height), constant);
     const base: CachedDecode = { srcWidth: src.width, srcHeight: src.height, img: await runOps(file, { bytes }, pre.ops, src.width, src.height, { kernel, background: options.background }) };
     if (cacheFile) await writeCacheEntry(cacheFile, src.width, src.height, base.img, options.cacheBudget);
     options.memoryCache?.set(key, base);
     return fromBase(base, false);
   }
-  const plan = finish(planTransforms(transforms, fresh(src.width, src.height), rng));
+  const plan = finish(planTransforms(transforms, origin(src.width, src.height), rng));
   const img = await runOps(file, { bytes }, plan.ops, src.width, src.height, { kernel, background: options.background });
   return { rgb: img.data, width: img.width, height: img.height, geometry: plan.geometry, fromCache: false };
 }

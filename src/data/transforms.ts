@@ -14,7 +14,8 @@
 // 'center-crop:224', 'random-crop:224', 'random-crop:224:0.08-1', 'flip', 'flip:0.5'.
 import { UserError } from '../errors.js';
 import type { Rng } from '../util/random.js';
-import { composeGeometry, type Geometry } from './geometry.js';
+import { boxRegion, composeGeometry, type Geometry } from './geometry.js';
+import type { Box } from './types.js';
 
 export type Size = number | [number, number];
 export type ResizeMode = 'exact' | 'shorter' | 'shorter-crop';
@@ -57,6 +58,16 @@ export function pushExtract(s: PlanState, left: number, top: number, width: numb
   s.geometry = composeGeometry(s.geometry, 1, -left, 1, -top, width, height);
   s.width = width;
   s.height = height;
+}
+
+/** A region of the current frame (whole pixels covering `box`, geometry.ts boxRegion) as an extract, kept even when it
+ *  is the whole frame: sharp turns JPEG shrink-on-load off after an extract, so dropping it would change the pixels. */
+export function pushRegion(s: PlanState, box: Box): void {
+  const r = boxRegion(box, s.width, s.height);
+  s.ops.push({ kind: 'extract', ...r });
+  s.geometry = composeGeometry(s.geometry, 1, -r.left, 1, -r.top, r.width, r.height);
+  s.width = r.width;
+  s.height = r.height;
 }
 
 export function pushResize(s: PlanState, width: number, height: number): void {

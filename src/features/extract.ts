@@ -16,12 +16,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { performance } from 'node:perf_hooks';
 import type { Box, ImageRecord } from '../data/types.js';
+import { unionBox } from '../data/geometry.js';
 import type { CamModel, ModelMeta } from '../models/types.js';
 import { inboundLayer } from '../models/head.js';
 import { classActivationMaps, topKSelection } from '../cam/class-maps.js';
 import { camBox } from '../cam/box.js';
 import { DEFAULT_CAM_BOX_FRACTION } from '../eval/localization.js';
-import { batchTensor, pixelBatches, unionBox } from './images.js';
 import { batches } from '../data/pipeline.js';
 import { UserError } from '../errors.js';
 import { fastPredictor } from '../perf/sequential-step.js';
@@ -111,7 +111,7 @@ export interface ExtractOptions {
   batchSize?: number;
   /** Fraction of the CAM maximum kept by the box rule (crop 'cam'; default 0.2, the paper's). */
   camThreshold?: number;
-  /** Images decoded at once. */
+  /** Images decoded at once when decoding on the main thread (no decode workers: GAPCAM_DECODE_WORKERS=0). */
   concurrency?: number;
   /** Input size [h, w]; default meta.inputSize, else the model's input shape. */
   inputSize?: [number, number];
@@ -174,38 +174,37 @@ export interface InputOptions {
   onBad?: (index: number, err: UserError) => void;
 }
 
-/** Model inputs in record order. Whole images go through the data pipeline (src/data/pipeline.ts: exact resize,
- *  prefetching, bad-image skipping); when some record has a region, every image goes through the region loader
- *  (images.ts), which decodes and resizes exactly as the pipeline does (sharp extract → lanczos3 'fill' resize). */
+/** Model inputs in record order, each image (or its region) read once through the data pipeline
+ *  (src/data/pipeline.ts: decode workers, prefetching, bad-image skipping): decoded, cut to its region, resized exactly
+ *  to the input (sharp extract → lanczos3 'fill' resize) and preprocessed. No decode cache: features read each image
+ *  once. */
 async function* inputBatches(records: ImageRecord[], regions: (Box | undefined)[] | undefined, o: InputOptions): AsyncGenerator<InputBatch> {
-  if (regions?.some((r) => r)) {
-    for await (const b of pixelBatches({ records, regions, size: o.inputSize, preprocessing: o.preprocessing, batchSize: o.batchSize, concurrency: o.concurrency, onBad: o.onBad })) {
-      const indices = Array.from({ length: b.count }, (_, i) => b.start + i);
-      yield { indices, images: batchTensor(b, o.inputSize) };
-    }
-    return;
-  }
-  const indexOf = new Map(records.map((r, i) => [r, i]));
   const stream = batches(records, {
     batchSize: o.batchSize,
     transforms: [{ op: 'resize', size: o.inputSize, mode: 'exact' }],
+    regions,
     preprocess: o.preprocessing,
     concurrency: o.concurrency,
     skipBadImages: !!o.onBad,
   });
-  let reported = 0;
-  for await (const b of stream) {
-    for (; reported < stream.stats.skipped.length; reported++) {
-      const skip = stream.stats.skipped[reported];
-      const i = records.findIndex((r) => r.path === skip.file);
-      o.onBad?.(i, new UserError(skip.reason));
+  // The pipeline reports skipped images by file, in record order (no shuffling); records may repeat a file, so each
+  // is matched to the next position the stream left out.
+  let next = 0, reported = 0;
+  const reportUpTo = (end: number) => {
+    for (; next < end; next++) {
+      const skip = stream.stats.skipped[reported++];
+      if (skip?.file !== records[next].path) throw new Error(`feature extraction: image ${next} (${records[next].path}) is missing from the pipeline's batches`);
+      o.onBad?.(next, new UserError(skip.reason));
     }
-    yield { indices: b.records.map((r) => indexOf.get(r)!), images: b.images };
+  };
+  for await (const b of stream) {
+    for (const i of b.indices) {
+      reportUpTo(i);
+      next = i + 1;
+    }
+    yield { indices: b.indices, images: b.images };
   }
-  for (; reported < stream.stats.skipped.length; reported++) {
-    const skip = stream.stats.skipped[reported];
-    o.onBad?.(records.findIndex((r) => r.path === skip.file), new UserError(skip.reason));
-  }
+  reportUpTo(records.length);
 }
 
 /** The CAM box (original pixels) of each record's top-1 class — the same box as `gapcam cam` and the library's

@@ -1,13 +1,16 @@
 // A region of an image (original pixels, after EXIF orientation) cut before the recipe: the pixels must be exactly
 // those of sharp's chain normalise → extract (whole pixels covering the box) → resize 'fill' with lanczos3, which is
-// what feature extraction has always fed its models (the reference below calls sharp directly with that chain).
+// what feature extraction has always fed its models (its own loader, replaced by the pipeline, gave these bytes; the
+// reference below calls sharp directly with that chain).
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import seedrandom from 'seedrandom';
-import { makeTempDir } from '../helpers.js';
-import { loadResizedRgb } from '../../src/features/images.js';
+import { makeTempDir, useEngine } from '../helpers.js';
+import { batches, prepareImage } from '../../src/data/pipeline.js';
+import { DecodeCache } from '../../src/data/decode-cache.js';
+import { boxToInput } from '../../src/data/geometry.js';
 import type { Box, ImageRecord } from '../../src/data/types.js';
 
 interface Rect { left: number; top: number; width: number; height: number }
@@ -37,6 +40,7 @@ function pixels(w: number, h: number, seed: string): Buffer {
 interface Case { name: string; record: ImageRecord; region?: Box; rect?: Rect }
 
 describe('data: regions cut before the recipe (pixel identity with the sharp chain)', () => {
+  before(useEngine);
   let dir: string;
   const size: [number, number] = [16, 12]; // height, width: non-square
   const cases: Case[] = [];
@@ -72,10 +76,46 @@ describe('data: regions cut before the recipe (pixel identity with the sharp cha
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it("features' loader gives the sharp chain's bytes", async () => {
+  const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  const resize = [{ op: 'resize' as const, size, mode: 'exact' as const }];
+
+  it("prepareImage with a region gives the sharp chain's bytes, and its geometry maps through the region", async () => {
     for (const c of cases) {
-      const got = await loadResizedRgb(c.record, size, c.region);
-      expect(Buffer.from(got).equals(Buffer.from(await viaSharp(c.record.path, size, c.rect))), c.name).to.equal(true);
+      const p = await prepareImage(c.record.path, { transforms: resize, region: c.region });
+      expect(same(p.rgb, await viaSharp(c.record.path, size, c.rect)), c.name).to.equal(true);
+      const rect = c.rect ?? { left: 0, top: 0, width: c.record.width, height: c.record.height };
+      // the region's whole pixels fill the input exactly
+      const edges = boxToInput([rect.left, rect.top, rect.left + rect.width - 1, rect.top + rect.height - 1], p.geometry);
+      edges.forEach((v, k) => expect(v, c.name).to.be.closeTo([0, 0, size[1] - 1, size[0] - 1][k], 1e-9));
     }
+  });
+
+  for (const workers of [1, 0]) {
+    it(`batches() with regions gives the same bytes, in record order (${workers ? 'decode worker' : 'main thread'})`, async () => {
+      const records = cases.map((c) => c.record);
+      const stream = batches(records, { batchSize: 5, transforms: ['resize:16x12'], regions: cases.map((c) => c.region), preprocess: 'unit', keepRgb: true, workers });
+      const got: Uint8Array[] = [];
+      const indices: number[] = [];
+      for await (const b of stream) {
+        b.images.dispose();
+        got.push(...b.rgb!);
+        indices.push(...b.indices);
+      }
+      expect(indices).to.deep.equal(cases.map((_, i) => i));
+      for (const [i, c] of cases.entries()) expect(same(got[i], await viaSharp(c.record.path, size, c.rect)), c.name).to.equal(true);
+    });
+  }
+
+  it('keys a decode cache by region: two regions of one file are two entries, each hit gives its own bytes', async () => {
+    const memoryCache = new DecodeCache(2 ** 24);
+    const [, one, two] = cases; // the same JPEG, two regions
+    for (let round = 0; round < 2; round++) {
+      for (const c of [one, two]) {
+        const p = await prepareImage(c.record.path, { transforms: resize, region: c.region, memoryCache }, c.record.id);
+        expect(p.fromCache, c.name).to.equal(round === 1);
+        expect(same(p.rgb, await viaSharp(c.record.path, size, c.rect)), c.name).to.equal(true);
+      }
+    }
+    expect(memoryCache.size).to.equal(2);
   });
 });

@@ -147,6 +147,33 @@ describe('features: GAP feature extraction', () => {
     });
   });
 
+  it('does not leak tensors over repeated extractions from regions (gt-box, with a bad image skipped)', async () => {
+    const fm = gapDense();
+    const broken = path.join(tmp, 'broken-leak.jpg');
+    fs.writeFileSync(broken, Buffer.from('not a jpeg either'));
+    const recs = [...bigRecs, record('broken', broken, 32, 24, 0, [[0, 0, 7, 7]])];
+    await expectNoTensorLeak(async () => {
+      const res = await extractFeatures(fm, recs, { crop: 'gt-box', batchSize: 2, skipBadImages: true });
+      expect(res.count).to.equal(bigRecs.length);
+    });
+  });
+
+  it('skips a bad image by its position when records repeat files (full, cam and gt-box passes)', async () => {
+    const fm = gapDense();
+    const broken = path.join(tmp, 'broken-twice.jpg');
+    fs.writeFileSync(broken, Buffer.from('still not a jpeg'));
+    const bad = record('broken', broken, S, S, 1, [[0, 0, 7, 7]]);
+    const recs = [fullRecs[0], bad, fullRecs[0], bad, fullRecs[1]];
+    const expected = reference(fm, 'gap', [fullRgb[0], fullRgb[0], fullRgb[1]], S, S);
+    for (const crop of ['full', 'cam', 'gt-box'] as const) {
+      const res = await extractFeatures(fm, recs, { batchSize: 2, skipBadImages: true, crop });
+      expect(res.kept, crop).to.deep.equal([0, 2, 4]);
+      expect(res.skipped.map((k) => k.index), crop).to.deep.equal([1, 3]);
+      expect(res.skipped[0].reason, crop).to.match(/^cannot decode image .*broken-twice\.jpg/);
+      if (crop !== 'cam') expectRowsClose(res.data, 5, expected); // no boxes on the good images: gt-box falls back to whole
+    }
+  });
+
   it('writes a feature folder, reuses it for the same settings, and re-extracts with --force or new settings', async () => {
     const fm = gapDense();
     const model: LoadedFeatureModel = { fm, source: 'in-memory', checkpointId: 'abc', name: 'tiny' };
