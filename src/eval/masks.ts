@@ -5,9 +5,10 @@
 // Masks are resized to the evaluation size with nearest-neighbour sampling as cv2.resize(INTER_NEAREST) does
 // (source index ⌊x · src/dst⌋), which is what wsolevaluation's load_mask_image uses.
 import fs from 'node:fs';
+import type sharp from 'sharp';
 import path from 'node:path';
 import type { Dataset, ImageRecord } from '../data/types.js';
-import { decodeImage } from '../data/image.js';
+import { checkImageFile, decodeError, normalizedSharp } from '../data/image.js';
 import { UserError } from '../errors.js';
 import type { EvalBatch } from './types.js';
 import type { PixelMask } from './wsolevaluation.js';
@@ -41,23 +42,32 @@ export function resizeNearest(src: Uint8Array, sw: number, sh: number, dw: numbe
   return out;
 }
 
-async function grey(file: string): Promise<{ data: Uint8Array; width: number; height: number }> {
-  const img = await decodeImage(file);
-  const data = new Uint8Array(img.width * img.height);
-  for (let i = 0; i < data.length; i++) data[i] = Math.max(img.data[3 * i], img.data[3 * i + 1], img.data[3 * i + 2]);
-  return { data, width: img.width, height: img.height };
+/** One band of `file`, non-zero exactly where some colour channel is (after the decode's usual normalisation),
+ *  computed by libvips while decoding: a huge mask is never held as RGB (an 8000×6000 mask: +73 MiB of peak memory,
+ *  against +186 MiB for the RGB decode and its grey copy). */
+async function nonZero(file: string): Promise<{ data: Uint8Array; width: number; height: number }> {
+  await checkImageFile(file);
+  try {
+    // R + G + B (clamped to 255) is 0 exactly where every channel is; sharp applies recomb after flattening the alpha
+    // (its bandbool runs before it, where alpha would count)
+    const sum = [[1, 1, 1], [0, 0, 0], [0, 0, 0]];
+    const { data, info } = await normalizedSharp(file).recomb(sum as sharp.Matrix3x3).extractChannel(0).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data.buffer, data.byteOffset, info.width * info.height), width: info.width, height: info.height };
+  } catch (err) {
+    throw decodeError(file, err);
+  }
 }
 
 /** An image's mask at width × height (1 foreground, 0 background, 255 ignored), or undefined when it has none. */
 export async function loadMask(rec: Pick<ImageRecord, 'path'>, datasetRoot: string, masksDir: string, width: number, height: number): Promise<PixelMask | undefined> {
   const files = maskFiles(rec, datasetRoot, masksDir);
   if (!fs.existsSync(files.mask)) return undefined;
-  const m = await grey(files.mask);
+  const m = await nonZero(files.mask);
   const fg = resizeNearest(m.data, m.width, m.height, width, height);
   const data = new Uint8Array(width * height);
   for (let i = 0; i < data.length; i++) data[i] = fg[i] > 0 ? 1 : 0;
   if (fs.existsSync(files.ignore)) {
-    const ig = await grey(files.ignore);
+    const ig = await nonZero(files.ignore);
     const ignore = resizeNearest(ig.data, ig.width, ig.height, width, height);
     for (let i = 0; i < data.length; i++) if (ignore[i] > 0 && data[i] === 0) data[i] = 255;
   }
