@@ -132,7 +132,7 @@ async function childCase(kase: string, engine: EngineInfo): Promise<Json> {
     const { x } = inputs(m);
     // gapcam's fast forward (src/perf: what `gapcam cam`, `evaluate` and `features` run, via fastPredictor) when
     // every layer is supported, else tfjs-layers' predict
-    const why = has('layers-predict') ? '--layers-predict' : fusedStepUnsupported(m.model, { training: false });
+    const why = has('layers-predict') ? '--layers-predict' : fusedStepUnsupported(m.model);
     const fg = why ? undefined : new FusedGradients(m.model);
     const t = await timeRuns(async () => {
       const out = fg ? fg.predict(x) : (m.model.predict(x) as tf.Tensor);
@@ -156,7 +156,7 @@ async function childCase(kase: string, engine: EngineInfo): Promise<Json> {
       run = () => step.run(x, y);
     } else {
       // Frozen-BN recipes train in inference mode; same update through the fused gradients.
-      const why = fusedStepUnsupported(m.model, { training: false });
+      const why = fusedStepUnsupported(m.model);
       if (why) {
         step = createGenericTrainStep(m.model, opt, why);
         run = () => step.run(x, y);

@@ -82,7 +82,7 @@ function splitAtFeature(model: tf.LayersModel, feature: tf.SymbolicTensor, to: t
     t = node.inputs[0];
   }
   const chain = tf.model({ inputs: model.inputs, outputs: feature });
-  if (fusedStepUnsupported(chain, { training: false })) return undefined;
+  if (fusedStepUnsupported(chain)) return undefined;
   return { features: fastPredictor(chain), tail: between };
 }
 

@@ -101,6 +101,8 @@ interface Op {
   clear?(): void;
   /** A spatial pooling (predict's batch split ends after one). */
   pooling?: boolean;
+  /** In training mode, each image's output depends on the whole batch (batch statistics): no gradient slices. */
+  batchCoupled?: boolean;
 }
 
 // Batch splitting (FusedGradients.predict and gradients): the budgets above which a batch runs in slices. Chosen on
@@ -297,32 +299,64 @@ function dropoutOp(layer: AnyLayer): Op {
   };
 }
 
-/** BatchNormalization in inference mode (moving statistics): a per-channel affine map. Batch-statistics mode
- *  (training: true) is not implemented here; gradients() refuses it and createTrainStep uses the generic path. */
+/** BatchNormalization. Inference mode (training: false): the moving statistics, a per-channel affine map. Training
+ *  mode: the batch's statistics, as tfjs-layers computes them (tf.moments: mean and biased variance over N, H, W),
+ *  with the moving statistics updated in the forward pass exactly as tfjs-layers updates them; the backward pass is
+ *  the full batch-norm gradient through the batch statistics,
+ *  dx = γ·invStd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W. The batch's mean and invStd are kept for the backward
+ *  pass (per channel: small). A batch in training mode is never split into slices (its statistics couple the images). */
 function batchNormOp(layer: AnyLayer): Op {
   const axis = Array.isArray(layer.axis) ? layer.axis : [layer.axis];
   if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) throw new Unsupported(`layer '${layer.name}' normalises axis ${axis}`);
   const read = (f: string) => (layer[f] ? (layer[f].read() as tf.Variable) : undefined);
   const gamma = read('gamma');
   const beta = read('beta');
-  const mean = read('movingMean')!;
-  const variance = read('movingVariance')!;
+  const movingMean = read('movingMean')!;
+  const movingVariance = read('movingVariance')!;
   const eps: number = layer.epsilon;
+  const momentum: number = layer.momentum;
   const weights = [gamma, beta].filter((v): v is tf.Variable => v !== undefined);
-  const invStd = () => tf.rsqrt(tf.add(variance, eps));
+  let batch: { mean: tf.Tensor; invStd: tf.Tensor } | undefined;
+  const clear = () => {
+    if (batch) tf.dispose([batch.mean, batch.invStd]);
+    batch = undefined;
+  };
+  // tfjs-layers' doMovingAverage, op for op, so that both paths keep the same moving statistics
+  const movingAverage = (v: tf.Variable, value: tf.Tensor) => v.assign(tf.sub(v, tf.mul(tf.sub(v, value), 1 - momentum)));
   return {
-    name: layer.name, needsInput: true, needsOutput: false, weights,
+    name: layer.name, needsInput: true, needsOutput: false, weights, batchCoupled: true,
     forward: (x, ctx) => {
-      if (ctx.training) throw new Error(`fused gradients: layer '${layer.name}' (BatchNormalization) in training mode (batch statistics) is not implemented; use training: false (frozen BN) or the generic path`);
-      return tf.batchNorm(x, mean, variance, beta, gamma, eps);
+      if (!ctx.training) return tf.batchNorm(x, movingMean, movingVariance, beta, gamma, eps);
+      clear();
+      return tf.tidy(() => {
+        const { mean, variance } = tf.moments(x, [0, 1, 2]);
+        movingAverage(movingMean, mean);
+        movingAverage(movingVariance, variance);
+        batch = { mean: tf.keep(mean), invStd: tf.keep(tf.rsqrt(tf.add(variance, eps))) };
+        return tf.batchNorm(x, mean, variance, beta, gamma, eps);
+      });
     },
     backward: (dy, x, _y, needDx, ctx) => tf.tidy(() => {
-      const inv = invStd();
-      if (wants(ctx, gamma)) ctx.grads[gamma.name] = tf.keep(tf.sum(tf.mul(dy, tf.mul(tf.sub(x, mean), inv)), [0, 1, 2]));
-      if (wants(ctx, beta)) ctx.grads[beta.name] = tf.keep(k.biasAddGrad(dy));
+      if (!ctx.training) {
+        const inv = tf.rsqrt(tf.add(movingVariance, eps));
+        if (wants(ctx, gamma)) ctx.grads[gamma.name] = tf.keep(tf.sum(tf.mul(dy, tf.mul(tf.sub(x, movingMean), inv)), [0, 1, 2]));
+        if (wants(ctx, beta)) ctx.grads[beta.name] = tf.keep(k.biasAddGrad(dy));
+        if (!needDx) return null as unknown as tf.Tensor;
+        return tf.mul(dy, gamma ? tf.mul(gamma, inv) : inv);
+      }
+      const { mean, invStd } = batch!;
+      const xhat = tf.mul(tf.sub(x, mean), invStd);
+      const dBeta = k.biasAddGrad(dy);
+      const dGamma = tf.sum(tf.mul(dy, xhat), [0, 1, 2]);
+      if (wants(ctx, gamma)) ctx.grads[gamma.name] = tf.keep(dGamma);
+      if (wants(ctx, beta)) ctx.grads[beta.name] = tf.keep(dBeta);
       if (!needDx) return null as unknown as tf.Tensor;
-      return tf.mul(dy, gamma ? tf.mul(gamma, inv) : inv);
+      const [n, h, w] = x.shape;
+      const m = n * h * w;
+      const scale = tf.div(gamma ? tf.mul(gamma, invStd) : invStd, m);
+      return tf.mul(scale, tf.sub(tf.sub(tf.mul(dy, m), dBeta), tf.mul(xhat, dGamma)));
     }) ?? null,
+    clear,
   };
 }
 
@@ -358,16 +392,10 @@ function planOps(model: tf.LayersModel): Op[] {
   });
 }
 
-/** Why `model` cannot use the fused step, or undefined when it can. `training: true` (the default) also rules out
- *  BatchNormalization, which is implemented in inference mode only. */
-export function fusedStepUnsupported(model: tf.LayersModel, options: { training?: boolean } = {}): string | undefined {
+/** Why `model` cannot use the fused step, or undefined when it can. */
+export function fusedStepUnsupported(model: tf.LayersModel): string | undefined {
   try {
-    const ops = planOps(model);
-    if (options.training ?? true) {
-      const bn = chainOf(model).find((l) => l.getClassName() === 'BatchNormalization');
-      if (bn) return `layer '${bn.name}' (BatchNormalization) in training mode has no fused implementation`;
-    }
-    void ops;
+    planOps(model);
     return undefined;
   } catch (err) {
     if (err instanceof Unsupported) return err.message;
@@ -570,13 +598,14 @@ export class FusedGradients {
    *  returned tensors. */
   gradients(images: tf.Tensor4D, labels: tf.Tensor1D | tf.Tensor2D, options: FusedGradientsOptions = {}): FusedGradientsResult {
     const n = images.shape[0];
-    const slice = this.trainSlice(n);
+    const coupled = (options.training ?? true) && this.ops.some((op) => op.batchCoupled);
+    const slice = coupled ? undefined : this.trainSlice(n);
     if (!slice) return this.pass(images, labels, options, 1);
     // Gradient accumulation: the batch runs forward and backward in slices, each slice's loss weighted by its share
     // of the batch, and each slice's gradients are added to the earlier slices' sum as they appear; the last slice
     // hands the batch's gradients on (reduced, per layer) as one pass would. Same update as one pass on the whole
-    // batch up to float summation order (no layer here couples the images of a batch: BatchNormalization runs in
-    // inference mode on this path), with the saved activations of `slice` images instead of `n`.
+    // batch up to float summation order (no layer couples the images of a batch: a training-mode BatchNormalization
+    // never gets here), with the saved activations of `slice` images instead of `n`.
     let pending: tf.NamedTensorMap | undefined;
     let loss: tf.Scalar | undefined;
     let correct: tf.Scalar | undefined;
@@ -787,7 +816,7 @@ const predictors = new WeakMap<tf.LayersModel, (images: tf.Tensor4D) => tf.Tenso
 export function fastPredictor(model: tf.LayersModel): (images: tf.Tensor4D) => tf.Tensor {
   let p = predictors.get(model);
   if (!p) {
-    const fused = !process.env.GAPCAM_GENERIC_STEP && !fusedStepUnsupported(model, { training: false }) ? new FusedGradients(model) : undefined;
+    const fused = !process.env.GAPCAM_GENERIC_STEP && !fusedStepUnsupported(model) ? new FusedGradients(model) : undefined;
     p = fused ? (images) => fused.predict(images) : (images) => model.predict(images) as tf.Tensor;
     predictors.set(model, p);
   }

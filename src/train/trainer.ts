@@ -259,11 +259,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     final: finalNumbers(snapshot(), lastEpoch),
   });
 
-  // Chain-shaped models (every shipped recipe but batch-norm ones in training mode) take the fused step: one engine
-  // kernel per piece and only the activations each gradient reads; others take tf.variableGrads.
+  // Chain-shaped models (every shipped recipe, batch norm included) take the fused step: one engine kernel per
+  // piece and only the activations each gradient reads; others take tf.variableGrads.
   const syncBn = parallel && training && model.layers.some((l) => l.getClassName() === 'BatchNormalization');
   const fusedWhyNot = process.env.GAPCAM_GENERIC_STEP ? 'GAPCAM_GENERIC_STEP is set'
-    : syncBn ? 'synchronised BatchNorm across workers runs on the generic step' : fusedStepUnsupported(model, { training });
+    : syncBn ? 'synchronised BatchNorm across workers runs on the generic step' : fusedStepUnsupported(model);
   const fused = fusedWhyNot ? undefined : new FusedGradients(model);
   progress.log(fused ? 'training step: fused (src/perf)' : `training step: generic tf.variableGrads (${fusedWhyNot})`);
   // Every worker starts from the chief's weights; BatchNorm uses the global batch's statistics.
