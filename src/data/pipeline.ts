@@ -40,8 +40,11 @@ export interface PipelineOptions {
    *  image). */
   concurrency?: number;
   /** Images each decode worker decodes at once (default 4); the workers are given the whole prefetch window and queue
-   *  the rest. Training on the CPU engine uses 1 (pipeline-data.ts). */
+   *  the rest. */
   decodesPerWorker?: number;
+  /** When set, the images each worker decodes at once while the consumer finds its batches ready (decodesPerWorker
+   *  again once it had to wait for one): training on the CPU engine uses 1 (pipeline-data.ts). */
+  decodesPerWorkerWhileAhead?: number;
   /** Decode worker threads (default GAPCAM_DECODE_WORKERS, else a quarter of the cores, at least 1: TensorFlow's
    *  threads take the rest); 0 decodes on this thread. */
   workers?: number;
@@ -150,6 +153,8 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
     const budget: CacheFolderBudget | undefined = cacheDir ? await cacheFolderBudget(cacheDir, cacheMaxBytes) : undefined;
     // Stopping early (the consumer leaves the loop) drops the images the workers have not started.
     const abort = new AbortController();
+    const maxPerWorker = options.decodesPerWorker ?? 4;
+    let perWorker = options.decodesPerWorkerWhileAhead ?? maxPerWorker;
     let active = 0;
     const queue: (() => void)[] = [];
     const acquire = () => new Promise<void>((resolve) => (active < concurrency ? (active++, resolve()) : queue.push(() => (active++, resolve()))));
@@ -161,7 +166,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
       try {
         if (abort.signal.aborted) return { ok: false, error: new Error('aborted') };
         const value = pool
-          ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id, { signal: abort.signal, inFlight: options.decodesPerWorker })
+          ? await pool.prepare(r.path, { ...job, memoryCache: !!options.memoryCache }, r.id, { signal: abort.signal, inFlight: perWorker })
           : await prepareImage(r.path, { ...job, memoryCache }, r.id);
         return { ok: true, value };
       } catch (error) {
@@ -177,7 +182,10 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
       for (let b = 0; b < groups.length; b++) {
         const t0 = performance.now();
         const outcomes = await Promise.all(pending[b]);
-        stats.waitSeconds += (performance.now() - t0) / 1000;
+        const waitedMs = performance.now() - t0;
+        stats.waitSeconds += waitedMs / 1000;
+        // the images asked for from now on: few at a time while decoding keeps ahead, all the workers can once it fell behind
+        if (options.decodesPerWorkerWhileAhead !== undefined) perWorker = waitedMs > 2 ? maxPerWorker : options.decodesPerWorkerWhileAhead;
         delete pending[b];
         start(b + prefetch + 1);
         const kept: { i: number; r: ImageRecord; p: PreparedImage }[] = [];

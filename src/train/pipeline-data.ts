@@ -68,12 +68,15 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   const preprocess = o.preprocessing ?? recipe.data.preprocessing;
   if (preprocess === undefined) throw new Error('datasetTrainData: the preprocessing is not resolved (give it, or set it in the recipe)');
   const memoryCache = o.memoryCache ?? o.cacheDir !== null;
-  // On the CPU engine the training step keeps every core busy and decoding fits in its gaps: one image at a time per
-  // decode worker takes a core from at most one of TensorFlow's threads and costs ~15 % less CPU per image than four
-  // (vgg-gap-tiny's first epoch on image files: 0.96–0.97 × the in-memory step time against 1.13–1.19 with four,
-  // bench/train.ts). A GPU engine leaves the cores to decoding: four at a time.
-  const decodesPerWorker = currentEngine()?.name === 'tensorflow-gpu' ? 4 : 1;
-  const common = { batchSize: bs, preprocess, cacheDir, memoryCache, workers: o.workers, decodesPerWorker, skipBadImages: o.skipBadImages } as const;
+  // On the CPU engine the training step uses the cores and decoding fits in its gaps: one image at a time per decode
+  // worker takes a core from at most one of TensorFlow's threads and costs ~15 % less CPU per image than four
+  // (vgg-gap-tiny on the generic step, first epoch on image files: 0.96–0.97 × the in-memory step time against
+  // 1.13–1.19 with four). A model fast enough to wait for its batches gets four at a time again (pipeline.ts). A GPU
+  // engine leaves the cores to decoding: four at a time.
+  // (vgg-gap-tiny on the fused step at 190 img/s waits for its batches: first epoch on digits-loc / photos 1.39 / 1.41 ×
+  // in-memory with this rule, 1.44 / 1.62 with always one, 1.37 / 1.52 with always four.)
+  const decodesPerWorkerWhileAhead = currentEngine()?.name === 'tensorflow-gpu' ? undefined : 1;
+  const common = { batchSize: bs, preprocess, cacheDir, memoryCache, workers: o.workers, decodesPerWorkerWhileAhead, skipBadImages: o.skipBadImages } as const;
   // Images the pipeline leaves out (skipBadImages), by file: a bad image fails again every epoch.
   const skipped = new Map<string, string>();
   // `slices` (sharded training): the records of each batch the stream must yield. A worker whose whole slice of a

@@ -38,7 +38,7 @@ describe('data/decode-pool', () => {
 
   it('decode workers with prefetching give the same batches as sequential decoding on the main thread, with or without the cache', async () => {
     const sequential = plain(await collect(batches(records, { ...opts, epoch: 2, workers: 0, prefetch: 0, concurrency: 1 })));
-    for (const variant of [{ workers: 1 }, { workers: 1, decodesPerWorker: 1 }, { workers: 2, concurrency: 8, prefetch: 3 }, { workers: 1, memoryCache: true }, { workers: 0, memoryCache: true }]) {
+    for (const variant of [{ workers: 1 }, { workers: 1, decodesPerWorker: 1 }, { workers: 1, decodesPerWorkerWhileAhead: 1 }, { workers: 2, concurrency: 8, prefetch: 3 }, { workers: 1, memoryCache: true }, { workers: 0, memoryCache: true }]) {
       // twice: with the cache, the second pass reads every image's resized prefix from memory
       for (let pass = 0; pass < 2; pass++) {
         const s = batches(records, { ...opts, epoch: 2, ...variant });
