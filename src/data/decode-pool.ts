@@ -23,6 +23,9 @@ export type WorkerRequest =
   | { n: number; cancel: number }
   | { n: number; cache: 'clear' | 'stats' };
 
+/** Images a worker decodes at once unless the request says otherwise. */
+export const DEFAULT_DECODES_PER_WORKER = 4;
+
 /** One worker's in-memory decode cache. */
 export interface CacheStats { entries: number; bytes: number; maxBytes: number }
 
@@ -120,10 +123,11 @@ export class DecodePool {
     for (const slot of this.slots) if (slot.inFlight === 0) void slot.worker.terminate();
   }
 
-  /** prepareImage(file, options, id) in a worker, which starts it once fewer than `inFlight` images (default 4) are
-   *  decoding there. Aborting `signal` drops the image if its worker has not started it (the promise then rejects). */
+  /** prepareImage(file, options, id) in a worker, which starts it once fewer than `inFlight` images (default
+   *  DEFAULT_DECODES_PER_WORKER) are decoding there. Aborting `signal` drops the image if its worker has not started
+   *  it (the promise then rejects). */
   async prepare(file: string, options: PrepareJob, id: string, o: { signal?: AbortSignal; inFlight?: number } = {}): Promise<PreparedImage> {
-    return (await this.ask(this.slots[hash(file) % this.slots.length], { file, id, options, inFlight: o.inFlight ?? 4 }, o.signal)).value!;
+    return (await this.ask(this.slots[hash(file) % this.slots.length], { file, id, options, inFlight: o.inFlight ?? DEFAULT_DECODES_PER_WORKER }, o.signal)).value!;
   }
 
   /** Empties every worker's in-memory decode cache. */

@@ -15,7 +15,7 @@ import { parseTransform, recipeOutputSize, type Transform } from './transforms.j
 import { prepareImage, type PreparedImage } from './prepare.js';
 import { decodeCacheBytes, threadDecodeCache } from './decode-cache.js';
 import { cacheFolderBudget, imageCacheBytes, type CacheFolderBudget } from './disk-cache.js';
-import { decodeNiceness, decodeWorkerCount, sharedDecodePool } from './decode-pool.js';
+import { DEFAULT_DECODES_PER_WORKER, decodeNiceness, decodeWorkerCount, sharedDecodePool } from './decode-pool.js';
 import { makeRng, shuffleInPlace } from '../util/random.js';
 import { UserError } from '../errors.js';
 
@@ -153,7 +153,7 @@ export function batches(records: ImageRecord[], options: PipelineOptions): Batch
     const budget: CacheFolderBudget | undefined = cacheDir ? await cacheFolderBudget(cacheDir, cacheMaxBytes) : undefined;
     // Stopping early (the consumer leaves the loop) drops the images the workers have not started.
     const abort = new AbortController();
-    const maxPerWorker = options.decodesPerWorker ?? 4;
+    const maxPerWorker = options.decodesPerWorker ?? DEFAULT_DECODES_PER_WORKER;
     let perWorker = options.decodesPerWorkerWhileAhead ?? maxPerWorker;
     let active = 0;
     const queue: (() => void)[] = [];
