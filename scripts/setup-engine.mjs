@@ -41,7 +41,8 @@ function probeEngine(spec) {
     if (v[0] !== 7 || v[3] !== 22) throw new Error('matMul gave ' + Array.from(v));
     console.log(JSON.stringify({ tfjsNode: tf.version['tfjs-node'], tensorflow: tf.backend().binding.TF_Version,
       collectives: typeof tf.backend().binding.enableCollectiveOps === 'function',
-      releaseLibraryPages: typeof tf.backend().binding.releaseLibraryPages === 'function' }));`;
+      releaseLibraryPages: typeof tf.backend().binding.releaseLibraryPages === 'function',
+      clearKernelCache: typeof tf.backend().binding.clearKernelCache === 'function' }));`;
   const r = spawnSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8',
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
   if (r.status === 0) {
@@ -176,8 +177,12 @@ with zipfile.ZipFile(wheel) as z:
 //      back the ~250 MB of code and data that only start-up (op and kernel registration) touched; a page used again
 //      is read back from the file. Clean file pages only: the kernel cannot page out anonymous (relocated) pages
 //      without swap and leaves them. Linux 5.4+; elsewhere it returns -1 and does nothing.
+//   6. clearKernelCache(): TFE_ContextClearCaches, which drops the eager context's cached kernels. Inference passes
+//      oneDNN convolutions their filters as constants (is_filter_const), so each kernel keeps its filter reordered
+//      once into oneDNN's layout instead of on every call; this frees the kernels, and their copies, of weights that
+//      have since changed (src/perf/native.ts, constant filters).
 // 1-2 are declared in tensorflow/c/c_api_experimental.h, exported by libtensorflow_cc.so.2.
-const ENGINE_PATCH = 2;
+const ENGINE_PATCH = 3;
 const patchStamp = path.join(bindingDir, 'gapcam-patch.json');
 
 const PATCH_HEADER = `
@@ -187,6 +192,8 @@ const PATCH_HEADER = `
   void CheckCollectivePeer(napi_env env, napi_value task_value, napi_value timeout_ms_value);
   // Re-reads the device new tensors are placed on (GPU if one was chosen at start, else CPU).
   void RefreshDeviceName(napi_env env);
+  // gapcam patch: drops the eager context's cached kernels.
+  void ClearKernelCache(napi_env env);
 `;
 
 const PATCH_STRING_LIST = `    case TF_ATTR_STRING: {
@@ -252,6 +259,10 @@ void TFJSBackend::RefreshDeviceName(napi_env env) {
   ENSURE_TF_OK(env, tf_status);
   device_name = is_gpu_device && !gpu.empty() ? gpu : cpu;
 }
+
+// gapcam patch: drops the eager context's cached kernels (and with them the filters that constant-filter
+// convolutions keep in oneDNN's layout).
+void TFJSBackend::ClearKernelCache(napi_env env) { TFE_ContextClearCaches(tfe_context_); }
 
 napi_value TFJSBackend::EnableCollectiveOps(napi_env env, napi_value server_def_value) {
   napi_status nstatus;
@@ -337,6 +348,13 @@ static napi_value GapcamArgs(napi_env env, napi_callback_info info, size_t want,
   return args[0];
 }
 
+static napi_value ClearKernelCache(napi_env env, napi_callback_info info) {
+  TFJSBackend *const backend = GetTFJSBackend(env);
+  if (!backend) return nullptr;
+  backend->ClearKernelCache(env);
+  return nullptr;
+}
+
 static napi_value EnableCollectiveOps(napi_env env, napi_callback_info info) {
   napi_value args[1];
   if (!GapcamArgs(env, info, 1, args, "enableCollectiveOps")) return nullptr;
@@ -369,6 +387,7 @@ const PATCH_EXPORTS = `      {"enableCollectiveOps", nullptr, EnableCollectiveOp
       {"abortCollectiveOps", nullptr, AbortCollectiveOps, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"checkCollectivePeer", nullptr, CheckCollectivePeer, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"releaseLibraryPages", nullptr, ReleaseLibraryPages, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"clearKernelCache", nullptr, ClearKernelCache, nullptr, nullptr, nullptr, napi_default, nullptr},
 `;
 
 /** Replaces `anchor` (which must occur exactly once) in `file` under the binding's source. */
@@ -454,7 +473,7 @@ function main() {
   if (wheel) fs.rmSync(wheel, { force: true }); // 270 MB; the headers and libraries needed are unpacked
   const built = probeEngine(bindingDir);
   if (!built.versions) throw new Error(`the built binding does not work: ${built.error}`);
-  if (!built.versions.collectives || !built.versions.releaseLibraryPages) throw new Error('the built binding lacks the gapcam patch');
+  if (!built.versions.collectives || !built.versions.releaseLibraryPages || !built.versions.clearKernelCache) throw new Error('the built binding lacks the gapcam patch');
   fs.writeFileSync(patchStamp, `${JSON.stringify({ patch: ENGINE_PATCH })}\n`);
   log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${describe(built.versions)}, gapcam patch ${ENGINE_PATCH}`);
 }

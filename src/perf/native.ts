@@ -149,17 +149,63 @@ export interface Conv2DSpec {
   pad: Padding;
 }
 
+// ---- constant filters (inference) --------------------------------------------------------------------------------
+// A oneDNN convolution reads its filter in a blocked layout of its own, and TensorFlow reorders the filter into it on
+// every call (VGG16-GAP inference: ~16 ms a batch of 8, 2 %) unless the op says the filter is constant
+// (is_filter_const): then its kernel reorders once and keeps that copy. The eager context caches one kernel per op
+// name + attributes, not per filter, so two layers with the same attributes would share one kept copy. Each filter's
+// data therefore gets its own id in an attribute the kernel ignores but the cache key includes (_gapcam_filter): the
+// kernel for an id only ever sees that data (a tensor's data never changes; a variable's assign gives it new data and
+// so a new id). Ids are never reused. releaseConstantFilters() drops the cached kernels, and with them the copies of
+// filters since replaced; it needs gapcam's engine build (scripts/setup-engine.mjs patch 3), and without it filters
+// are not passed as constants.
+const filterIds = new WeakMap<object, number>();
+let lastFilterId = 0;
+
+function kernelCacheClearer(b: NodeBackend): (() => void) | undefined {
+  const clear = (b.binding as unknown as { clearKernelCache?: () => void }).clearKernelCache;
+  return typeof clear === 'function' ? () => clear.call(b.binding) : undefined;
+}
+
+/** The id under which a convolution keeps `filter`'s data as a constant (see above); undefined when the engine
+ *  cannot release kept filters. */
+export function constantFilterId(filter: tf.Tensor): number | undefined {
+  const b = nativeBackend();
+  if (!b || !kernelCacheClearer(b)) return undefined;
+  const data = filter.dataId as object;
+  let id = filterIds.get(data);
+  if (id === undefined) {
+    id = ++lastFilterId;
+    filterIds.set(data, id);
+  }
+  return id;
+}
+
+/** Frees the convolution kernels that keep filters as constants, with their copies (every other cached kernel is
+ *  rebuilt on its next use). Call when the filters passed as constants have been replaced. */
+export function releaseConstantFilters(): void {
+  const b = nativeBackend();
+  if (b) kernelCacheClearer(b)?.();
+}
+
 /** conv2d (NHWC, filter [kh, kw, in, out]) + optional bias + activation. Intermediates are freed at once, so only
- *  the result stays alive. */
+ *  the result stays alive. `constantFilter`: the filter will be passed again unchanged (inference), so the kernel may
+ *  keep it in oneDNN's layout (see constantFilterId). */
 export function convBiasAct(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, spec: Conv2DSpec,
-  activation: 'relu' | 'linear'): tf.Tensor4D {
+  activation: 'relu' | 'linear', constantFilter = false): tf.Tensor4D {
   const b = nativeBackend();
   if (!b) {
     return tf.fused.conv2d({ x, filter, bias, strides: spec.strides, pad: spec.pad, activation });
   }
   const fused = bias && activation === 'relu' ? mklFusedConv() : undefined;
   if (fused) {
-    return fused.executeSingleOutput('_MklNativeFusedConv2D', fusedConvAttrs(fused, spec, ['BiasAdd', 'Relu']), [x, filter, bias!]) as tf.Tensor4D;
+    const id = constantFilter ? constantFilterId(filter) : undefined;
+    const attrs: unknown[] = fusedConvAttrs(fused, spec, ['BiasAdd', 'Relu']);
+    if (id !== undefined) {
+      attrs.push({ name: 'is_filter_const', type: fused.binding.TF_ATTR_BOOL, value: true },
+        { name: '_gapcam_filter', type: fused.binding.TF_ATTR_INT, value: id });
+    }
+    return fused.executeSingleOutput('_MklNativeFusedConv2D', attrs, [x, filter, bias!]) as tf.Tensor4D;
   }
   const mkl = bias ? mklConvBias() : undefined;
   let y = mkl ? (mkl.executeSingleOutput('_MklNativeConv2DWithBias', convAttrs(mkl, spec), [x, filter, bias!]) as tf.Tensor4D)

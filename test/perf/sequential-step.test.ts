@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { useEngine, expectNoTensorLeak } from '../helpers.js';
 import { createFusedTrainStep, createGenericTrainStep, createTrainStep, fusedStepUnsupported, FusedGradients } from '../../src/perf/sequential-step.js';
-import { oneDnnKernels } from '../../src/perf/native.js';
+import * as k from '../../src/perf/native.js';
 
 type Builder = () => tf.LayersModel;
 
@@ -137,6 +137,46 @@ describe('perf/sequential-step: fused train step', () => {
       await expectNoTensorLeak(() => { fg.predict(x).dispose(); });
       x.dispose();
     }
+  });
+
+  it('keeps each convolution filter as a constant in predict, never another layer\'s or an outdated one', async function () {
+    // Two convolutions with the same attributes share one cached eager kernel unless their filters get their own
+    // ids: a kept filter would then be applied in the wrong layer, or after training had replaced it.
+    const build = () => tf.sequential({ layers: [
+      tf.layers.conv2d({ inputShape: [9, 9, 4], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
+      tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
+      tf.layers.globalAveragePooling2d({}),
+      tf.layers.dense({ units: 3 }),
+    ] });
+    const m = build();
+    const other = build(); // a second model with the same shapes: the same kernel attributes again
+    if (k.constantFilterId(m.weights[0].read()) === undefined) this.skip(); // engine without patch 3
+    const x = tf.randomUniform([2, 9, 9, 4], -1, 1, 'float32', 5) as tf.Tensor4D;
+    const fg = new FusedGradients(m);
+    const fgOther = new FusedGradients(other);
+    const replaceWeights = (model: tf.LayersModel, seed: number) => {
+      const values = model.weights.map((w, i) => tf.randomUniform(w.shape, -1, 1, 'float32', seed + i));
+      model.setWeights(values);
+      tf.dispose(values);
+    };
+    const check = (model: tf.LayersModel, f: FusedGradients) => {
+      const want = model.predict(x) as tf.Tensor; // tfjs-layers: the filters as they are now, never kept
+      const got = f.predict(x);
+      expect(maxAbsDiff(got, want)).to.be.below(1e-5);
+      tf.dispose([want, got]);
+    };
+    check(m, fg);
+    check(other, fgOther);
+    check(m, fg);
+    // new weights (as after a training step or a checkpoint load): the kept copies of the old filters must not be used
+    replaceWeights(m, 20);
+    check(m, fg);
+    check(other, fgOther);
+    await expectNoTensorLeak(() => {
+      replaceWeights(m, 40);
+      check(m, fg);
+    });
+    x.dispose();
   });
 
   it('splits a batch whose maps exceed the budget into slices for the first layers, with the same outputs', async () => {
@@ -287,7 +327,7 @@ describe('perf/sequential-step: fused train step', () => {
     // The probes compare each kernel with the portable op first; they exist in every x86 TensorFlow 2.x build. The
     // fused conv + bias + ReLU needs list attributes, which gapcam's engine build passes (scripts/setup-engine.mjs).
     const patched = typeof (tf.backend() as unknown as { binding: Record<string, unknown> }).binding.releaseLibraryPages === 'function';
-    expect(oneDnnKernels()).to.deep.equal({ _MklNativeFusedConv2D: patched, _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true,
+    expect(k.oneDnnKernels()).to.deep.equal({ _MklNativeFusedConv2D: patched, _MklNativeConv2DWithBias: true, _MklNativeMaxPool: true,
       _MklNativeConv2DBackprop: true });
   });
 
