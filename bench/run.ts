@@ -357,10 +357,11 @@ function bestRound(list: ChildResult[]): ChildResult {
   const ok = list.filter((r) => r.ok && r.json);
   if (!ok.length) return list[list.length - 1];
   const speed = (r: ChildResult) => r.json!.imagesPerSec as number;
-  const mid = [...ok].sort((x, y) => speed(y) - speed(x))[0];
+  const fastest = [...ok].sort((x, y) => speed(y) - speed(x))[0];
   const rss = Math.max(...ok.map((r) => (r.json!.peakRssMiB as number) ?? 0));
-  const perRound = ok.map((r) => ({ imagesPerSec: speed(r), cpuMsPerRun: r.json!.cpuMsPerRun, peakRssMiB: r.json!.peakRssMiB }));
-  return { ...mid, json: { ...mid.json, peakRssMiB: rss, rounds: perRound } };
+  // every round, failed ones as null, so that round r of one figure lines up with round r of another (pairedRatio)
+  const perRound = list.map((r) => (r.ok && r.json ? { imagesPerSec: speed(r), cpuMsPerRun: r.json.cpuMsPerRun, peakRssMiB: r.json.peakRssMiB } : null));
+  return { ...fastest, json: { ...fastest.json, peakRssMiB: rss, rounds: perRound } };
 }
 
 const num = (v: unknown, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '—');
@@ -389,7 +390,8 @@ async function parent(): Promise<void> {
   // VGG16-GAP: gapcam and the peers, in interleaved rounds (gapcam, Keras, PyTorch inference, then training, then
   // again): a shared or virtual machine's speed drifts by 10-20 % from one minute to the next, so figures taken minutes
   // apart compare the machine with itself; interleaving gives every framework the same conditions. Each figure is the
-  // fastest round (see bestRound); peak RSS is the largest over the rounds.
+  // fastest round (see bestRound); peak RSS is the largest over the rounds; the paired ratios (below the table) divide
+  // within each round.
   const others = otherCpuMeter();
   const vggKeys: [string, () => Promise<ChildResult>][] = [];
   for (const phase of ['infer', 'train'] as const) {
@@ -457,6 +459,23 @@ async function parent(): Promise<void> {
     const d = higher ? 2 : 0;
     table.push(`| ${label} | ${num(gv, d)} | ${num(kv, d)} | ${num(tv, d)} | ${ratio === undefined ? '—' : `${ratio.toFixed(2)}×`} | ${num(tape, d)} |`);
   }
+  // Round by round: gapcam ÷ the faster peer of the same round. The rounds run a minute or so apart while the
+  // machine's speed drifts; a ratio within one round compares the frameworks under the same conditions, so its median
+  // over the rounds is the steadier estimate of the speed ratio (the fastest rounds above can come from different
+  // minutes).
+  const pairedRatios: Record<string, { median: number; min: number; max: number; rounds: number } | undefined> = {};
+  for (const [label, gk, peerKeys] of [['inference, images/s', 'vgg16-gap-infer', ['keras-infer', 'torch-infer']],
+    ['training, images/s', 'vgg16-gap-train', ['keras-train', 'torch-train']]] as const) {
+    const roundsOf = (k: string) => (j(k)?.rounds as ({ imagesPerSec: number } | null)[] | undefined) ?? [];
+    const per: number[] = [];
+    roundsOf(gk).forEach((r, i) => {
+      const peer = best(...peerKeys.map((k) => roundsOf(k)[i]?.imagesPerSec) as [number | undefined, number | undefined]);
+      if (r && peer !== undefined) per.push(r.imagesPerSec / peer);
+    });
+    pairedRatios[label] = per.length ? { median: median(per), min: Math.min(...per), max: Math.max(...per), rounds: per.length } : undefined;
+    const p = pairedRatios[label];
+    if (p) table.push(`  ${label}, gapcam ÷ best peer within each round: median ${p.median.toFixed(3)}× (${p.min.toFixed(3)}–${p.max.toFixed(3)}, ${p.rounds} rounds)`);
+  }
   const engines = [g.tr?.engine && `gapcam: ${g.tr.engine} (${g.tr.path} step)`, ke.tr?.engine && `Keras: ${ke.tr.engine}`, to.tr?.engine && `PyTorch: ${to.tr.engine}`].filter(Boolean);
   const lines: string[] = [...table, ...engines.map((e) => `  ${e}`)];
   for (const k of ['vgg16-gap-infer', 'vgg16-gap-train', 'vgg16-gap-train-tape', 'keras-infer', 'keras-train', 'torch-infer', 'torch-train']) {
@@ -505,7 +524,7 @@ async function parent(): Promise<void> {
     date: started.toISOString(), quick, threads, gapcamEnv: envMode === 'tuned' ? tunedEngineEnv() : 'plain', cpu: cpuModel(), cores: os.cpus().length, engine,
     node: process.version, loadAverage: { start: loadStart, end: loadEnd }, otherProcessesCores: othersDuringVgg, rounds,
     measuredUnderLoad: underLoad,
-    ratios, table: lines.join('\n'),
+    ratios, pairedRatios, table: lines.join('\n'),
     results: Object.fromEntries(Object.entries(results).map(([k, r]) => [k, r.ok ? (r.json ?? { text: r.text }) : { skipped: r.error }])),
   };
   const file = path.join(benchSrc, 'results', `${started.toISOString().slice(0, 16).replace(':', '')}Z-${engine.name}${envMode === 'tuned' ? '-tuned' : ''}.json`);
