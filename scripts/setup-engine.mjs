@@ -179,8 +179,8 @@ with zipfile.ZipFile(wheel) as z:
 //      without swap and leaves them. Linux 5.4+; elsewhere it returns -1 and does nothing.
 //   6. clearKernelCache(): TFE_ContextClearCaches, which drops the eager context's cached kernels. Inference passes
 //      oneDNN convolutions their filters as constants (is_filter_const), so each kernel keeps its filter reordered
-//      once into oneDNN's layout instead of on every call; this frees the kernels, and their copies, of weights that
-//      have since changed (src/perf/native.ts, constant filters).
+//      once into oneDNN's layout instead of on every call; this frees the kernels, and their copies, once kept
+//      weights have been replaced or disposed (src/perf/native.ts, constant filters).
 // 1-2 are declared in tensorflow/c/c_api_experimental.h, exported by libtensorflow_cc.so.2.
 const ENGINE_PATCH = 3;
 const patchStamp = path.join(bindingDir, 'gapcam-patch.json');

@@ -156,36 +156,52 @@ export interface Conv2DSpec {
 // name + attributes, not per filter, so two layers with the same attributes would share one kept copy. Each filter's
 // data therefore gets its own id in an attribute the kernel ignores but the cache key includes (_gapcam_filter): the
 // kernel for an id only ever sees that data (a tensor's data never changes; a variable's assign gives it new data and
-// so a new id). Ids are never reused. releaseConstantFilters() drops the cached kernels, and with them the copies of
-// filters since replaced; it needs gapcam's engine build (scripts/setup-engine.mjs patch 3), and without it filters
-// are not passed as constants.
+// so a new id). Ids are never reused.
+// The kept copies live as long as their kernels. When new data is about to be kept and some kept data has been freed
+// since (weights replaced by training or a load, a model disposed), every cached kernel is dropped
+// (clearKernelCache, gapcam's engine build: scripts/setup-engine.mjs patch 3); the live filters are kept again at
+// their next use. So at most the filters of live tensors are kept. Without patch 3 filters are not passed as
+// constants.
 const filterIds = new WeakMap<object, number>();
 let lastFilterId = 0;
+/** The data kept since the kernels were last dropped: id → data id. */
+const kept = new Map<number, object>();
+let keptReleases = 0;
 
 function kernelCacheClearer(b: NodeBackend): (() => void) | undefined {
   const clear = (b.binding as unknown as { clearKernelCache?: () => void }).clearKernelCache;
   return typeof clear === 'function' ? () => clear.call(b.binding) : undefined;
 }
 
-/** The id under which a convolution keeps `filter`'s data as a constant (see above); undefined when the engine
- *  cannot release kept filters. */
+function isLive(b: NodeBackend, data: object): boolean {
+  const tensorMap = (b as unknown as { tensorMap?: { has(dataId: object): boolean } }).tensorMap;
+  return tensorMap?.has(data) ?? true;
+}
+
+/** The id under which a convolution keeps `filter`'s data as a constant (see above), recording it as kept;
+ *  undefined when the engine cannot drop kept filters. */
 export function constantFilterId(filter: tf.Tensor): number | undefined {
   const b = nativeBackend();
-  if (!b || !kernelCacheClearer(b)) return undefined;
+  const clear = b && kernelCacheClearer(b);
+  if (!clear) return undefined;
   const data = filter.dataId as object;
   let id = filterIds.get(data);
   if (id === undefined) {
+    if ([...kept.values()].some((d) => !isLive(b, d))) {
+      clear();
+      kept.clear();
+      keptReleases++;
+    }
     id = ++lastFilterId;
     filterIds.set(data, id);
   }
+  kept.set(id, data);
   return id;
 }
 
-/** Frees the convolution kernels that keep filters as constants, with their copies (every other cached kernel is
- *  rebuilt on its next use). Call when the filters passed as constants have been replaced. */
-export function releaseConstantFilters(): void {
-  const b = nativeBackend();
-  if (b) kernelCacheClearer(b)?.();
+/** How many filters are kept as constants now, and how often the kept ones were dropped (tests, diagnostics). */
+export function constantFilterStats(): { kept: number; releases: number } {
+  return { kept: kept.size, releases: keptReleases };
 }
 
 /** conv2d (NHWC, filter [kh, kw, in, out]) + optional bias + activation. Intermediates are freed at once, so only

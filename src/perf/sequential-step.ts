@@ -510,7 +510,6 @@ export class FusedGradients {
    *  what the model outputs (probabilities when its last activation is softmax). */
   predict(images: tf.Tensor4D): tf.Tensor2D {
     const ctx: Ctx = { training: false, constantWeights: true, wanted: new Set(), grads: {} };
-    this.releaseReplacedFilters();
     // The first layers of a CNN hold the largest maps (VGG16 at 224, batch 8: 103 MB each in block 1). Those layers
     // run on slices of the batch (see predictPlan), so only a slice's maps are alive at once; their outputs, which
     // are small by then, are joined and the rest of the network runs on the whole batch, where batching pays.
@@ -560,17 +559,6 @@ export class FusedGradients {
     x.dispose();
     return p;
   }
-
-  /** The convolutions keep the filters predict passed them (see native.ts, constant filters) until released. When
-   *  a filter has been replaced since the last predict (training, loaded weights), the kept copies of the old ones
-   *  are released, so at most one copy of each layer's filter stays. */
-  private releaseReplacedFilters(): void {
-    const ids = this.ops.flatMap((op) => op.weights).map((v) => k.constantFilterId(v));
-    if (this.predictedWith && ids.some((id, i) => id !== this.predictedWith![i])) k.releaseConstantFilters();
-    this.predictedWith = ids;
-  }
-
-  private predictedWith: (number | undefined)[] | undefined;
 
   /** How predict splits a batch of `n`: ops [0, upTo) run on slices of `slice` images; undefined = no split. The
    *  split covers the layers whose output for the whole batch exceeds MAP_BUDGET_BYTES (and the pooling that

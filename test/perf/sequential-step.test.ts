@@ -168,10 +168,20 @@ describe('perf/sequential-step: fused train step', () => {
     check(m, fg);
     check(other, fgOther);
     check(m, fg);
-    // new weights (as after a training step or a checkpoint load): the kept copies of the old filters must not be used
+    // new weights (as after a training step or a checkpoint load): the kept copies of the old filters must not be used,
+    // and they are dropped (every kept filter is; the live ones are kept again at their next use)
+    const releases = k.constantFilterStats().releases;
     replaceWeights(m, 20);
     check(m, fg);
+    expect(k.constantFilterStats()).to.deep.equal({ kept: 2, releases: releases + 1 });
     check(other, fgOther);
+    expect(k.constantFilterStats()).to.deep.equal({ kept: 4, releases: releases + 1 });
+    // a disposed model's kept filters go when new ones are kept
+    other.dispose();
+    const third = build();
+    check(third, new FusedGradients(third));
+    expect(k.constantFilterStats()).to.deep.equal({ kept: 2, releases: releases + 2 });
+    third.dispose();
     await expectNoTensorLeak(() => {
       replaceWeights(m, 40);
       check(m, fg);
