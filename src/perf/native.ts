@@ -160,8 +160,9 @@ export interface Conv2DSpec {
 // The kept copies live as long as their kernels. When new data is about to be kept and some kept data has been freed
 // since (weights replaced by training or a load, a model disposed), every cached kernel is dropped
 // (clearKernelCache, gapcam's engine build: scripts/setup-engine.mjs patch 3); the live filters are kept again at
-// their next use. So at most the filters of live tensors are kept. Without patch 3 filters are not passed as
-// constants.
+// their next use. So at most the filters of live tensors are kept. Without patch 3, or with
+// GAPCAM_CONSTANT_FILTERS=0 (read at each call: the copies cost memory, as much as the convolution weights), filters
+// are not passed as constants.
 const filterIds = new WeakMap<object, number>();
 let lastFilterId = 0;
 /** The data kept since the kernels were last dropped: id → data id. */
@@ -179,11 +180,11 @@ function isLive(b: NodeBackend, data: object): boolean {
 }
 
 /** The id under which a convolution keeps `filter`'s data as a constant (see above), recording it as kept;
- *  undefined when the engine cannot drop kept filters. */
+ *  undefined when the engine cannot drop kept filters or GAPCAM_CONSTANT_FILTERS=0. */
 export function constantFilterId(filter: tf.Tensor): number | undefined {
   const b = nativeBackend();
   const clear = b && kernelCacheClearer(b);
-  if (!clear) return undefined;
+  if (!clear || process.env.GAPCAM_CONSTANT_FILTERS === '0') return undefined;
   const data = filter.dataId as object;
   let id = filterIds.get(data);
   if (id === undefined) {

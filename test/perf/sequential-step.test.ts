@@ -182,6 +182,15 @@ describe('perf/sequential-step: fused train step', () => {
     check(third, new FusedGradients(third));
     expect(k.constantFilterStats()).to.deep.equal({ kept: 2, releases: releases + 2 });
     third.dispose();
+    // GAPCAM_CONSTANT_FILTERS=0: nothing new is kept, and the outputs stay the same
+    process.env.GAPCAM_CONSTANT_FILTERS = '0';
+    try {
+      replaceWeights(m, 30);
+      check(m, fg);
+      expect(k.constantFilterStats()).to.deep.equal({ kept: 2, releases: releases + 2 });
+    } finally {
+      delete process.env.GAPCAM_CONSTANT_FILTERS;
+    }
     await expectNoTensorLeak(() => {
       replaceWeights(m, 40);
       check(m, fg);
