@@ -71,10 +71,9 @@ export function datasetTrainData(o: DatasetTrainDataOptions): TrainData {
   // On the CPU engine the training step uses the cores and decoding fits in its gaps: one image at a time per decode
   // worker takes a core from at most one of TensorFlow's threads and costs ~15 % less CPU per image than four
   // (vgg-gap-tiny on the generic step, first epoch on image files: 0.96–0.97 × the in-memory step time against
-  // 1.13–1.19 with four). A model fast enough to wait for its batches gets four at a time again (pipeline.ts). A GPU
-  // engine leaves the cores to decoding: four at a time.
-  // (vgg-gap-tiny on the fused step at 190 img/s waits for its batches: first epoch on digits-loc / photos 1.39 / 1.41 ×
-  // in-memory with this rule, 1.44 / 1.62 with always one, 1.37 / 1.52 with always four.)
+  // 1.13–1.19 with four). A model fast enough to wait for its batches gets four at a time again (pipeline.ts):
+  // vgg-gap-tiny on the fused step at 190 img/s, first epoch on digits-loc / photos, 1.39 / 1.41 × in-memory with this
+  // rule against 1.44 / 1.62 always one and 1.37 / 1.52 always four. A GPU engine leaves the cores to decoding: four.
   const decodesPerWorkerWhileAhead = currentEngine()?.name === 'tensorflow-gpu' ? undefined : 1;
   const common = { batchSize: bs, preprocess, cacheDir, memoryCache, workers: o.workers, decodesPerWorkerWhileAhead, skipBadImages: o.skipBadImages } as const;
   // Images the pipeline leaves out (skipBadImages), by file: a bad image fails again every epoch.
